@@ -1,0 +1,170 @@
+"""The Python API: everything the command line does, as plain function calls.
+
+import mtgan
+config = mtgan.load_config("pertask", ["train.steps=200"])
+run = mtgan.train(config, out="runs/demo")
+images = run.sample(task=3, n=16)          # (16, 1, 28, 28) in [0, 1]
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from mtgan.config import ExperimentConfig, load_config
+from mtgan.errors import RunError
+from mtgan.nets import MultiGAN
+from mtgan.train import RunDir, Trainer, default_run_dir, latest_checkpoint, load_checkpoint
+from mtgan.train.ema import EMA
+
+TASKS = "tasks.json"
+
+
+def describe(config: ExperimentConfig | str | Path | dict | None = None, overrides=None) -> str:
+    """Every network, which layers are shared by whom, and parameter counts (shared vs own).
+
+    Builds the data too, since the networks' shapes and the number of tasks come from it.
+    """
+    from mtgan.data import build_tasks
+
+    config = load_config(config, overrides)
+    data = build_tasks(config.data, config.seed)
+    model = MultiGAN(config.model, data.shape, data.num_tasks)
+    head = f"{data.num_tasks} task(s) of shape {'×'.join(map(str, data.shape))}: "
+    names = ", ".join(data.names[:12]) + (" ..." if data.num_tasks > 12 else "")
+    return head + names + "\n" + model.describe()
+
+
+def train(
+    config: ExperimentConfig | str | Path | dict | None = None,
+    overrides: list[str] | None = None,
+    out: str | Path | None = None,
+    resume: str | Path | None = None,
+    quiet: bool = False,
+) -> Run:
+    """Train a config (preset name, YAML path, dict or ExperimentConfig) and return the run.
+
+    With `resume=RUN_DIR` the run continues from its latest checkpoint exactly (weights,
+    optimizers, EMA, step and RNG states); `overrides` such as `train.steps=N` extend it.
+    """
+    if resume is not None:
+        run_dir = RunDir(resume)
+        config = run_dir.load_config(overrides)
+    else:
+        preset = config if isinstance(config, str) and not config.endswith(".yaml") else None
+        config = load_config(config, overrides)
+        run_dir = RunDir(out if out is not None else default_run_dir(preset or "run"))
+        if run_dir.config_path.exists():
+            raise RunError(
+                f"{run_dir.path} already holds a run; use --resume {run_dir.path} to continue it "
+                "or choose another --out"
+            )
+    trainer = Trainer(config)
+    run_dir.create(config)
+    _write_tasks(run_dir, trainer)
+    if resume is not None:
+        if not trainer.restore(run_dir):
+            _say(quiet, f"no checkpoint in {run_dir.path}; starting from step 0")
+        run_dir.truncate_metrics(trainer.step)
+    _say(quiet, f"run directory: {run_dir.path}")
+    t0 = time.perf_counter()
+    trainer.fit(run_dir, quiet=quiet)
+    _say(
+        quiet, f"finished {trainer.step} steps in {time.perf_counter() - t0:.1f} s: {run_dir.path}"
+    )
+    return Run(run_dir.path)
+
+
+def _say(quiet: bool, text: str) -> None:
+    if not quiet:
+        print(text, file=sys.stderr, flush=True)
+
+
+def _write_tasks(run_dir: RunDir, trainer: Trainer) -> None:
+    # What sampling needs to rebuild the networks without the training data.
+    info = {
+        "names": trainer.data.names,
+        "shape": list(trainer.data.shape),
+        "kind": trainer.data.kind,
+    }
+    (run_dir.path / TASKS).write_text(json.dumps(info, indent=1))
+
+
+class Run:
+    """A run directory opened for reading: config, metrics, checkpoints and sampling."""
+
+    def __init__(self, path: str | Path):
+        self.dir = RunDir(path)
+        self.path = self.dir.path
+        self.config = self.dir.load_config()
+        tasks = self.path / TASKS
+        if not tasks.exists():
+            raise RunError(f"{self.path} has no {TASKS}; was it written by mtgan train?")
+        info = json.loads(tasks.read_text())
+        self.task_names: list[str] = info["names"]
+        self.shape: tuple[int, ...] = tuple(info["shape"])
+        self.kind: str = info["kind"]
+        self._model: MultiGAN | None = None
+        self._ema: EMA | None = None
+        self._step: int | None = None
+
+    def __repr__(self) -> str:
+        return f"Run({str(self.path)!r}, tasks={len(self.task_names)}, step={self.step})"
+
+    @property
+    def step(self) -> int:
+        self._load()
+        return self._step or 0
+
+    def metrics(self) -> list[dict[str, Any]]:
+        """Every record of metrics.jsonl, in order."""
+        return self.dir.read_metrics()
+
+    def _load(self) -> None:
+        if self._model is not None:
+            return
+        path = latest_checkpoint(self.dir.checkpoints)
+        if path is None:
+            raise RunError(f"{self.path} has no checkpoint yet")
+        torch.manual_seed(self.config.seed)
+        model = MultiGAN(self.config.model, self.shape, len(self.task_names))
+        modules: dict[str, torch.nn.Module] = {"model": model}
+        if self.config.train.ema:
+            self._ema = EMA(model.generator, self.config.train.ema)
+            modules["ema"] = self._ema
+        state = load_checkpoint(path, torch.nn.ModuleDict(modules), "cpu")
+        self._model, self._step = model, int(state["step"])
+
+    def task_index(self, task: int | str) -> int:
+        """A task given by index or by name ("digit 3") → its index."""
+        if isinstance(task, int) or str(task).lstrip("-").isdigit():
+            k = int(task)
+            if not 0 <= k < len(self.task_names):
+                raise RunError(
+                    f"task {k} does not exist; this run has tasks 0..{len(self.task_names) - 1}"
+                )
+            return k
+        if task in self.task_names:
+            return self.task_names.index(task)
+        raise RunError(f"unknown task {task!r}; tasks: {', '.join(self.task_names)}")
+
+    @torch.no_grad()
+    def sample(
+        self, task: int | str = 0, n: int = 64, seed: int = 0, use_ema: bool = True
+    ) -> Tensor:
+        """n samples of one task: images (n, C, H, W) in [0, 1], or points (n, 2)."""
+        self._load()
+        assert self._model is not None
+        k = self.task_index(task)
+        net = self._ema.net if (use_ema and self._ema is not None) else self._model.generator
+        net.eval()
+        gen = torch.Generator().manual_seed(seed)
+        z = torch.randn((self._model.num_generators, n, self._model.z_dim), generator=gen)
+        out = net(z)[k].reshape(n, *self.shape)
+        return out if self.kind == "points" else (out.clamp(-1, 1) + 1) / 2

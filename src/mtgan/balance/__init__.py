@@ -1,0 +1,5 @@
+"""Multi-task balancers: turn the terms of one phase into one loss to differentiate."""
+
+from mtgan.balance.base import BALANCERS, Balancer, FixedWeights, build_balancer, register
+
+__all__ = ["BALANCERS", "Balancer", "FixedWeights", "build_balancer", "register"]

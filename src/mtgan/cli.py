@@ -1,0 +1,120 @@
+"""The `mtgan` command line: a thin layer over mtgan.api.
+
+mtgan train [PRESET|CONFIG.yaml] [key=value ...] [--out DIR] [--resume RUN_DIR]
+mtgan sample RUN_DIR --task T --n N --out FILE.png|FILE.npz
+mtgan describe [PRESET|CONFIG.yaml] [key=value ...]
+mtgan presets
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from mtgan.errors import MtganError
+
+
+def _split_target(args: list[str]) -> tuple[str | None, list[str]]:
+    """The first positional that is not `key=value` names the preset or config file."""
+    if args and "=" not in args[0]:
+        return args[0], args[1:]
+    return None, args
+
+
+def cmd_train(ns: argparse.Namespace) -> int:
+    from mtgan import api
+
+    target, overrides = _split_target(ns.args)
+    if ns.resume is not None and target is not None:
+        raise MtganError(
+            "--resume continues a run with its own config; give only key=value overrides"
+        )
+    api.train(target, overrides, out=ns.out, resume=ns.resume, quiet=ns.quiet)
+    return 0
+
+
+def cmd_sample(ns: argparse.Namespace) -> int:
+    from mtgan import api
+    from mtgan.report import save_image_grid, save_npz, save_points_plot
+
+    run = api.Run(ns.run)
+    samples = run.sample(ns.task, ns.n, seed=ns.seed, use_ema=not ns.no_ema)
+    out = Path(ns.out)
+    if out.suffix == ".npz":
+        save_npz(samples, out)
+    elif out.suffix == ".png":
+        out.parent.mkdir(parents=True, exist_ok=True)
+        if run.kind == "points":
+            save_points_plot(samples, out, title=run.task_names[run.task_index(ns.task)])
+        else:
+            save_image_grid(samples, out)
+    else:
+        raise MtganError(f"--out {out}: use a .png (grid) or .npz (arrays) file name")
+    print(f"wrote {ns.n} samples of task {ns.task} to {out}")
+    return 0
+
+
+def cmd_describe(ns: argparse.Namespace) -> int:
+    from mtgan import api
+
+    target, overrides = _split_target(ns.args)
+    print(api.describe(target, overrides))
+    return 0
+
+
+def cmd_presets(ns: argparse.Namespace) -> int:
+    from mtgan.config import preset_descriptions
+
+    descriptions = preset_descriptions()
+    width = max(map(len, descriptions))
+    for name, text in descriptions.items():
+        print(f"{name:{width}s}  {text}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="mtgan", description="Multi-task GANs with shared layers, trained together."
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("train", help="train a preset or config file (default: pertask)")
+    p.add_argument("args", nargs="*", help="[PRESET|CONFIG.yaml] [key=value ...]")
+    p.add_argument("--out", help="run directory (default: runs/<preset>-<time>)")
+    p.add_argument("--resume", metavar="RUN_DIR", help="continue a run from its latest checkpoint")
+    p.add_argument("--quiet", action="store_true", help="no progress bar or messages")
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("sample", help="write samples of a trained run (PNG grid or .npz)")
+    p.add_argument("run", help="run directory")
+    p.add_argument("--task", default="0", help="task index or name (default 0)")
+    p.add_argument("--n", type=int, default=64, help="number of samples (default 64)")
+    p.add_argument("--out", required=True, help="output file: .png or .npz")
+    p.add_argument("--seed", type=int, default=0, help="noise seed (default 0)")
+    p.add_argument("--no-ema", action="store_true", help="use the raw generator, not its EMA")
+    p.set_defaults(func=cmd_sample)
+
+    p = sub.add_parser("describe", help="print the networks, who shares which layer, and sizes")
+    p.add_argument("args", nargs="*", help="[PRESET|CONFIG.yaml] [key=value ...]")
+    p.set_defaults(func=cmd_describe)
+
+    p = sub.add_parser("presets", help="list the presets shipped with mtgan")
+    p.set_defaults(func=cmd_presets)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    ns = build_parser().parse_args(argv)
+    try:
+        return ns.func(ns)
+    except MtganError as e:
+        print(f"mtgan: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("mtgan: interrupted; the last checkpoint is intact", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

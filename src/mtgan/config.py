@@ -1,0 +1,301 @@
+"""The experiment schema: one strict pydantic model, loaded from presets, YAML files, dicts and
+dotted command-line overrides.
+
+Every field has a default, so a preset or YAML file only says what differs. Unknown keys are
+rejected with the nearest valid name; wrong types and ranges name the field and what is allowed.
+"""
+
+from __future__ import annotations
+
+import difflib
+import importlib.resources
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from mtgan.errors import ConfigError
+
+DomainName = Literal["identity", "edges", "negative", "rot90", "rot180", "rot270"]
+ShareSpec = int | list[int] | Literal["none", "all", "trunk", "all_but_first", "all_but_last"]
+
+
+class Strict(BaseModel):
+    """Base: unknown keys are errors, assignments are validated."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class DataConfig(Strict):
+    """Where the tasks come from. Images are scaled to [-1, 1]; 2D points are kept raw."""
+
+    name: Literal["mnist", "ring8", "grid25"] = "mnist"
+    path: Path | None = None
+    format: Literal["auto", "idx", "folder", "npz"] = "auto"
+    tasks: Literal["single", "classes"] | list[list[int]] = "single"
+    domains: list[DomainName] = Field(default_factory=lambda: ["identity"], min_length=1)
+    split_domains: bool = True
+    image_size: int | None = Field(default=None, ge=4, le=1024)
+    n_points: int = Field(default=100_000, ge=100)
+    limit: int | None = Field(default=None, ge=1)
+
+
+class ShareConfig(Strict):
+    """Hard parameter sharing across the task copies of each network family.
+
+    `generator`/`discriminator`: an int n shares the first n layers (counted from the network's
+    input), a list names layer indices (negative counts from the end), or one of `none`, `all`,
+    `trunk` (all but the first and last), `all_but_first`, `all_but_last`.
+    `cross`: groups of layers shared between a generator and a discriminator, as `g.I` / `d.J`
+    references; the layers must have identical shapes.
+    """
+
+    generator: ShareSpec = "none"
+    discriminator: ShareSpec = "none"
+    cross: list[list[str]] = Field(default_factory=list)
+
+    @field_validator("cross")
+    @classmethod
+    def _refs(cls, groups: list[list[str]]) -> list[list[str]]:
+        for group in groups:
+            if len(group) < 2:
+                raise ValueError(f"a cross-sharing group needs two layers or more, got {group}")
+            for ref in group:
+                net, _, idx = ref.partition(".")
+                if net not in ("g", "d") or not idx.lstrip("-").isdigit():
+                    raise ValueError(f"layer reference {ref!r} must look like 'g.1' or 'd.-2'")
+        return groups
+
+
+class ModelConfig(Strict):
+    """Network shapes. `mlp`: fully connected; `dcgan`: strided (transposed) convolutions."""
+
+    arch: Literal["mlp", "dcgan"] = "mlp"
+    z_dim: int = Field(default=100, ge=1)
+    g_hidden: list[int] = Field(default_factory=lambda: [256, 512], min_length=0)
+    d_hidden: list[int] = Field(default_factory=lambda: [512, 256], min_length=0)
+    g_norm: Literal["none", "batch"] = "batch"
+    d_norm: Literal["none", "spectral"] = "none"
+    d_activation: Literal["leaky_relu", "relu"] = "leaky_relu"
+    generators: int | None = Field(default=None, ge=1, description="default: one per task")
+    discriminators: int | None = Field(default=None, ge=1, description="default: one per task")
+    share: ShareConfig = Field(default_factory=ShareConfig)
+
+
+class LossConfig(Strict):
+    """Adversarial loss and regularisers (see mtgan.objectives for the formulas)."""
+
+    adversarial: Literal["minimax", "nonsaturating", "hinge", "wasserstein", "lsgan"] = (
+        "nonsaturating"
+    )
+    gp: float = Field(default=0.0, ge=0.0, description="WGAN-GP weight λ")
+    r1: float = Field(default=0.0, ge=0.0, description="R1 weight γ (loss γ/2 · ‖∇D‖²)")
+    r1_every: int = Field(default=16, ge=1, description="lazy R1: evaluate every N steps")
+
+
+class BalanceConfig(Strict):
+    """How the terms of a phase become one loss (see mtgan.balance)."""
+
+    d: str = "fixed"
+    g: str = "fixed"
+    d_options: dict[str, Any] = Field(default_factory=dict)
+    g_options: dict[str, Any] = Field(default_factory=dict)
+
+
+class TrainConfig(Strict):
+    """The phase loop, optimisation and run-directory output."""
+
+    steps: int = Field(default=2000, ge=1)
+    batch_size: int = Field(default=64, ge=1, description="per task")
+    lr_g: float = Field(default=2e-4, gt=0)
+    lr_d: float = Field(default=2e-4, gt=0)
+    betas: tuple[float, float] = (0.5, 0.999)
+    n_critic: int = Field(default=1, ge=1, description="D updates per G update")
+    schedule: Literal["alternating", "simultaneous"] = "alternating"
+    ema: float | None = Field(default=None, ge=0.0, lt=1.0, description="EMA decay of G")
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    threads: int | None = Field(default=None, ge=1)
+    log_every: int = Field(default=50, ge=1)
+    sample_every: int = Field(default=500, ge=1)
+    checkpoint_every: int = Field(default=1000, ge=1)
+    keep_checkpoints: int = Field(default=3, ge=1)
+    samples_per_task: int = Field(default=64, ge=1, le=1024)
+    tensorboard: bool = True
+    progress: bool = True
+
+
+class ExperimentConfig(Strict):
+    """A whole experiment: what a preset or YAML file describes."""
+
+    description: str = ""
+    seed: int = 0
+    data: DataConfig = Field(default_factory=DataConfig)
+    model: ModelConfig = Field(default_factory=ModelConfig)
+    loss: LossConfig = Field(default_factory=LossConfig)
+    balance: BalanceConfig = Field(default_factory=BalanceConfig)
+    train: TrainConfig = Field(default_factory=TrainConfig)
+
+    @model_validator(mode="after")
+    def _dcgan_needs_square_images(self) -> ExperimentConfig:
+        if self.model.arch == "dcgan" and self.data.path is None and self.data.name != "mnist":
+            raise ValueError(f"model.arch=dcgan needs image data, but data.name={self.data.name}")
+        return self
+
+
+# ---------------------------------------------------------------- loading and overrides
+
+
+def preset_names() -> list[str]:
+    """Names of the presets shipped inside the package."""
+    files = importlib.resources.files("mtgan.presets").iterdir()
+    return sorted(f.name[:-5] for f in files if f.name.endswith(".yaml"))
+
+
+def preset_descriptions() -> dict[str, str]:
+    """Preset name → its one-line description."""
+    return {name: _read_preset(name).get("description", "") for name in preset_names()}
+
+
+def _read_preset(name: str) -> dict[str, Any]:
+    text = importlib.resources.files("mtgan.presets").joinpath(f"{name}.yaml").read_text()
+    return yaml.safe_load(text) or {}
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    try:
+        data = yaml.safe_load(path.read_text())
+    except OSError as e:
+        raise ConfigError(f"cannot read config file {path}: {e.strerror}") from None
+    except yaml.YAMLError as e:
+        raise ConfigError(f"config file {path} is not valid YAML: {e}") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"config file {path} must hold a mapping, not {type(data).__name__}")
+    return data
+
+
+def parse_override(text: str) -> tuple[list[str], Any]:
+    """`a.b.c=value` → (["a", "b", "c"], value parsed as YAML: numbers, lists, null, ...)."""
+    key, sep, raw = text.partition("=")
+    if not sep or not key.strip():
+        raise ConfigError(f"override {text!r} must look like key.subkey=value")
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else ""
+    except yaml.YAMLError:
+        value = raw
+    return key.strip().split("."), value
+
+
+def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    """Return a copy of the nested dict `data` with dotted overrides applied."""
+    out = _deepcopy(data)
+    for text in overrides:
+        path, value = parse_override(text)
+        node = out
+        for part in path[:-1]:
+            child = node.get(part)
+            if not isinstance(child, dict):
+                child = {} if child is None else child
+                node[part] = child
+            if not isinstance(child, dict):
+                raise ConfigError(f"override {text!r}: {part} is not a section")
+            node = child
+        node[path[-1]] = value
+    return out
+
+
+def _deepcopy(data: Any) -> Any:
+    if isinstance(data, dict):
+        return {k: _deepcopy(v) for k, v in data.items()}
+    if isinstance(data, list):
+        return [_deepcopy(v) for v in data]
+    return data
+
+
+def load_config(
+    source: str | Path | dict[str, Any] | ExperimentConfig | None = None,
+    overrides: list[str] | None = None,
+) -> ExperimentConfig:
+    """Build a validated config from a preset name, a YAML path, a dict or a config.
+
+    `None` gives the default preset (`pertask`). Overrides are dotted `key=value` strings.
+    Raises ConfigError with a readable message on any problem.
+    """
+    if source is None:
+        source = "pertask"
+    if isinstance(source, ExperimentConfig):
+        data = source.model_dump(mode="json")
+    elif isinstance(source, dict):
+        data = _deepcopy(source)
+    elif isinstance(source, Path) or str(source).endswith((".yaml", ".yml")):
+        data = _read_yaml(Path(source))
+    elif str(source) in preset_names():
+        data = _read_preset(str(source))
+    else:
+        close = difflib.get_close_matches(str(source), preset_names(), n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        raise ConfigError(
+            f"unknown preset or config file {str(source)!r}{hint}; "
+            f"presets: {', '.join(preset_names())}"
+        )
+    data = apply_overrides(data, overrides or [])
+    return validate(data)
+
+
+def validate(data: dict[str, Any]) -> ExperimentConfig:
+    """Validate a nested dict, turning pydantic's errors into one readable ConfigError."""
+    try:
+        return ExperimentConfig.model_validate(data)
+    except ValidationError as e:
+        raise ConfigError(format_validation_error(e)) from None
+
+
+def format_validation_error(error: ValidationError) -> str:
+    """One line per problem: the dotted field, what is wrong, what is allowed."""
+    lines = []
+    seen: set[str] = set()
+    for err in error.errors():
+        loc = [str(p) for p in err["loc"] if not _is_union_branch(p)]
+        field = ".".join(loc) or "config"
+        if err["type"] == "extra_forbidden":
+            msg = _unknown_key_message(loc)
+        elif err["type"] == "literal_error":
+            expected = err.get("ctx", {}).get("expected", "")
+            msg = f"{field}: {err['input']!r} is not allowed; choose one of {expected}"
+        else:
+            msg = f"{field}: {err['msg']} (got {_short(err.get('input'))})"
+        if msg not in seen:
+            seen.add(msg)
+            lines.append(msg)
+    return "invalid config:\n  " + "\n  ".join(lines)
+
+
+def _is_union_branch(part: Any) -> bool:
+    # pydantic adds the union member it tried ("int", "list[int]", "literal[...]") to the path.
+    return isinstance(part, str) and (part in ("int", "list[int]") or part.startswith("literal"))
+
+
+def _unknown_key_message(loc: list[str]) -> str:
+    model: type[BaseModel] = ExperimentConfig
+    for part in loc[:-1]:
+        annotation = model.model_fields[part].annotation
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            model = annotation
+    valid = list(model.model_fields)
+    key = loc[-1]
+    close = difflib.get_close_matches(key, valid, n=1, cutoff=0.5)
+    where = ".".join(loc)
+    hint = f"did you mean {'.'.join([*loc[:-1], close[0]])!r}? " if close else ""
+    return f"{where}: unknown key; {hint}valid keys here: {', '.join(valid)}"
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) < 60 else text[:57] + "..."
+
+
+def save_config(config: ExperimentConfig, path: Path) -> None:
+    """Write the resolved config as YAML (every field, defaults included)."""
+    path.write_text(yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False))

@@ -1,0 +1,195 @@
+"""build_tasks: turn a data config into a TaskSet (task groups x domains, seeded and reproducible).
+
+Tasks are ordered group-major: for each label group, for each domain. Images are stored scaled
+to [-1, 1] (generators end in tanh); 2D points are stored as drawn.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from mtgan.data.domains import DOMAINS, apply_domain
+from mtgan.data.mnist import load_mnist5k
+from mtgan.data.readers import read_path
+from mtgan.data.taskset import TaskSet
+from mtgan.data.toy2d import MIXTURES, sample_mixture
+from mtgan.errors import ConfigError, DataError
+
+BUNDLED: tuple[str, ...] = ("mnist", *MIXTURES)
+# Singular/plural word used to name a label, per bundled source.
+_LABEL_WORDS = {
+    "mnist": ("digit", "digits"),
+    "ring8": ("mode", "modes"),
+    "grid25": ("mode", "modes"),
+}
+Namer = Callable[[list[int]], str]  # labels of a task group -> its name
+
+
+def build_tasks(cfg: Any, seed: int, device: torch.device | str = "cpu") -> TaskSet:
+    """Load the data named by cfg (a DataConfig or any object with its attributes) as a TaskSet.
+
+    seed fixes the 2D point draw, the per-group shuffle behind `limit`, and the domain split.
+    """
+    path: Path | None = getattr(cfg, "path", None)
+    domains = list(getattr(cfg, "domains", None) or ["identity"])
+    split = bool(getattr(cfg, "split_domains", True)) and len(domains) > 1
+    limit = getattr(cfg, "limit", None)
+    _check_domains(domains)
+    if limit is not None and (isinstance(limit, bool) or int(limit) < 1):
+        raise ConfigError(f"data.limit must be a positive integer or null, got {limit!r}")
+
+    x, y, group_name_of = _load_source(cfg, seed, path)
+    kind = "points" if x.dim() == 2 else "image"
+    source = str(path) if path is not None else str(getattr(cfg, "name", None))
+    if kind == "image" and any(d in ("rot90", "rot270") for d in domains):
+        h, w = x.shape[-2:]
+        if h != w:
+            raise DataError(f"{source}: rot90/rot270 need square images, got {h}x{w}")
+    groups = _task_groups(getattr(cfg, "tasks", "single"), y, group_name_of, source)
+
+    shuffle = torch.Generator().manual_seed(seed + 1)
+    xs, labels, sources, names, task_domains = [], [], [], [], []
+    for group_labels, group_name in groups:
+        idx = _group_indices(len(x), y, group_labels)
+        idx = idx[torch.randperm(len(idx), generator=shuffle)]
+        parts = _split(idx, len(domains)) if split else [idx] * len(domains)
+        for domain, part in zip(domains, parts):
+            part = part[:limit] if limit is not None else part
+            task_name = group_name if domain == "identity" else f"{group_name}/{domain}"
+            if len(part) == 0:
+                raise DataError(f"{source}: task {task_name!r} has no samples")
+            xs.append(_transform(x[part], domain, kind))
+            labels.append(y[part] if y is not None else torch.full((len(part),), -1))
+            sources.append(part)
+            names.append(task_name)
+            task_domains.append(domain)
+
+    counts = torch.tensor([len(p) for p in sources], dtype=torch.int64)
+    offsets = torch.cumsum(counts, 0) - counts
+    tasks = TaskSet(
+        x=torch.cat(xs).contiguous(),
+        offsets=offsets,
+        counts=counts,
+        names=names,
+        kind=kind,
+        labels=torch.cat(labels).long(),
+        domains=task_domains,
+        source=torch.cat(sources).long(),
+    )
+    return tasks.to(device)
+
+
+def _check_domains(domains: list[str]) -> None:
+    unknown = [d for d in domains if d not in DOMAINS]
+    if unknown:
+        raise ConfigError(f"data.domains: unknown {unknown}; expected names from {sorted(DOMAINS)}")
+    if len(set(domains)) != len(domains):
+        raise ConfigError(f"data.domains lists a domain twice: {domains}")
+
+
+def _load_source(cfg: Any, seed: int, path: Path | None) -> tuple[Tensor, Tensor | None, Namer]:
+    """(x (N, ...) float32: images in [0, 1] or raw points, y (N,) int64 or None, group namer)."""
+    if path is not None:
+        x, y, class_names = read_path(
+            path, getattr(cfg, "format", "auto"), getattr(cfg, "image_size", None)
+        )
+        if class_names is not None:
+            return x, y, lambda ks: "+".join(class_names[k] for k in ks)
+        return x, y, _word_namer("class", "classes")
+    name = getattr(cfg, "name", None)
+    if name == "mnist":
+        x, y = load_mnist5k()
+    elif name in MIXTURES:
+        n_points = int(getattr(cfg, "n_points", 100_000))
+        if n_points < 1:
+            raise ConfigError(f"data.n_points must be positive, got {n_points}")
+        x, y = sample_mixture(name, n_points, torch.Generator().manual_seed(seed))
+    else:
+        raise ConfigError(f"data.name {name!r} is not bundled; expected one of {list(BUNDLED)}")
+    return x, y, _word_namer(*_LABEL_WORDS[name])
+
+
+def _word_namer(singular: str, plural: str) -> Namer:
+    """Names like "digit 3" for one label and "digits 0+1" for several."""
+
+    def name(labels: list[int]) -> str:
+        if len(labels) == 1:
+            return f"{singular} {labels[0]}"
+        return f"{plural} {'+'.join(str(k) for k in labels)}"
+
+    return name
+
+
+def _task_groups(
+    spec: Any, y: Tensor | None, name_of: Namer, source: str
+) -> list[tuple[list[int] | None, str]]:
+    """[(labels in the group, or None for all samples; group name)] from cfg.tasks."""
+    if isinstance(spec, str) and spec not in ("single", "classes"):
+        raise ConfigError(
+            f"data.tasks must be 'single', 'classes' or a list of label lists, got {spec!r}"
+        )
+    if spec == "single":
+        return [(None, "all")]
+    if y is None:
+        raise DataError(
+            f"{source} has no labels, so data.tasks={spec!r} is impossible; use 'single'"
+        )
+    present = sorted(int(v) for v in torch.unique(y))
+    if spec == "classes":
+        return [([k], name_of([k])) for k in present]
+    if not _is_label_lists(spec):
+        raise ConfigError(
+            f"data.tasks must be 'single', 'classes' or a list of label lists, got {spec!r}"
+        )
+    groups, seen = [], set()
+    for group in spec:
+        labels = [int(k) for k in group]
+        if not labels:
+            raise ConfigError(f"data.tasks has an empty label list: {spec!r}")
+        missing = [k for k in labels if k not in present]
+        if missing:
+            raise DataError(
+                f"data.tasks: label(s) {missing} not in {source}; labels present: {present}"
+            )
+        key = tuple(sorted(set(labels)))
+        if key in seen:
+            raise ConfigError(f"data.tasks lists the label group {list(key)} twice")
+        seen.add(key)
+        groups.append((list(key), name_of(list(key))))
+    return groups
+
+
+def _is_label_lists(spec: Any) -> bool:
+    """True for a non-empty list of lists of ints (bools and strings excluded)."""
+
+    def is_seq(v: Any) -> bool:
+        return isinstance(v, Sequence) and not isinstance(v, str)
+
+    def is_int(v: Any) -> bool:
+        return isinstance(v, int) and not isinstance(v, bool)
+
+    return is_seq(spec) and len(spec) > 0 and all(is_seq(g) and all(map(is_int, g)) for g in spec)
+
+
+def _group_indices(n: int, y: Tensor | None, labels: list[int] | None) -> Tensor:
+    """Indices of the samples whose label is in labels (all n samples when labels is None)."""
+    if labels is None or y is None:
+        return torch.arange(n)
+    return torch.nonzero(torch.isin(y, torch.tensor(labels)), as_tuple=True)[0]
+
+
+def _split(idx: Tensor, parts: int) -> list[Tensor]:
+    """Disjoint equal parts of a shuffled index vector (the remainder is dropped)."""
+    size = len(idx) // parts
+    return [idx[i * size : (i + 1) * size] for i in range(parts)]
+
+
+def _transform(x: Tensor, domain: str, kind: str) -> Tensor:
+    """Apply the domain and move images from [0, 1] to the stored [-1, 1] scale."""
+    out = apply_domain(domain, x, kind)
+    return out if kind == "points" else out * 2.0 - 1.0

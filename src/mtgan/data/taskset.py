@@ -1,0 +1,103 @@
+"""TaskSet: every task's training samples in one tensor, sampled for all tasks at once."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import Literal
+
+import torch
+from torch import Tensor
+
+
+@dataclass
+class TaskSet:
+    """K tasks stored back to back; task k is x[offsets[k] : offsets[k] + counts[k]].
+
+    x: (N, *shape) float32; images are scaled to [-1, 1], points are raw.
+    offsets, counts: (K,) int64. labels: (N,) int64 original class of each sample (-1 if none).
+    names, domains: one entry per task.
+    source: (N,) int64 row of each sample in the source data set before tasks were formed
+    (provenance: which samples a task or domain saw), or None.
+    """
+
+    x: Tensor
+    offsets: Tensor
+    counts: Tensor
+    names: list[str]
+    kind: Literal["image", "points"]
+    labels: Tensor
+    domains: list[str]
+    source: Tensor | None = None
+
+    def __post_init__(self) -> None:
+        k = len(self.names)
+        if self.offsets.shape != (k,) or self.counts.shape != (k,) or len(self.domains) != k:
+            raise ValueError("TaskSet: offsets, counts, names and domains must all have length K")
+        if self.labels.shape != (self.x.shape[0],):
+            raise ValueError("TaskSet: labels must have one entry per row of x")
+        if k and bool((self.counts <= 0).any()):
+            raise ValueError("TaskSet: every task needs at least one sample")
+
+    @property
+    def num_tasks(self) -> int:
+        """K, the number of tasks."""
+        return len(self.names)
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        """Per-sample shape, e.g. (1, 28, 28) for MNIST or (2,) for points."""
+        return tuple(self.x.shape[1:])
+
+    @property
+    def device(self) -> torch.device:
+        return self.x.device
+
+    def to(self, device: torch.device | str) -> TaskSet:
+        """A copy with all tensors on device (names and metadata shared)."""
+        return replace(
+            self,
+            x=self.x.to(device),
+            offsets=self.offsets.to(device),
+            counts=self.counts.to(device),
+            labels=self.labels.to(device),
+            source=None if self.source is None else self.source.to(device),
+        )
+
+    def sample_indices(self, batch: int, generator: torch.Generator | None = None) -> Tensor:
+        """Row indices into x, (K, batch) int64, uniform with replacement within each task."""
+        k = self.num_tasks
+        gen_device = generator.device if generator is not None else self.x.device
+        u = torch.rand(k, batch, generator=generator, device=gen_device).to(self.x.device)
+        counts = self.counts[:, None]
+        # rand < 1, but u * count can round up to count in float32; clamp keeps it in range.
+        local = torch.minimum((u * counts).long(), counts - 1)
+        return self.offsets[:, None] + local
+
+    def sample(self, batch: int, generator: torch.Generator | None = None) -> Tensor:
+        """A batch for every task at once, (K, batch, *shape): one index draw, one index_select."""
+        idx = self.sample_indices(batch, generator)
+        return self.x.index_select(0, idx.reshape(-1)).reshape(self.num_tasks, batch, *self.shape)
+
+    def task(self, k: int) -> Tensor:
+        """All samples of task k, (counts[k], *shape) (a view of x)."""
+        start, count = int(self.offsets[k]), int(self.counts[k])
+        return self.x[start : start + count]
+
+    def task_labels(self, k: int) -> Tensor:
+        """Original class of each sample of task k, (counts[k],) int64."""
+        start, count = int(self.offsets[k]), int(self.counts[k])
+        return self.labels[start : start + count]
+
+    def sample_task(self, k: int, n: int, generator: torch.Generator | None = None) -> Tensor:
+        """n samples of task k drawn uniformly with replacement, (n, *shape)."""
+        gen_device = generator.device if generator is not None else self.x.device
+        u = torch.rand(n, generator=generator, device=gen_device).to(self.x.device)
+        count = int(self.counts[k])
+        local = (u * count).long().clamp_(max=count - 1)
+        return self.x.index_select(0, int(self.offsets[k]) + local)
+
+    def to_display(self, x: Tensor) -> Tensor:
+        """Map stored-scale samples back for viewing: images [-1, 1] -> [0, 1]; points unchanged."""
+        if self.kind == "points":
+            return x
+        return ((x + 1.0) * 0.5).clamp(0.0, 1.0)

@@ -1,0 +1,23 @@
+"""Networks: task-stacked layers, blocks that are shared or task-own, and the model builder."""
+
+from mtgan.nets.blocks import Block, LayerPlan, StackedNet
+from mtgan.nets.builder import MultiGAN, ParamRow, resolve_share
+from mtgan.nets.stacked import (
+    StackedBatchNorm,
+    StackedConv2d,
+    StackedConvTranspose2d,
+    StackedLinear,
+)
+
+__all__ = [
+    "Block",
+    "LayerPlan",
+    "MultiGAN",
+    "ParamRow",
+    "StackedBatchNorm",
+    "StackedConv2d",
+    "StackedConvTranspose2d",
+    "StackedLinear",
+    "StackedNet",
+    "resolve_share",
+]

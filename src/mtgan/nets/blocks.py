@@ -1,0 +1,146 @@
+"""Layers as blocks (affine → norm → activation) that are either shared by every copy of a
+network family or stacked (one task-specific copy per network), and the network they form.
+
+A block's input and output are always in the stacked layout (K, B, *shape). A shared block runs
+once on the concatenated batch (K·B, *shape); a stacked block runs its K copies in one kernel.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, replace
+from typing import Literal
+
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from mtgan.nets.stacked import (
+    StackedBatchNorm,
+    StackedConv2d,
+    StackedConvTranspose2d,
+    StackedLinear,
+    add_spectral_norm,
+)
+
+Kind = Literal["linear", "conv", "deconv"]
+Activation = Literal["relu", "leaky_relu", "tanh", "identity"]
+
+
+@dataclass(frozen=True)
+class LayerPlan:
+    """What one layer computes, independent of who owns it. Shapes are per sample."""
+
+    kind: Kind
+    in_shape: tuple[int, ...]
+    out_shape: tuple[int, ...]
+    activation: Activation = "identity"
+    norm: Literal["none", "batch"] = "none"
+    spectral: bool = False
+    kernel: int = 4
+    stride: int = 2
+    padding: int = 1
+
+    @property
+    def affine_signature(self) -> tuple:
+        """What must match for two layers to share their weights."""
+        return (self.kind, self.in_shape, self.out_shape, self.kernel, self.stride, self.padding)
+
+    def describe(self) -> str:
+        shape = f"{'×'.join(map(str, self.in_shape))} → {'×'.join(map(str, self.out_shape))}"
+        extras = [self.norm + "norm"] if self.norm != "none" else []
+        extras += ["spectral"] if self.spectral else []
+        extras += [self.activation] if self.activation != "identity" else []
+        return f"{self.kind:6s} {shape}" + (f" ({', '.join(extras)})" if extras else "")
+
+
+def _activate(x: Tensor, activation: Activation) -> Tensor:
+    if activation == "relu":
+        return F.relu(x)
+    if activation == "leaky_relu":
+        return F.leaky_relu(x, 0.2)
+    if activation == "tanh":
+        return x.tanh()
+    return x
+
+
+def make_affine(plan: LayerPlan, copies: int | None) -> nn.Module:
+    """The weight-carrying part of a layer: a plain module if shared, a stacked one if not."""
+    if plan.kind == "linear":
+        n_in, n_out = math.prod(plan.in_shape), math.prod(plan.out_shape)
+        module = nn.Linear(n_in, n_out) if copies is None else StackedLinear(copies, n_in, n_out)
+    else:
+        c_in, c_out = plan.in_shape[0], plan.out_shape[0]
+        args = (c_in, c_out, plan.kernel, plan.stride, plan.padding)
+        if plan.kind == "conv":
+            module = nn.Conv2d(*args) if copies is None else StackedConv2d(copies, *args)
+        else:
+            module = (
+                nn.ConvTranspose2d(*args)
+                if copies is None
+                else StackedConvTranspose2d(copies, *args)
+            )
+    return add_spectral_norm(module, copies) if plan.spectral else module
+
+
+def make_norm(plan: LayerPlan, copies: int | None) -> nn.Module | None:
+    if plan.norm == "none":
+        return None
+    channels = plan.out_shape[0]
+    if copies is not None:
+        return StackedBatchNorm(copies, channels)
+    return nn.BatchNorm1d(channels) if len(plan.out_shape) == 1 else nn.BatchNorm2d(channels)
+
+
+class Block(nn.Module):
+    """One layer of a network family: shared by all copies (`copies=None`) or stacked."""
+
+    def __init__(self, plan: LayerPlan, copies: int | None):
+        super().__init__()
+        self.plan, self.copies = plan, copies
+        self.affine = make_affine(plan, copies)
+        self.norm = make_norm(plan, copies)
+
+    @property
+    def shared(self) -> bool:
+        return self.copies is None
+
+    def forward(self, x: Tensor) -> Tensor:
+        k, b = x.shape[:2]
+        # Shared layers see one batch of K·B samples; stacked ones keep the copy axis.
+        lead = (k * b,) if self.shared else (k, b)
+        y = self.affine(x.reshape(*lead, *self.plan.in_shape)).reshape(*lead, *self.plan.out_shape)
+        if self.norm is not None:
+            y = self.norm(y)
+        return _activate(y, self.plan.activation).reshape(k, b, *self.plan.out_shape)
+
+    def extra_repr(self) -> str:
+        return ("shared: " if self.shared else f"{self.copies} copies: ") + self.plan.describe()
+
+
+class StackedNet(nn.Module):
+    """A family of `copies` networks with identical layer plans, some layers shared.
+
+    forward: (copies, B, *in_shape) → (copies, B, *out_shape).
+    """
+
+    def __init__(self, plans: list[LayerPlan], copies: int, shared: set[int]):
+        super().__init__()
+        self.copies = copies
+        self.blocks = nn.ModuleList(
+            Block(plan, None if i in shared else copies) for i, plan in enumerate(plans)
+        )
+
+    def forward(self, x: Tensor) -> Tensor:
+        for block in self.blocks:
+            x = block(x)
+        return x
+
+    def features(self, x: Tensor, upto: int = -1) -> Tensor:
+        """Activations entering block `upto` (default: the last one)."""
+        for block in self.blocks[: upto % len(self.blocks)]:
+            x = block(x)
+        return x
+
+
+def with_spectral(plans: list[LayerPlan], spectral: bool) -> list[LayerPlan]:
+    return [replace(p, spectral=spectral) for p in plans]

@@ -1,0 +1,279 @@
+"""Build the generator and discriminator families from the model config and a sharing spec,
+and report who owns which parameter.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from torch import Tensor, nn
+
+from mtgan.config import ModelConfig, ShareSpec
+from mtgan.errors import ConfigError
+from mtgan.nets.blocks import LayerPlan, StackedNet
+
+
+def generator_plans(cfg: ModelConfig, data_shape: tuple[int, ...]) -> list[LayerPlan]:
+    """Layers of one generator: z (z_dim,) → a sample of `data_shape`."""
+    out_act = "identity" if len(data_shape) == 1 else "tanh"  # points are raw, images in [-1, 1]
+    if cfg.arch == "mlp":
+        widths = [cfg.z_dim, *cfg.g_hidden, math.prod(data_shape)]
+        return [
+            LayerPlan(
+                "linear",
+                (n_in,),
+                (n_out,),
+                activation="relu" if i < len(widths) - 2 else out_act,
+                norm=cfg.g_norm if i < len(widths) - 2 else "none",
+            )
+            for i, (n_in, n_out) in enumerate(zip(widths[:-1], widths[1:]))
+        ]
+    channels, size = _image_shape(data_shape, "generator")
+    if not cfg.g_hidden:
+        raise ConfigError("model.g_hidden: a dcgan generator needs at least one width")
+    base = _base_size(size, len(cfg.g_hidden), "model.g_hidden")
+    chans = [*cfg.g_hidden, channels]
+    plans = [
+        LayerPlan(
+            "linear",
+            (cfg.z_dim,),
+            (chans[0], base, base),
+            activation="relu",
+            norm=cfg.g_norm,
+        )
+    ]
+    for i, (c_in, c_out) in enumerate(zip(chans[:-1], chans[1:])):
+        last = i == len(chans) - 2
+        s = base * 2**i
+        plans.append(
+            LayerPlan(
+                "deconv",
+                (c_in, s, s),
+                (c_out, 2 * s, 2 * s),
+                activation=out_act if last else "relu",
+                norm="none" if last else cfg.g_norm,
+            )
+        )
+    return plans
+
+
+def discriminator_plans(cfg: ModelConfig, data_shape: tuple[int, ...]) -> list[LayerPlan]:
+    """Layers of one discriminator: a sample of `data_shape` → one logit."""
+    spectral = cfg.d_norm == "spectral"
+    if cfg.arch == "mlp":
+        widths = [math.prod(data_shape), *cfg.d_hidden, 1]
+        return [
+            LayerPlan(
+                "linear",
+                (n_in,),
+                (n_out,),
+                activation=cfg.d_activation if i < len(widths) - 2 else "identity",
+                spectral=spectral,
+            )
+            for i, (n_in, n_out) in enumerate(zip(widths[:-1], widths[1:]))
+        ]
+    channels, size = _image_shape(data_shape, "discriminator")
+    if not cfg.d_hidden:
+        raise ConfigError("model.d_hidden: a dcgan discriminator needs at least one width")
+    _base_size(size, len(cfg.d_hidden), "model.d_hidden")
+    chans = [channels, *cfg.d_hidden]
+    plans = []
+    for i, (c_in, c_out) in enumerate(zip(chans[:-1], chans[1:])):
+        s = size // 2**i
+        plans.append(
+            LayerPlan(
+                "conv",
+                (c_in, s, s),
+                (c_out, s // 2, s // 2),
+                activation=cfg.d_activation,
+                spectral=spectral,
+            )
+        )
+    s = size // 2 ** len(cfg.d_hidden)
+    plans.append(LayerPlan("linear", (chans[-1] * s * s,), (1,), spectral=spectral))
+    return plans
+
+
+def _image_shape(data_shape: tuple[int, ...], what: str) -> tuple[int, int]:
+    if len(data_shape) != 3 or data_shape[1] != data_shape[2]:
+        raise ConfigError(
+            f"model.arch=dcgan: the {what} needs square images (C, S, S), "
+            f"but the data has samples of shape {data_shape}; use model.arch=mlp"
+        )
+    return data_shape[0], data_shape[1]
+
+
+def _base_size(size: int, n: int, field: str) -> int:
+    if size % 2**n:
+        raise ConfigError(
+            f"{field}: {n} stride-2 layers need an image size divisible by {2**n}, got {size}"
+        )
+    return size // 2**n
+
+
+def resolve_share(spec: ShareSpec, n_layers: int, field: str) -> set[int]:
+    """Turn a sharing spec into the set of shared layer indices (0 = the input layer)."""
+    named = {
+        "none": set(),
+        "all": set(range(n_layers)),
+        "trunk": set(range(1, n_layers - 1)),
+        "all_but_first": set(range(1, n_layers)),
+        "all_but_last": set(range(n_layers - 1)),
+    }
+    if isinstance(spec, str):
+        return named[spec]
+    if isinstance(spec, int):
+        if not 0 <= spec <= n_layers:
+            raise ConfigError(
+                f"{field}: {spec} is out of range; this network has {n_layers} layers"
+            )
+        return set(range(spec))
+    out = set()
+    for i in spec:
+        if not -n_layers <= i < n_layers:
+            raise ConfigError(
+                f"{field}: layer {i} does not exist; this network has layers 0..{n_layers - 1}"
+            )
+        out.add(i % n_layers)
+    return out
+
+
+@dataclass(frozen=True)
+class ParamRow:
+    """One layer's parameters and who owns them, for `describe` and tests."""
+
+    family: str  # "g" or "d"
+    layer: int
+    plan: str
+    owners: str  # e.g. "shared by G0–G9", "own (10 copies)", "shared by G0–G9 and D0–D9"
+    shared: bool
+    numel: int
+
+
+class MultiGAN(nn.Module):
+    """All generators and discriminators of a run, with their shared layers.
+
+    generate: z (NG, B, z_dim) → samples (NG, B, *data_shape)
+    discriminate: x (ND, B, *data_shape) → logits (ND, B)
+    """
+
+    def __init__(self, cfg: ModelConfig, data_shape: tuple[int, ...], num_tasks: int):
+        super().__init__()
+        self.data_shape = tuple(data_shape)
+        self.z_dim = cfg.z_dim
+        self.num_generators = cfg.generators or num_tasks
+        self.num_discriminators = cfg.discriminators or num_tasks
+        g_plans = generator_plans(cfg, self.data_shape)
+        d_plans = discriminator_plans(cfg, self.data_shape)
+        g_shared = resolve_share(cfg.share.generator, len(g_plans), "model.share.generator")
+        d_shared = resolve_share(cfg.share.discriminator, len(d_plans), "model.share.discriminator")
+        self.generator = StackedNet(g_plans, self.num_generators, g_shared)
+        self.discriminator = StackedNet(d_plans, self.num_discriminators, d_shared)
+        self.cross_groups = [self._tie(group) for group in cfg.share.cross]
+
+    def _block(self, ref: str):
+        family, _, index = ref.partition(".")
+        net = self.generator if family == "g" else self.discriminator
+        n = len(net.blocks)
+        i = int(index)
+        if not -n <= i < n:
+            raise ConfigError(
+                f"model.share.cross: {ref} does not exist; the "
+                f"{'generator' if family == 'g' else 'discriminator'} has layers 0..{n - 1}"
+            )
+        return family, i % n, net.blocks[i]
+
+    def _tie(self, group: list[str]) -> list[tuple[str, int]]:
+        """Make every layer of a cross group use the first one's weights (affine part only)."""
+        members = [self._block(ref) for ref in group]
+        family0, i0, first = members[0]
+        for (family, i, block), ref in zip(members[1:], group[1:]):
+            if block.plan.affine_signature != first.plan.affine_signature:
+                raise ConfigError(
+                    f"model.share.cross: {group[0]} ({first.plan.describe()}) and {ref} "
+                    f"({block.plan.describe()}) cannot share weights: their shapes differ"
+                )
+            if block.copies != first.copies:
+                raise ConfigError(
+                    f"model.share.cross: {group[0]} and {ref} must both be shared across tasks "
+                    f"or both task-own with the same number of copies ({first.copies} vs "
+                    f"{block.copies})"
+                )
+            if block.plan.spectral != first.plan.spectral:
+                raise ConfigError(
+                    f"model.share.cross: {group[0]} and {ref} differ in spectral norm"
+                )
+            block.affine = first.affine
+        return [(family, i) for family, i, _ in members]
+
+    def generate(self, z: Tensor) -> Tensor:
+        out = self.generator(z)
+        return out.reshape(*out.shape[:2], *self.data_shape)
+
+    def discriminate(self, x: Tensor) -> Tensor:
+        return self.discriminator(x).reshape(x.shape[0], x.shape[1])
+
+    # ------------------------------------------------------------------ ownership
+
+    def network_parameters(self, family: str, k: int) -> dict[str, Tensor]:
+        """The parameters network k of a family ("g"/"d") computes with.
+
+        Shared layers give the very tensor every sharer holds; task-own layers give copy k's slice
+        (a view of the stacked tensor).
+        """
+        net = self.generator if family == "g" else self.discriminator
+        out = {}
+        for i, block in enumerate(net.blocks):
+            for name, p in block.named_parameters():
+                key = f"blocks.{i}.{name}"
+                out[key] = p if block.shared else p.unflatten(0, (block.copies, -1))[k]
+        return out
+
+    def ownership(self) -> list[ParamRow]:
+        """One row per layer: its plan, who owns it and how many parameters it holds."""
+        crossed = {}
+        for group in self.cross_groups:
+            for member in group:
+                crossed[member] = [m for m in group if m != member]
+        rows = []
+        seen: set[int] = set()
+        for family, net, count in (
+            ("g", self.generator, self.num_generators),
+            ("d", self.discriminator, self.num_discriminators),
+        ):
+            letter = family.upper()
+            for i, block in enumerate(net.blocks):
+                params = [p for p in block.parameters() if id(p) not in seen]
+                seen.update(id(p) for p in params)
+                every = f"{letter}0–{letter}{count - 1}" if count > 1 else f"{letter}0"
+                owners = f"shared by {every}" if block.shared else f"own ({count} copies)"
+                for other_family, j in crossed.get((family, i), []):
+                    owners += f"; weights shared with {other_family}.{j}"
+                rows.append(
+                    ParamRow(
+                        family,
+                        i,
+                        block.plan.describe(),
+                        owners,
+                        block.shared or (family, i) in crossed,
+                        sum(p.numel() for p in params),
+                    )
+                )
+        return rows
+
+    def describe(self) -> str:
+        """A table of every layer of every network family: plan, owners, parameter count."""
+        lines = []
+        rows = self.ownership()
+        for family, title, count in (
+            ("g", "generators", self.num_generators),
+            ("d", "discriminators", self.num_discriminators),
+        ):
+            lines.append(f"{title} ({count}):")
+            for r in (r for r in rows if r.family == family):
+                lines.append(f"  {family}.{r.layer}  {r.plan:44s} {r.owners:36s} {r.numel:>10,d}")
+        shared = sum(r.numel for r in rows if r.shared)
+        own = sum(r.numel for r in rows if not r.shared)
+        lines.append(f"parameters: {shared + own:,d} in all; {shared:,d} shared, {own:,d} task-own")
+        return "\n".join(lines)

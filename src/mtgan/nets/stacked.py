@@ -1,0 +1,156 @@
+"""Task-stacked layers: K task-specific copies of a layer as one module with a leading copy
+dimension, so K tasks cost one batched kernel instead of K Python calls.
+
+Every module here takes and returns tensors in the stacked layout (K, B, ...).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+from torch.nn.utils import parametrize
+
+
+class StackedLinear(nn.Module):
+    """K independent linear maps: (K, B, in) → (K, B, out) with one `baddbmm`.
+
+    The weight is stored as (K, in, out) so the batched product needs no transpose; each copy is
+    initialised like `nn.Linear` (Kaiming-uniform with a=√5, bias uniform in ±1/√in).
+    """
+
+    def __init__(self, copies: int, in_features: int, out_features: int, bias: bool = True):
+        super().__init__()
+        self.copies, self.in_features, self.out_features = copies, in_features, out_features
+        self.weight = nn.Parameter(torch.empty(copies, in_features, out_features))
+        self.bias = nn.Parameter(torch.empty(copies, 1, out_features)) if bias else None
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        bound = 1.0 / math.sqrt(self.in_features)  # nn.Linear's kaiming_uniform(a=√5) bound
+        nn.init.uniform_(self.weight, -bound, bound)
+        if self.bias is not None:
+            nn.init.uniform_(self.bias, -bound, bound)
+
+    def forward(self, x: Tensor) -> Tensor:
+        if self.bias is None:
+            return torch.bmm(x, self.weight)
+        return torch.baddbmm(self.bias, x, self.weight)
+
+    def copy_weight(self, k: int) -> tuple[Tensor, Tensor | None]:
+        """Copy k as `nn.Linear` parameters: weight (out, in), bias (out,)."""
+        bias = None if self.bias is None else self.bias[k, 0]
+        return self.weight[k].t(), bias
+
+    def extra_repr(self) -> str:
+        return f"copies={self.copies}, in={self.in_features}, out={self.out_features}"
+
+
+class _StackedConvBase(nn.Module):
+    """K convolutions as one grouped convolution over the channels of all copies."""
+
+    transposed = False
+
+    def __init__(
+        self, copies: int, in_ch: int, out_ch: int, kernel: int, stride: int, padding: int
+    ):
+        super().__init__()
+        self.copies, self.in_ch, self.out_ch = copies, in_ch, out_ch
+        self.stride, self.padding = stride, padding
+        # One nn.Conv per copy gives the default initialisation; their weights are then stacked
+        # along the channel axis, which is exactly the layout a grouped convolution expects.
+        cls = nn.ConvTranspose2d if self.transposed else nn.Conv2d
+        convs = [cls(in_ch, out_ch, kernel, stride, padding) for _ in range(copies)]
+        self.weight = nn.Parameter(torch.cat([c.weight.data for c in convs]))
+        self.bias = nn.Parameter(torch.cat([c.bias.data for c in convs]))
+
+    def _conv(self, x: Tensor) -> Tensor:
+        raise NotImplementedError
+
+    def forward(self, x: Tensor) -> Tensor:
+        k, b = x.shape[:2]
+        # (K, B, C, H, W) → (B, K·C, H, W): copy k's channels form group k.
+        y = self._conv(x.transpose(0, 1).reshape(b, k * x.shape[2], *x.shape[3:]))
+        return y.reshape(b, k, self.out_ch, *y.shape[2:]).transpose(0, 1)
+
+    def extra_repr(self) -> str:
+        return f"copies={self.copies}, in={self.in_ch}, out={self.out_ch}, stride={self.stride}"
+
+
+class StackedConv2d(_StackedConvBase):
+    """K `nn.Conv2d` copies; weight (K·out, in, k, k)."""
+
+    def _conv(self, x: Tensor) -> Tensor:
+        return F.conv2d(x, self.weight, self.bias, self.stride, self.padding, groups=self.copies)
+
+
+class StackedConvTranspose2d(_StackedConvBase):
+    """K `nn.ConvTranspose2d` copies; weight (K·in, out, k, k)."""
+
+    transposed = True
+
+    def _conv(self, x: Tensor) -> Tensor:
+        return F.conv_transpose2d(
+            x, self.weight, self.bias, self.stride, self.padding, groups=self.copies
+        )
+
+
+class StackedBatchNorm(nn.Module):
+    """K independent batch norms (per-copy statistics) as one BatchNorm over K·C channels."""
+
+    def __init__(self, copies: int, channels: int):
+        super().__init__()
+        self.copies, self.channels = copies, channels
+        self.norm = nn.BatchNorm1d(copies * channels)
+
+    def forward(self, x: Tensor) -> Tensor:
+        k, b = x.shape[:2]
+        # (K, B, C, ...) → (B, K·C, prod(...)) so that BatchNorm1d normalises each copy's channels.
+        flat = x.transpose(0, 1).reshape(b, k * self.channels, -1)
+        return self.norm(flat).reshape(b, k, *x.shape[2:]).transpose(0, 1)
+
+
+class StackedSpectralNorm(nn.Module):
+    """Per-copy spectral normalisation of a stacked weight, as a parametrization.
+
+    torch's `spectral_norm` would normalise the whole stacked tensor by one σ; here each copy's
+    matrix is divided by its own σ, estimated by one power iteration per training forward pass,
+    as in Miyato et al. (2018).
+    """
+
+    def __init__(self, weight: Tensor, copies: int, eps: float = 1e-12):
+        super().__init__()
+        self.copies, self.eps = copies, eps
+        rows = self._as_matrices(weight).shape[1]
+        u = torch.randn(copies, rows, generator=torch.Generator().manual_seed(0))
+        self.register_buffer("u", F.normalize(u, dim=1).to(weight))
+
+    def _as_matrices(self, weight: Tensor) -> Tensor:
+        # Linear: (K, in, out) already. Grouped conv: (K·a, b, kh, kw) → (K, a, b·kh·kw).
+        if weight.dim() == 3:
+            return weight
+        return weight.reshape(self.copies, weight.shape[0] // self.copies, -1)
+
+    def forward(self, weight: Tensor) -> Tensor:
+        mat = self._as_matrices(weight)
+        with torch.no_grad():
+            u = self.u
+            v = F.normalize(torch.einsum("kr,krc->kc", u, mat), dim=1, eps=self.eps)
+            if self.training:
+                u = F.normalize(torch.einsum("krc,kc->kr", mat, v), dim=1, eps=self.eps)
+                v = F.normalize(torch.einsum("kr,krc->kc", u, mat), dim=1, eps=self.eps)
+                self.u.copy_(u)
+        sigma = torch.einsum("kr,krc,kc->k", u, mat, v)
+        return (mat / sigma.reshape(-1, 1, 1)).reshape(weight.shape)
+
+
+def add_spectral_norm(module: nn.Module, copies: int | None) -> nn.Module:
+    """Spectrally normalise `module.weight`: per copy for stacked modules, torch's otherwise."""
+    if copies is None:
+        return nn.utils.parametrizations.spectral_norm(module)
+    parametrize.register_parametrization(
+        module, "weight", StackedSpectralNorm(module.weight, copies)
+    )
+    return module

@@ -1,0 +1,106 @@
+"""Terms: the pieces of objective a run optimises, and the registry that builds them from a config.
+
+A term belongs to one phase ("d" or "g"), has a weight and an interval (lazy regularisers), and
+maps the step's context to per-task losses of shape (K,). The trainer never branches on what a
+term is: a new auxiliary task is a new builder registered here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from torch import Tensor
+
+from mtgan.errors import ConfigError
+from mtgan.objectives.adversarial import get_adversarial
+from mtgan.objectives.penalties import gradient_penalty, r1_penalty
+
+if TYPE_CHECKING:
+    from mtgan.config import ExperimentConfig
+    from mtgan.train.context import StepContext
+
+
+@dataclass(frozen=True)
+class Term:
+    """One piece of one phase's objective: `fn(ctx)` gives per-task losses (K,)."""
+
+    name: str
+    phase: str
+    fn: Callable[[StepContext], Tensor]
+    weight: float = 1.0
+    every: int = 1
+
+    def due(self, step: int) -> bool:
+        return step % self.every == 0
+
+
+TermBuilder = Callable[["ExperimentConfig"], list[Term]]
+TERM_BUILDERS: dict[str, TermBuilder] = {}
+
+
+def register_terms(name: str) -> Callable[[TermBuilder], TermBuilder]:
+    """Decorator: `builder(config) -> [Term, ...]` contributes terms to every run it applies to."""
+
+    def wrap(builder: TermBuilder) -> TermBuilder:
+        TERM_BUILDERS[name] = builder
+        return builder
+
+    return wrap
+
+
+def build_terms(config: ExperimentConfig) -> list[Term]:
+    """Every term the config asks for, in registry order."""
+    terms = [term for builder in TERM_BUILDERS.values() for term in builder(config)]
+    names = [(t.phase, t.name) for t in terms]
+    if len(set(names)) != len(names):
+        raise ConfigError(f"two terms share a name within a phase: {names}")
+    return terms
+
+
+@register_terms("adversarial")
+def adversarial_terms(config: ExperimentConfig) -> list[Term]:
+    """D_k tells task k's real samples from G_k's; G_k tries to fool D_k."""
+    if config.model.generators is not None or config.model.discriminators is not None:
+        raise ConfigError(
+            "model.generators / model.discriminators: the adversarial term pairs generator k "
+            "with discriminator k on task k, so both must be left at one per task (null)"
+        )
+    loss = get_adversarial(config.loss.adversarial)
+
+    def d_term(ctx: StepContext) -> Tensor:
+        real, fake = ctx.disc_real(), ctx.disc_fake_detached()
+        return loss.d_real(real).mean(1) + loss.d_fake(fake).mean(1)
+
+    def g_term(ctx: StepContext) -> Tensor:
+        return loss.g(ctx.disc_fake()).mean(1)
+
+    return [Term("adversarial", "d", d_term), Term("adversarial", "g", g_term)]
+
+
+@register_terms("gradient_penalty")
+def gradient_penalty_terms(config: ExperimentConfig) -> list[Term]:
+    """WGAN-GP (Gulrajani et al. 2017): λ · (‖∇D(x̂)‖ − 1)² on real/fake interpolates."""
+    if config.loss.gp <= 0:
+        return []
+
+    def gp(ctx: StepContext) -> Tensor:
+        fake = ctx.fake.detach()
+        return gradient_penalty(ctx.model.discriminate, ctx.real, fake, ctx.noise)
+
+    return [Term("gp", "d", gp, weight=config.loss.gp)]
+
+
+@register_terms("r1")
+def r1_terms(config: ExperimentConfig) -> list[Term]:
+    """R1 (Mescheder et al. 2018): γ/2 · ‖∇D(x)‖² on real data, lazily every N steps with the
+    weight scaled by N so the average strength is unchanged (StyleGAN2's lazy regularisation)."""
+    if config.loss.r1 <= 0:
+        return []
+    every = config.loss.r1_every
+
+    def r1(ctx: StepContext) -> Tensor:
+        return r1_penalty(ctx.model.discriminate, ctx.real)
+
+    return [Term("r1", "d", r1, weight=config.loss.r1 / 2 * every, every=every)]

@@ -1,0 +1,97 @@
+"""Crash-safe checkpoints: weights in safetensors, everything else in a weights-only torch file.
+
+Layout: `checkpoints/step-0001000/{weights.safetensors,state.pt}` and `checkpoints/latest`, a
+text file naming the newest complete checkpoint. A checkpoint is written under a temporary name,
+flushed and fsynced, then renamed, and `latest` is replaced atomically after that, so a crash at
+any moment leaves `latest` pointing at a complete checkpoint. Loading never unpickles objects.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors.torch import load_model, save_model
+from torch import nn
+
+from mtgan.errors import RunError
+
+WEIGHTS = "weights.safetensors"
+STATE = "state.pt"
+
+
+def _fsync(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def save_checkpoint(
+    root: Path, step: int, weights: nn.Module, state: dict[str, Any], keep: int
+) -> Path:
+    """Write weights and state for `step` under `root`, point `latest` at it, keep the newest
+    `keep` checkpoints. Returns the checkpoint directory."""
+    root.mkdir(parents=True, exist_ok=True)
+    name = f"step-{step:07d}"
+    tmp = root / f".tmp-{name}"
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    tmp.mkdir()
+    # save_model de-duplicates tensors held under several names (layers shared by G and D).
+    save_model(weights, str(tmp / WEIGHTS))
+    torch.save(state, tmp / STATE)
+    for f in (WEIGHTS, STATE):
+        _fsync(tmp / f)
+    final = root / name
+    if final.exists():
+        shutil.rmtree(final)
+    os.replace(tmp, final)
+    latest_tmp = root / ".latest.tmp"
+    latest_tmp.write_text(name + "\n")
+    _fsync(latest_tmp)
+    os.replace(latest_tmp, root / "latest")
+    _fsync(root)
+    _prune(root, keep, protect=name)
+    return final
+
+
+def _prune(root: Path, keep: int, protect: str) -> None:
+    done = sorted(p for p in root.glob("step-*") if p.is_dir())
+    for old in done[:-keep]:
+        if old.name != protect:
+            shutil.rmtree(old, ignore_errors=True)
+
+
+def latest_checkpoint(root: Path) -> Path | None:
+    """The directory `latest` names, or None if no checkpoint was completed."""
+    pointer = root / "latest"
+    if not pointer.exists():
+        return None
+    path = root / pointer.read_text().strip()
+    if not (path / WEIGHTS).exists() or not (path / STATE).exists():
+        raise RunError(f"checkpoint {path} named by {pointer} is incomplete")
+    return path
+
+
+def load_checkpoint(path: Path, weights: nn.Module, device: torch.device | str) -> dict[str, Any]:
+    """Load weights into `weights` (strict) and return the state dict (tensors on CPU)."""
+    try:
+        missing, unexpected = load_model(
+            weights, str(path / WEIGHTS), strict=False, device=str(device)
+        )
+    except Exception as e:  # safetensors raises several types for corrupt/mismatched files
+        raise RunError(f"cannot load weights from {path / WEIGHTS}: {e}") from None
+    if missing or unexpected:
+        raise RunError(
+            f"checkpoint {path} does not fit this model: missing {sorted(missing)[:5]}, "
+            f"unexpected {sorted(unexpected)[:5]}"
+        )
+    try:
+        return torch.load(path / STATE, map_location="cpu", weights_only=True)
+    except Exception as e:  # a pickle payload or a corrupt file: refuse, never execute
+        raise RunError(f"cannot load training state from {path / STATE}: {e}") from None

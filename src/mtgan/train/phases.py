@@ -1,0 +1,94 @@
+"""Phases: one parameter update each (the D phase, the G phase), with its interval, terms,
+balancer and one optimizer over a de-duplicated parameter set.
+
+A layer shared by several networks of a phase appears once in that phase's optimizer, so it is
+stepped once per phase; a layer shared across phases (a G–D shared layer) is stepped by each.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor, nn
+
+from mtgan.balance import Balancer, build_balancer
+from mtgan.config import ExperimentConfig
+from mtgan.nets import MultiGAN
+from mtgan.objectives.terms import Term
+from mtgan.train.context import StepContext
+
+
+@dataclass
+class Phase:
+    name: str
+    every: int
+    params: list[nn.Parameter]
+    optimizer: torch.optim.Optimizer
+    terms: list[Term]
+    balancer: Balancer
+
+    def due(self, step: int) -> bool:
+        # With n_critic = 5 the G phase runs after every fifth D update.
+        return (step + 1) % self.every == 0
+
+    def losses(self, ctx: StepContext) -> dict[str, Tensor]:
+        """Per-task losses (K,) of every term due at this step."""
+        return {t.name: t.fn(ctx) for t in self.terms if t.due(ctx.step)}
+
+    def loss(self, losses: dict[str, Tensor]) -> Tensor:
+        weights = {t.name: t.weight for t in self.terms}
+        return self.balancer.combine(losses, weights)
+
+    def gradients(self, loss: Tensor) -> list[Tensor | None]:
+        """∂loss/∂params for this phase's parameters only (nothing accumulates elsewhere)."""
+        return list(torch.autograd.grad(loss, self.params, allow_unused=True))
+
+    def apply(self, grads: list[Tensor | None]) -> None:
+        for p, g in zip(self.params, grads):
+            p.grad = g
+        self.optimizer.step()
+
+
+def unique_parameters(module: nn.Module) -> list[nn.Parameter]:
+    """Trainable parameters, each once even if several submodules hold it."""
+    return list({id(p): p for p in module.parameters() if p.requires_grad}.values())
+
+
+def make_optimizer(params: list[nn.Parameter], lr: float, betas: tuple[float, float]):
+    """Adam; the fused kernel where this torch build has it for the device (one kernel for all
+    parameters instead of a Python loop), foreach otherwise."""
+    try:
+        return torch.optim.Adam(params, lr=lr, betas=betas, fused=True)
+    except (RuntimeError, TypeError):
+        return torch.optim.Adam(params, lr=lr, betas=betas, foreach=True)
+
+
+def build_phases(config: ExperimentConfig, model: MultiGAN, terms: list[Term]) -> list[Phase]:
+    """The D phase, then the G phase (order matters for the alternating schedule)."""
+    train = config.train
+    specs = [
+        ("d", 1, model.discriminator, train.lr_d, config.balance.d, config.balance.d_options),
+        (
+            "g",
+            train.n_critic,
+            model.generator,
+            train.lr_g,
+            config.balance.g,
+            config.balance.g_options,
+        ),
+    ]
+    phases = []
+    for name, every, net, lr, balancer, options in specs:
+        params = unique_parameters(net)
+        phases.append(
+            Phase(
+                name=name,
+                every=every,
+                params=params,
+                optimizer=make_optimizer(params, lr, tuple(train.betas)),
+                terms=[t for t in terms if t.phase == name],
+                balancer=build_balancer(balancer, options, f"balance.{name}"),
+            )
+        )
+    return phases

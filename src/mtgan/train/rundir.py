@@ -1,0 +1,94 @@
+"""The run directory: resolved config, metrics (JSONL), TensorBoard events, samples, checkpoints."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+from mtgan.config import ExperimentConfig, load_config, save_config
+from mtgan.errors import RunError
+
+CONFIG = "config.yaml"
+METRICS = "metrics.jsonl"
+
+
+def default_run_dir(preset: str) -> Path:
+    return Path("runs") / f"{preset}-{time.strftime('%Y%m%d-%H%M%S')}"
+
+
+class RunDir:
+    """Paths and writers of one run. Only this class knows the directory layout."""
+
+    def __init__(self, path: Path | str):
+        self.path = Path(path)
+
+    @property
+    def config_path(self) -> Path:
+        return self.path / CONFIG
+
+    @property
+    def checkpoints(self) -> Path:
+        return self.path / "checkpoints"
+
+    @property
+    def samples(self) -> Path:
+        return self.path / "samples"
+
+    @property
+    def metrics_path(self) -> Path:
+        return self.path / METRICS
+
+    def create(self, config: ExperimentConfig) -> None:
+        """Make the directory and save the resolved config; fail early if it is not writable."""
+        try:
+            self.samples.mkdir(parents=True, exist_ok=True)
+            self.checkpoints.mkdir(exist_ok=True)
+            save_config(config, self.config_path)
+        except OSError as e:
+            raise RunError(f"cannot write the run directory {self.path}: {e.strerror}") from None
+
+    def load_config(self, overrides: list[str] | None = None) -> ExperimentConfig:
+        if not self.config_path.exists():
+            raise RunError(f"{self.path} is not a run directory (no {CONFIG})")
+        return load_config(self.config_path, overrides)
+
+    def append_metrics(self, record: dict[str, Any]) -> None:
+        with self.metrics_path.open("a") as f:
+            f.write(json.dumps(record) + "\n")
+
+    def read_metrics(self) -> list[dict[str, Any]]:
+        if not self.metrics_path.exists():
+            return []
+        return [json.loads(line) for line in self.metrics_path.read_text().splitlines() if line]
+
+    def truncate_metrics(self, after_step: int) -> None:
+        """Drop records past `after_step` (written after the checkpoint a resume starts from)."""
+        kept = [r for r in self.read_metrics() if r.get("step", 0) <= after_step]
+        self.metrics_path.write_text("".join(json.dumps(r) + "\n" for r in kept))
+
+
+class TensorBoard:
+    """Scalars to TensorBoard when it is installed and wanted; silently nothing otherwise."""
+
+    def __init__(self, path: Path, enabled: bool):
+        self.writer = None
+        if enabled:
+            try:
+                from torch.utils.tensorboard import SummaryWriter
+            except ImportError:  # tensorboard is an optional extra
+                return
+            self.writer = SummaryWriter(str(path / "tb"))
+
+    def scalars(self, record: dict[str, Any]) -> None:
+        if self.writer is None:
+            return
+        step = record["step"]
+        for key, value in record.items():
+            if key != "step" and isinstance(value, (int, float)):
+                self.writer.add_scalar(key, value, step)
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()

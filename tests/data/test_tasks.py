@@ -1,0 +1,148 @@
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+import torch
+
+from mtgan.data import TaskSet, build_tasks
+from mtgan.data.mnist import load_mnist5k
+from mtgan.errors import ConfigError, DataError
+
+
+def cfg(**kw) -> SimpleNamespace:
+    base = dict(
+        name="mnist",
+        path=None,
+        format="auto",
+        tasks="single",
+        domains=["identity"],
+        split_domains=False,
+        image_size=None,
+        n_points=100_000,
+        limit=None,
+    )
+    base.update(kw)
+    return SimpleNamespace(**base)
+
+
+@pytest.fixture(scope="module")
+def mnist_classes() -> TaskSet:
+    return build_tasks(cfg(tasks="classes"), seed=0)
+
+
+def test_classes_gives_10_tasks_of_500_digits(mnist_classes):
+    ts = mnist_classes
+    assert ts.num_tasks == 10 and ts.kind == "image" and ts.shape == (1, 28, 28)
+    assert ts.counts.tolist() == [500] * 10
+    assert ts.offsets.tolist() == [500 * k for k in range(10)]
+    assert ts.names == [f"digit {k}" for k in range(10)]
+    assert ts.domains == ["identity"] * 10
+    for k in range(10):
+        assert (ts.labels[ts.offsets[k] : ts.offsets[k] + 500] == k).all()
+
+
+def test_images_are_stored_in_minus_one_to_one_and_displayed_in_unit_range(mnist_classes):
+    ts = mnist_classes
+    assert ts.x.min() == -1.0 and ts.x.max() == 1.0
+    x, _ = load_mnist5k()
+    shown = ts.to_display(ts.task(3))
+    assert torch.allclose(shown, x[ts.source[ts.offsets[3] : ts.offsets[3] + 500]], atol=1e-6)
+
+
+def test_sample_shape_and_every_sample_comes_from_its_task(mnist_classes):
+    ts = mnist_classes
+    gen = torch.Generator().manual_seed(1)
+    idx = ts.sample_indices(64, gen)
+    assert idx.shape == (10, 64)
+    assert (ts.labels[idx] == torch.arange(10)[:, None]).all()
+    batch = ts.sample(64, torch.Generator().manual_seed(1))
+    assert batch.shape == (10, 64, 1, 28, 28)
+    assert torch.equal(batch, ts.x[idx])
+
+
+def test_same_generator_seed_gives_identical_batches(mnist_classes):
+    a = mnist_classes.sample(32, torch.Generator().manual_seed(7))
+    b = mnist_classes.sample(32, torch.Generator().manual_seed(7))
+    c = mnist_classes.sample(32, torch.Generator().manual_seed(8))
+    assert torch.equal(a, b) and not torch.equal(a, c)
+
+
+def test_sample_task_draws_only_from_that_task(mnist_classes):
+    ts = mnist_classes
+    out = ts.sample_task(4, 50, torch.Generator().manual_seed(0))
+    assert out.shape == (50, 1, 28, 28)
+    task = ts.task(4).flatten(1)
+    assert (out.flatten(1)[:, None] == task[None]).all(dim=2).any(dim=1).all()
+
+
+def test_split_domains_gives_disjoint_equal_parts():
+    ts = build_tasks(
+        cfg(tasks=[[3], [5, 6]], domains=["identity", "negative"], split_domains=True), seed=0
+    )
+    assert ts.names == ["digit 3", "digit 3/negative", "digits 5+6", "digits 5+6/negative"]
+    assert ts.domains == ["identity", "negative"] * 2
+    assert ts.counts.tolist() == [250, 250, 500, 500]
+    for g in (0, 2):
+        a = set(ts.source[ts.offsets[g] : ts.offsets[g] + ts.counts[g]].tolist())
+        b = set(ts.source[ts.offsets[g + 1] : ts.offsets[g + 1] + ts.counts[g + 1]].tolist())
+        assert not a & b
+    # The negative task holds negatives of its own source images.
+    x, _ = load_mnist5k()
+    src = ts.source[ts.offsets[1] : ts.offsets[1] + 250]
+    assert torch.allclose(ts.to_display(ts.task(1)), 1 - x[src], atol=1e-6)
+
+
+def test_without_split_every_domain_sees_all_samples():
+    ts = build_tasks(cfg(tasks=[[1]], domains=["identity", "edges"], limit=100), seed=0)
+    assert ts.counts.tolist() == [100, 100]
+    assert torch.equal(ts.source[:100], ts.source[100:])
+
+
+def test_limit_is_a_seeded_subset():
+    a = build_tasks(cfg(tasks="classes", limit=20), seed=0)
+    b = build_tasks(cfg(tasks="classes", limit=20), seed=0)
+    c = build_tasks(cfg(tasks="classes", limit=20), seed=1)
+    assert a.counts.tolist() == [20] * 10
+    assert torch.equal(a.x, b.x) and not torch.equal(a.source, c.source)
+
+
+def test_ring8_points_by_mode():
+    ts = build_tasks(cfg(name="ring8", tasks="classes", n_points=4000), seed=0)
+    assert ts.kind == "points" and ts.shape == (2,) and ts.num_tasks == 8
+    assert ts.names[4] == "mode 4" and int(ts.counts.sum()) == 4000
+    assert torch.equal(ts.to_display(ts.x), ts.x)
+    single = build_tasks(cfg(name="grid25", n_points=1000), seed=0)
+    assert single.names == ["all"] and single.x.abs().max() < 5
+
+
+def test_points_reject_image_domains():
+    with pytest.raises(DataError, match="identity"):
+        build_tasks(cfg(name="ring8", n_points=100, domains=["identity", "edges"]), seed=0)
+
+
+def test_unknown_label_in_explicit_tasks_names_it_and_the_labels_present():
+    with pytest.raises(DataError, match=r"\[11\].*0, 1, 2"):
+        build_tasks(cfg(tasks=[[1], [11]]), seed=0)
+
+
+def test_classes_without_labels_raises(tmp_path):
+    np.savez(tmp_path / "d.npz", x=np.zeros((4, 6, 6), np.uint8))
+    with pytest.raises(DataError, match="no labels"):
+        build_tasks(cfg(path=tmp_path / "d.npz", tasks="classes"), seed=0)
+
+
+def test_user_npz_single_task_without_labels(tmp_path):
+    np.savez(tmp_path / "d.npz", x=np.full((4, 6, 6), 255, np.uint8))
+    ts = build_tasks(cfg(path=tmp_path / "d.npz"), seed=0)
+    assert ts.names == ["all"] and ts.labels.tolist() == [-1] * 4
+    assert (ts.x == 1.0).all()
+
+
+def test_unknown_domain_is_a_config_error():
+    with pytest.raises(ConfigError, match="blur"):
+        build_tasks(cfg(domains=["blur"]), seed=0)
+
+
+def test_to_moves_every_tensor(mnist_classes):
+    moved = mnist_classes.to("cpu")
+    assert moved.x.device.type == "cpu" and moved.names == mnist_classes.names
