@@ -187,8 +187,8 @@ class MultiGAN(nn.Module):
     def _tie(self, group: list[str]) -> list[tuple[str, int]]:
         """Make every layer of a cross group use the first one's weights (affine part only)."""
         members = [self._block(ref) for ref in group]
-        family0, i0, first = members[0]
-        for (family, i, block), ref in zip(members[1:], group[1:]):
+        first = members[0][2]
+        for (_, _, block), ref in zip(members[1:], group[1:]):
             if block.plan.affine_signature != first.plan.affine_signature:
                 raise ConfigError(
                     f"model.share.cross: {group[0]} ({first.plan.describe()}) and {ref} "
