@@ -11,6 +11,7 @@ import math
 from dataclasses import dataclass, replace
 from typing import Literal
 
+import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
@@ -91,6 +92,32 @@ def make_norm(plan: LayerPlan, copies: int | None) -> nn.Module | None:
     return nn.BatchNorm1d(channels) if len(plan.out_shape) == 1 else nn.BatchNorm2d(channels)
 
 
+def _per_task_batch_norm(norm: nn.Module, y: Tensor, k: int) -> Tensor:
+    """A shared batch norm applied to (K·B, C, ...) with each task's own batch statistics.
+
+    γ, β and the running statistics are shared, but in training each task's B samples are
+    normalised by their own mean and variance, as K separate networks sharing the layer would do;
+    pooling the statistics over K·B samples would make each task's output (and the gradient into
+    the other tasks' own layers) depend on every other task's samples. The running statistics
+    move towards the mean of the K tasks' batch statistics. In eval mode nothing is batch-coupled.
+    """
+    if not norm.training:
+        return norm(y)
+    c, size = y.shape[1], math.prod(y.shape[2:])
+    # (K·B, C, ...) → (B, K·C, L): channel group k holds task k's samples.
+    flat = y.reshape(k, -1, c, size).transpose(0, 1).reshape(-1, k * c, size)
+    mean, var = norm.running_mean.repeat(k), norm.running_var.repeat(k)
+    norm.num_batches_tracked.add_(1)
+    momentum = norm.momentum if norm.momentum is not None else 1.0 / int(norm.num_batches_tracked)
+    out = F.batch_norm(
+        flat, mean, var, norm.weight.repeat(k), norm.bias.repeat(k), True, momentum, norm.eps
+    )
+    with torch.no_grad():
+        norm.running_mean.copy_(mean.view(k, c).mean(0))
+        norm.running_var.copy_(var.view(k, c).mean(0))
+    return out.reshape(-1, k, *y.shape[1:]).transpose(0, 1).reshape(y.shape)
+
+
 class Block(nn.Module):
     """One layer of a network family: shared by all copies (`copies=None`) or stacked."""
 
@@ -110,7 +137,7 @@ class Block(nn.Module):
         lead = (k * b,) if self.shared else (k, b)
         y = self.affine(x.reshape(*lead, *self.plan.in_shape)).reshape(*lead, *self.plan.out_shape)
         if self.norm is not None:
-            y = self.norm(y)
+            y = self.norm(y) if not self.shared else _per_task_batch_norm(self.norm, y, k)
         return _activate(y, self.plan.activation).reshape(k, b, *self.plan.out_shape)
 
     def extra_repr(self) -> str:

@@ -1,0 +1,7 @@
+"""`python -m mtgan` (and `torchrun -m mtgan`) runs the command line."""
+
+import sys
+
+from mtgan.cli import main
+
+sys.exit(main())

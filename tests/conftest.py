@@ -1,0 +1,40 @@
+"""Shared fixtures: tiny real configs that train in well under a second."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+TINY = [
+    "data.tasks=[[0],[1],[7]]",
+    "data.limit=40",
+    "model.z_dim=8",
+    "model.g_hidden=[16,16]",
+    "model.d_hidden=[16,16]",
+    "model.share.generator=trunk",
+    "model.share.discriminator=trunk",
+    "train.batch_size=8",
+    "train.steps=6",
+    "train.log_every=2",
+    "train.sample_every=3",
+    "train.checkpoint_every=3",
+    "train.samples_per_task=4",
+    "train.tensorboard=false",
+    "train.progress=false",
+    "train.device=cpu",
+]
+
+
+@pytest.fixture
+def tiny() -> list[str]:
+    """Overrides that turn the pertask preset into a 3-task model small enough for unit tests."""
+    return list(TINY)
+
+
+@pytest.fixture(autouse=True)
+def _single_thread():
+    # Bit-exact comparisons between runs need the same thread count in both.
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)

@@ -1,0 +1,97 @@
+"""The command line end to end on a tiny config: train, resume, sample, describe, presets, and
+clear errors for user mistakes."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+from PIL import Image
+
+from mtgan.cli import main
+
+
+def test_train_resume_sample_describe(tmp_path, tiny, capsys):
+    out = tmp_path / "run"
+    assert main(["train", "pertask", *tiny, "--out", str(out)]) == 0
+    err = capsys.readouterr().err
+    assert f"run directory: {out}" in err and "finished 6 steps" in err
+    assert (out / "config.yaml").exists() and (out / "checkpoints" / "latest").exists()
+    grids = {p.name for p in (out / "samples").glob("step-0000006-*.png")}
+    assert grids == {f"step-0000006-task{k:02d}.png" for k in range(3)} | {"step-0000006-all.png"}
+    records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in records] == [2, 4, 6]
+    assert {"d/loss", "g/loss", "d/adversarial/task2", "d/grad_norm"} <= records[0].keys()
+
+    assert main(["train", "--resume", str(out), "train.steps=8"]) == 0
+    assert "finished 8 steps" in capsys.readouterr().err
+    assert (out / "checkpoints" / "latest").read_text().strip() == "step-0000008"
+
+    assert (
+        main(
+            ["sample", str(out), "--task", "digit 7", "--n", "6", "--out", str(tmp_path / "s.png")]
+        )
+        == 0
+    )
+    image = Image.open(tmp_path / "s.png")
+    assert image.size[0] > 28 * 2
+    assert (
+        main(["sample", str(out), "--task", "1", "--n", "5", "--out", str(tmp_path / "s.npz")]) == 0
+    )
+    arrays = np.load(tmp_path / "s.npz")
+    assert arrays["x"].shape == (5, 1, 28, 28)
+    assert 0 <= arrays["x"].min() and arrays["x"].max() <= 1
+
+    assert main(["describe", "pertask", *tiny]) == 0
+    text = capsys.readouterr().out
+    assert "shared by G0–G2" in text and "own (3 copies)" in text
+
+
+def test_sample_needs_no_training_data(tmp_path, tiny, monkeypatch):
+    out = tmp_path / "run"
+    main(["train", "pertask", *tiny, "--out", str(out), "--quiet"])
+    import mtgan.data
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("sampling must not load the training data")
+
+    monkeypatch.setattr(mtgan.data, "build_tasks", refuse)
+    monkeypatch.setattr("mtgan.train.trainer.build_tasks", refuse)
+    assert main(["sample", str(out), "--n", "3", "--out", str(tmp_path / "x.npz")]) == 0
+
+
+def test_presets_lists_every_preset_with_a_description(capsys):
+    assert main(["presets"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    names = {line.split()[0] for line in lines}
+    assert {"baseline", "seed", "pertask", "independent"} <= names
+    assert all(len(line.split(maxsplit=1)) == 2 for line in lines)
+
+
+def test_user_mistakes_give_one_clear_message_and_exit_2(tmp_path, tiny, capsys):
+    assert main(["train", "pertask", "train.step=5", "--out", str(tmp_path / "a")]) == 2
+    err = capsys.readouterr().err
+    assert "train.step" in err and "train.steps" in err and "Traceback" not in err
+    assert not (tmp_path / "a").exists()
+
+    assert main(["train", "pertsk"]) == 2
+    assert "pertask" in capsys.readouterr().err
+
+    assert main(["sample", str(tmp_path / "nowhere"), "--out", str(tmp_path / "x.png")]) == 2
+    assert "not a run directory" in capsys.readouterr().err
+
+    out = tmp_path / "run"
+    main(["train", "pertask", *tiny, "--out", str(out), "--quiet"])
+    assert main(["train", "pertask", *tiny, "--out", str(out)]) == 2
+    assert "--resume" in capsys.readouterr().err
+    assert main(["sample", str(out), "--task", "digit 5", "--out", str(tmp_path / "x.png")]) == 2
+    assert "digit 7" in capsys.readouterr().err
+
+
+def test_module_entry_point_runs(tmp_path):
+    result = subprocess.run(
+        [sys.executable, "-m", "mtgan", "presets"], capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 0 and "pertask" in result.stdout
