@@ -53,13 +53,13 @@ def train(
     With `resume=RUN_DIR` the run continues from its latest checkpoint exactly (weights,
     optimizers, EMA, step and RNG states); `overrides` such as `train.steps=N` extend it.
     """
+    source = config
     if resume is not None:
         run_dir = RunDir(resume)
         config = run_dir.load_config(overrides)
     else:
-        preset = config if isinstance(config, str) and not config.endswith(".yaml") else None
         config = load_config(config, overrides)
-        run_dir = RunDir(out if out is not None else default_run_dir(preset or "run"))
+        run_dir = RunDir(out if out is not None else default_run_dir(_run_name(source)))
         if run_dir.config_path.exists():
             raise RunError(
                 f"{run_dir.path} already holds a run; use --resume {run_dir.path} to continue it "
@@ -79,6 +79,15 @@ def train(
         quiet, f"finished {trainer.step} steps in {time.perf_counter() - t0:.1f} s: {run_dir.path}"
     )
     return Run(run_dir.path)
+
+
+def _run_name(source: Any) -> str:
+    """The preset's or config file's name for the default run directory."""
+    if source is None:
+        return "pertask"
+    if isinstance(source, (str, Path)):
+        return Path(source).stem
+    return "run"
 
 
 def _say(quiet: bool, text: str) -> None:
@@ -168,3 +177,8 @@ class Run:
         z = torch.randn((self._model.num_generators, n, self._model.z_dim), generator=gen)
         out = net(z)[k].reshape(n, *self.shape)
         return out if self.kind == "points" else (out.clamp(-1, 1) + 1) / 2
+
+
+def open_run(path: str | Path) -> Run:
+    """Open a finished (or interrupted) run directory for sampling and reading metrics."""
+    return Run(path)
