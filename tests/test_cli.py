@@ -42,7 +42,7 @@ def test_train_resume_sample_describe(tmp_path, tiny, capsys):
     )
     arrays = np.load(tmp_path / "s.npz")
     assert arrays["x"].shape == (5, 1, 28, 28)
-    assert 0 <= arrays["x"].min() and arrays["x"].max() <= 1
+    assert arrays["x"].min() >= 0 and arrays["x"].max() <= 1
 
     assert main(["describe", "pertask", *tiny]) == 0
     text = capsys.readouterr().out
@@ -58,7 +58,7 @@ def test_sample_needs_no_training_data(tmp_path, tiny, monkeypatch):
         raise AssertionError("sampling must not load the training data")
 
     monkeypatch.setattr(mtgan.data, "build_tasks", refuse)
-    monkeypatch.setattr("mtgan.train.trainer.build_tasks", refuse)
+    monkeypatch.setattr("mtgan.training.trainer.build_tasks", refuse)
     assert main(["sample", str(out), "--n", "3", "--out", str(tmp_path / "x.npz")]) == 0
 
 

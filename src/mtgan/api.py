@@ -2,7 +2,7 @@
 
 import mtgan
 config = mtgan.load_config("pertask", ["train.steps=200"])
-run = mtgan.train(config, out="runs/demo")
+run = mtgan.training(config, out="runs/demo")
 images = run.sample(task=3, n=16)          # (16, 1, 28, 28) in [0, 1]
 """
 
@@ -20,8 +20,8 @@ from torch import Tensor
 from mtgan.config import ExperimentConfig, load_config
 from mtgan.errors import RunError
 from mtgan.nets import MultiGAN
-from mtgan.train import RunDir, Trainer, default_run_dir, latest_checkpoint, load_checkpoint
-from mtgan.train.ema import EMA
+from mtgan.training import RunDir, Trainer, default_run_dir, latest_checkpoint, load_checkpoint
+from mtgan.training.ema import EMA
 
 TASKS = "tasks.json"
 

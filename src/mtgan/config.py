@@ -13,12 +13,22 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    NonNegativeInt,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from mtgan.errors import ConfigError
 
 DomainName = Literal["identity", "edges", "negative", "rot90", "rot180", "rot270"]
-ShareSpec = int | list[int] | Literal["none", "all", "trunk", "all_but_first", "all_but_last"]
+ShareSpec = (
+    NonNegativeInt | list[int] | Literal["none", "all", "trunk", "all_but_first", "all_but_last"]
+)
 
 
 class Strict(BaseModel):
@@ -139,7 +149,10 @@ class ExperimentConfig(Strict):
     @model_validator(mode="after")
     def _dcgan_needs_square_images(self) -> ExperimentConfig:
         if self.model.arch == "dcgan" and self.data.path is None and self.data.name != "mnist":
-            raise ValueError(f"model.arch=dcgan needs image data, but data.name={self.data.name}")
+            raise ValueError(
+                f"model.arch: dcgan needs image data, but data.name={self.data.name} is 2D points; "
+                "use model.arch=mlp"
+            )
         return self
 
 
@@ -253,28 +266,66 @@ def validate(data: dict[str, Any]) -> ExperimentConfig:
 
 
 def format_validation_error(error: ValidationError) -> str:
-    """One line per problem: the dotted field, what is wrong, what is allowed."""
-    lines = []
-    seen: set[str] = set()
+    """One line per wrong field: the dotted field, what is wrong, what is allowed."""
+    by_field: dict[str, list[dict[str, Any]]] = {}
     for err in error.errors():
-        loc = [str(p) for p in err["loc"] if not _is_union_branch(p)]
+        loc = tuple(str(p) for p in err["loc"] if not _is_union_branch(p))
+        by_field.setdefault(loc, []).append(err)
+    lines = []
+    for loc, errs in by_field.items():
         field = ".".join(loc) or "config"
-        if err["type"] == "extra_forbidden":
-            msg = _unknown_key_message(loc)
-        elif err["type"] == "literal_error":
-            expected = err.get("ctx", {}).get("expected", "")
-            msg = f"{field}: {err['input']!r} is not allowed; choose one of {expected}"
+        if errs[0]["type"] == "extra_forbidden":
+            lines.append(_unknown_key_message(list(loc)))
+        elif len(errs) > 1:  # a union (e.g. a sharing spec): say every form it accepts
+            forms = "; or ".join(dict.fromkeys(_expected(e) for e in errs))
+            lines.append(f"{field}: {_short(errs[0]['input'])} is not allowed; expected {forms}")
+        elif errs[0]["type"] == "value_error":
+            text = errs[0]["msg"].removeprefix("Value error, ")
+            lines.append(f"{field}: {text}" if loc else text)
         else:
-            msg = f"{field}: {err['msg']} (got {_short(err.get('input'))})"
-        if msg not in seen:
-            seen.add(msg)
-            lines.append(msg)
+            got = _short(errs[0]["input"])
+            lines.append(f"{field}: {got} is not allowed; expected {_expected(errs[0])}")
     return "invalid config:\n  " + "\n  ".join(lines)
+
+
+_EXPECTED = {
+    "int_parsing": "an integer",
+    "int_type": "an integer",
+    "int_from_float": "an integer",
+    "float_parsing": "a number",
+    "float_type": "a number",
+    "bool_parsing": "true or false",
+    "bool_type": "true or false",
+    "list_type": "a list",
+    "dict_type": "a mapping",
+    "string_type": "a string",
+    "model_type": "a mapping",
+}
+
+
+def _expected(err: dict[str, Any]) -> str:
+    """What a failed check wanted, in words: 'one of ...', 'an integer', 'a number >= 1'."""
+    kind, ctx = err["type"], err.get("ctx", {})
+    if kind == "literal_error":
+        return f"one of {ctx.get('expected', '')}"
+    bounds = {
+        "greater_than_equal": ">= {ge}",
+        "greater_than": "> {gt}",
+        "less_than_equal": "<= {le}",
+        "less_than": "< {lt}",
+        "too_short": "at least {min_length} item(s)",
+        "too_long": "at most {max_length} item(s)",
+    }
+    if kind in bounds:
+        return "a value " + bounds[kind].format(**ctx)
+    return _EXPECTED.get(kind, err["msg"][0].lower() + err["msg"][1:])
 
 
 def _is_union_branch(part: Any) -> bool:
     # pydantic adds the union member it tried ("int", "list[int]", "literal[...]") to the path.
-    return isinstance(part, str) and (part in ("int", "list[int]") or part.startswith("literal"))
+    return isinstance(part, str) and (
+        part in ("int", "list[int]", "constrained-int") or part.startswith("literal")
+    )
 
 
 def _unknown_key_message(loc: list[str]) -> str:

@@ -95,7 +95,7 @@ def test_unknown_key_in_a_dict_source_is_reported_the_same_way():
 def test_wrong_type_names_the_field_and_the_value():
     message = _error(["train.batch_size=abc"])
     assert "train.batch_size:" in message
-    assert "valid integer" in message
+    assert "expected an integer" in message
     assert "'abc'" in message
 
 
@@ -110,10 +110,10 @@ def test_bad_enum_names_the_field_and_lists_the_allowed_values():
 @pytest.mark.parametrize(
     ("override", "field", "bound"),
     [
-        ("train.batch_size=0", "train.batch_size", "greater than or equal to 1"),
-        ("train.lr_g=0", "train.lr_g", "greater than 0"),
-        ("train.ema=1.0", "train.ema", "less than 1"),
-        ("data.image_size=2", "data.image_size", "greater than or equal to 4"),
+        ("train.batch_size=0", "train.batch_size", ">= 1"),
+        ("train.lr_g=0", "train.lr_g", "> 0"),
+        ("train.ema=1.0", "train.ema", "< 1"),
+        ("data.image_size=2", "data.image_size", ">= 4"),
     ],
 )
 def test_out_of_range_value_names_the_field_and_the_bound(override, field, bound):

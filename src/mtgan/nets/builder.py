@@ -227,7 +227,12 @@ class MultiGAN(nn.Module):
         for i, block in enumerate(net.blocks):
             for name, p in block.named_parameters():
                 key = f"blocks.{i}.{name}"
-                out[key] = p if block.shared else p.unflatten(0, (block.copies, -1))[k]
+                if block.shared:
+                    out[key] = p
+                elif p.shape[0] == block.copies:  # (K, ...) stacked linear weights and biases
+                    out[key] = p[k]
+                else:  # (K·C, ...) grouped-conv and batch-norm tensors
+                    out[key] = p.unflatten(0, (block.copies, -1))[k]
         return out
 
     def ownership(self) -> list[ParamRow]:

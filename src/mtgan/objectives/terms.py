@@ -19,7 +19,7 @@ from mtgan.objectives.penalties import gradient_penalty, r1_penalty
 
 if TYPE_CHECKING:
     from mtgan.config import ExperimentConfig
-    from mtgan.train.context import StepContext
+    from mtgan.training.context import StepContext
 
 
 @dataclass(frozen=True)

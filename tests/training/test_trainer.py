@@ -6,7 +6,7 @@ import torch
 
 from mtgan import api
 from mtgan.config import load_config
-from mtgan.train import RunDir, Trainer
+from mtgan.training import RunDir, Trainer
 
 
 def _weights(module: torch.nn.Module) -> dict[str, torch.Tensor]:
@@ -96,7 +96,7 @@ def test_simultaneous_step_uses_gradients_at_the_same_parameters(tiny):
         (reference.model.num_generators, config.train.batch_size, reference.model.z_dim),
         generator=reference.noise_rng,
     )
-    from mtgan.train.context import StepContext
+    from mtgan.training.context import StepContext
 
     ctx = StepContext(reference.model, ctx_real, z, 0, reference.noise_rng)
     expected = g_phase.gradients(g_phase.loss(g_phase.losses(ctx)))

@@ -16,7 +16,7 @@ from mtgan.balance import Balancer, build_balancer
 from mtgan.config import ExperimentConfig
 from mtgan.nets import MultiGAN
 from mtgan.objectives.terms import Term
-from mtgan.train.context import StepContext
+from mtgan.training.context import StepContext
 
 
 @dataclass

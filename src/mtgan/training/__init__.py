@@ -1,8 +1,8 @@
 """Training: the phase loop, EMA, checkpoints and the run directory."""
 
-from mtgan.train.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
-from mtgan.train.rundir import RunDir, default_run_dir
-from mtgan.train.trainer import Trainer, pick_device
+from mtgan.training.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
+from mtgan.training.rundir import RunDir, default_run_dir
+from mtgan.training.trainer import Trainer, pick_device
 
 __all__ = [
     "RunDir",

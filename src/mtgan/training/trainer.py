@@ -20,11 +20,11 @@ from mtgan.errors import RunError
 from mtgan.nets import MultiGAN
 from mtgan.objectives.terms import build_terms
 from mtgan.report import save_task_grids
-from mtgan.train.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
-from mtgan.train.context import StepContext
-from mtgan.train.ema import EMA
-from mtgan.train.phases import Phase, build_phases
-from mtgan.train.rundir import RunDir, TensorBoard
+from mtgan.training.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
+from mtgan.training.context import StepContext
+from mtgan.training.ema import EMA
+from mtgan.training.phases import Phase, build_phases
+from mtgan.training.rundir import RunDir, TensorBoard
 
 
 def pick_device(name: str) -> torch.device:
