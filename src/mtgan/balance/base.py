@@ -7,7 +7,6 @@ the term's configured weight, and returns the scalar to differentiate. Balancers
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 from torch import Tensor
@@ -64,8 +63,5 @@ def build_balancer(name: str, options: dict[str, Any], field: str) -> Balancer:
         raise ConfigError(f"{field}: unknown balancer {name!r}; choose one of {sorted(BALANCERS)}")
     try:
         return BALANCERS[name](**options)
-    except TypeError as e:
+    except (TypeError, ConfigError) as e:
         raise ConfigError(f"{field}_options: {e}") from None
-
-
-BalancerFactory = Callable[..., Balancer]
