@@ -182,6 +182,7 @@ def save_task_grids(
     kind: Literal["image", "points"],
     *,
     modes: Sequence[Tensor] | Tensor | None = None,
+    real: Tensor | None = None,
 ) -> list[Path]:
     """Write one PNG per task plus an overview for samples (K, N, *shape) at a training step.
 
@@ -189,7 +190,8 @@ def save_task_grids(
     kind="image": samples (K, N, C, H, W) in [0, 1]; the overview has one row per task with
     the first min(N, 10) samples. kind="points": samples (K, N, 2); the overview scatters all
     tasks, one colour each. ``modes`` (points only): per-task (M_k, 2) target modes, drawn as
-    red crosses. Returns the paths written, per-task files first.
+    red crosses; ``real`` (points only): (K, R, 2) real samples per task, drawn faint grey.
+    Returns the paths written, per-task files first.
     """
     if step < 0:
         raise ValueError(f"step must be >= 0, got {step}")
@@ -208,8 +210,8 @@ def save_task_grids(
     if kind == "image":
         if samples.dim() != 5:
             raise ValueError(f"image samples must be (K, N, C, H, W), got {tuple(samples.shape)}")
-        if modes is not None:
-            raise ValueError("modes apply to kind='points' only")
+        if modes is not None or real is not None:
+            raise ValueError("modes and real apply to kind='points' only")
         for k, name in enumerate(names):
             save_image_grid(samples[k], task_paths[k], title=f"{name} - step {step}")
         per = min(n, OVERVIEW_PER_TASK)
@@ -222,10 +224,12 @@ def save_task_grids(
         for k, name in enumerate(names):
             task_modes = None if modes is None else modes[k]
             groups = [(samples[k], name, colors[k])]
-            _save_scatter(task_paths[k], groups, task_modes, None, f"{name} - step {step}")
+            task_real = None if real is None else real[k]
+            _save_scatter(task_paths[k], groups, task_modes, task_real, f"{name} - step {step}")
         all_modes = None if modes is None else torch.cat([m.reshape(-1, 2) for m in modes])
+        all_real = None if real is None else real.reshape(-1, 2)
         groups = list(zip(samples, names, colors))
-        _save_scatter(overview, groups, all_modes, None, f"all tasks - step {step}")
+        _save_scatter(overview, groups, all_modes, all_real, f"all tasks - step {step}")
     else:
         raise ValueError(f"kind must be 'image' or 'points', got {kind!r}")
     return [*task_paths, overview]

@@ -55,6 +55,10 @@ class Trainer:
         fixed = torch.Generator().manual_seed(config.seed + 3)
         shape = (self.model.num_generators, train.samples_per_task, self.model.z_dim)
         self.fixed_z = torch.randn(shape, generator=fixed).to(self.device)
+        # 2D plots show the real data underneath the samples; images need no such backdrop.
+        self.backdrop: Tensor | None = None
+        if self.data.kind == "points":
+            self.backdrop = self.data.sample(1000, fixed.manual_seed(config.seed + 4))
         self.step = 0
 
     # ------------------------------------------------------------------ the algorithm
@@ -192,7 +196,10 @@ class Trainer:
 
     def write_samples(self, run: RunDir) -> None:
         samples = self.generate(self.fixed_z)
-        save_task_grids(samples.cpu(), run.samples, self.step, self.data.names, self.data.kind)
+        real = None if self.backdrop is None else self.backdrop.cpu()
+        save_task_grids(
+            samples.cpu(), run.samples, self.step, self.data.names, self.data.kind, real=real
+        )
 
 
 _SHOWN = ("d/loss", "g/loss")
