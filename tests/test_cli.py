@@ -15,19 +15,20 @@ from mtgan.cli import main
 
 def test_train_resume_sample_describe(tmp_path, tiny, capsys):
     out = tmp_path / "run"
-    assert main(["train", "pertask", *tiny, "--out", str(out)]) == 0
+    assert main(["train", "pertask", *tiny, "train.steps=24", "--out", str(out)]) == 0
     err = capsys.readouterr().err
-    assert f"run directory: {out}" in err and "finished 6 steps" in err
+    assert f"run directory: {out}" in err and "finished 24 steps" in err
     assert (out / "config.yaml").exists() and (out / "checkpoints" / "latest").exists()
-    grids = {p.name for p in (out / "samples").glob("step-0000006-*.png")}
-    assert grids == {f"step-0000006-task{k:02d}.png" for k in range(3)} | {"step-0000006-all.png"}
+    grids = {p.name for p in (out / "samples").glob("step-0000024-*.png")}
+    assert grids == {f"step-0000024-task{k:02d}.png" for k in range(3)} | {"step-0000024-all.png"}
     records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
-    assert [r["step"] for r in records] == [2, 4, 6]
+    assert [r["step"] for r in records] == list(range(2, 25, 2))
     assert {"d/loss", "g/loss", "d/adversarial/task2", "d/grad_norm"} <= records[0].keys()
 
-    assert main(["train", "--resume", str(out), "train.steps=8"]) == 0
-    assert "finished 8 steps" in capsys.readouterr().err
-    assert (out / "checkpoints" / "latest").read_text().strip() == "step-0000008"
+    assert main(["train", "--resume", str(out), "train.steps=36"]) == 0
+    assert "finished 36 steps" in capsys.readouterr().err
+    assert (out / "checkpoints" / "latest").read_text().strip() == "step-0000036"
+    assert len(list((out / "checkpoints").glob("step-*"))) == 3  # train.keep_checkpoints
 
     assert (
         main(
