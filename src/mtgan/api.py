@@ -15,10 +15,12 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from pydantic import ValidationError
 from torch import Tensor
 
-from mtgan.config import ExperimentConfig, load_config
-from mtgan.errors import RunError
+from mtgan.config import EvalConfig, ExperimentConfig, format_validation_error, load_config
+from mtgan.data.taskset import to_display
+from mtgan.errors import ConfigError, RunError
 from mtgan.nets import MultiGAN
 from mtgan.training import RunDir, Trainer, default_run_dir, latest_checkpoint, load_checkpoint
 from mtgan.training.ema import EMA
@@ -106,9 +108,9 @@ def _write_tasks(run_dir: RunDir, trainer: Trainer) -> None:
 
 
 class Run:
-    """A run directory opened for reading: config, metrics, checkpoints and sampling."""
+    """A run directory opened for reading: config, metrics, checkpoints, sampling, evaluation."""
 
-    def __init__(self, path: str | Path):
+    def __init__(self, path: str | Path, checkpoint: str | int | None = None):
         self.dir = RunDir(path)
         self.path = self.dir.path
         self.config = self.dir.load_config()
@@ -119,6 +121,7 @@ class Run:
         self.task_names: list[str] = info["names"]
         self.shape: tuple[int, ...] = tuple(info["shape"])
         self.kind: str = info["kind"]
+        self.checkpoint = checkpoint
         self._model: MultiGAN | None = None
         self._ema: EMA | None = None
         self._step: int | None = None
@@ -128,6 +131,7 @@ class Run:
 
     @property
     def step(self) -> int:
+        """The step of the loaded checkpoint (the latest unless one was chosen)."""
         self._load()
         return self._step or 0
 
@@ -135,12 +139,25 @@ class Run:
         """Every record of metrics.jsonl, in order."""
         return self.dir.read_metrics()
 
+    def _checkpoint_path(self) -> Path:
+        if self.checkpoint is None:
+            path = latest_checkpoint(self.dir.checkpoints)
+            if path is None:
+                raise RunError(f"{self.path} has no checkpoint yet")
+            return path
+        name = self.checkpoint
+        if isinstance(name, int) or str(name).isdigit():
+            name = f"step-{int(name):07d}"
+        path = self.dir.checkpoints / str(name)
+        if not path.is_dir():
+            have = sorted(p.name for p in self.dir.checkpoints.glob("step-*"))
+            raise RunError(f"no checkpoint {name} in {self.path}; have: {', '.join(have)}")
+        return path
+
     def _load(self) -> None:
         if self._model is not None:
             return
-        path = latest_checkpoint(self.dir.checkpoints)
-        if path is None:
-            raise RunError(f"{self.path} has no checkpoint yet")
+        path = self._checkpoint_path()
         torch.manual_seed(self.config.seed)
         model = MultiGAN(self.config.model, self.shape, len(self.task_names))
         modules: dict[str, torch.nn.Module] = {"model": model}
@@ -164,19 +181,85 @@ class Run:
         raise RunError(f"unknown task {task!r}; tasks: {', '.join(self.task_names)}")
 
     @torch.no_grad()
+    def generate(self, z: Tensor, use_ema: bool = True) -> Tensor:
+        """Samples (NG, n, *shape) for noise (NG, n, z_dim): images in [0, 1], or points."""
+        self._load()
+        assert self._model is not None
+        net = self._ema.net if (use_ema and self._ema is not None) else self._model.generator
+        net.eval()
+        out = net(z).reshape(*z.shape[:2], *self.shape)
+        return to_display(out, self.kind)
+
     def sample(
         self, task: int | str = 0, n: int = 64, seed: int = 0, use_ema: bool = True
     ) -> Tensor:
         """n samples of one task: images (n, C, H, W) in [0, 1], or points (n, 2)."""
+        k = self.task_index(task)
         self._load()
         assert self._model is not None
-        k = self.task_index(task)
-        net = self._ema.net if (use_ema and self._ema is not None) else self._model.generator
-        net.eval()
         gen = torch.Generator().manual_seed(seed)
         z = torch.randn((self._model.num_generators, n, self._model.z_dim), generator=gen)
-        out = net(z)[k].reshape(n, *self.shape)
-        return out if self.kind == "points" else (out.clamp(-1, 1) + 1) / 2
+        return self.generate(z, use_ema)[k]
+
+    def evaluate(
+        self,
+        metrics: list[str] | None = None,
+        features: str | None = None,
+        n: int | None = None,
+        write: bool = True,
+    ) -> dict[str, Any]:
+        """Evaluate the loaded checkpoint (the EMA generators when the run has them) and, with
+        `write`, save the result as eval.json in the run directory. Needs the training data."""
+        from mtgan.data import build_tasks
+        from mtgan.metrics.evaluate import EvalContext, evaluate, mixture_name
+
+        overrides = {}
+        if features is not None:
+            overrides["features"] = features
+        if n is not None:
+            overrides["n"] = n
+        try:
+            cfg = EvalConfig.model_validate({**self.config.eval.model_dump(), **overrides})
+        except ValidationError as e:
+            raise ConfigError(format_validation_error(e).replace("\n  ", "\n  eval.")) from None
+        names = metrics or cfg.metrics or default_metrics(self.config)
+        self._load()
+        assert self._model is not None
+        ctx = EvalContext(
+            build_tasks(self.config.data, self.config.seed),
+            cfg,
+            self.generate,
+            self._model.z_dim,
+            self._model.num_generators,
+            mixture=mixture_name(self.config),
+            records=self.metrics(),
+            seed=self.config.seed,
+        )
+        result = {
+            "step": self.step,
+            "checkpoint": self._checkpoint_path().name,
+            "ema": self._ema is not None,
+            "features": ctx.features_name,
+            "n": cfg.n,
+            **evaluate(ctx, names),
+        }
+        if write:
+            self.dir.write_eval(result)
+        return result
+
+
+def default_metrics(config: ExperimentConfig) -> list[str]:
+    """What `mtgan eval` computes when no metric is named: what fits the data."""
+    from mtgan.metrics.evaluate import mixture_name
+
+    if mixture_name(config) is not None:
+        return ["modes", "fid", "prdc", "stability"]
+    names = ["fid", "kid", "prdc", "stability"]
+    if config.data.tasks != "single" and config.data.path is None:
+        names.insert(2, "accuracy")
+    if len(config.data.domains) > 1:
+        names.append("agreement")
+    return names
 
 
 def open_run(path: str | Path) -> Run:

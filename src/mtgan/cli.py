@@ -55,6 +55,19 @@ def cmd_sample(ns: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_eval(ns: argparse.Namespace) -> int:
+    import json
+
+    from mtgan import api
+
+    run = api.Run(ns.run, checkpoint=ns.checkpoint)
+    metrics = [m.strip() for m in ns.metrics.split(",") if m.strip()] if ns.metrics else None
+    result = run.evaluate(metrics, features=ns.features, n=ns.n)
+    print(json.dumps({k: v for k, v in result.items() if "/task" not in k}, indent=1))
+    print(f"wrote {run.path / 'eval.json'} (per-task values included)", file=sys.stderr)
+    return 0
+
+
 def cmd_describe(ns: argparse.Namespace) -> int:
     from mtgan import api
 
@@ -94,6 +107,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="noise seed (default 0)")
     p.add_argument("--no-ema", action="store_true", help="use the raw generator, not its EMA")
     p.set_defaults(func=cmd_sample)
+
+    p = sub.add_parser("eval", help="evaluate a run's latest (or a given) checkpoint → eval.json")
+    p.add_argument("run", help="run directory")
+    p.add_argument(
+        "--metrics",
+        help="comma-separated: fid,kid,prdc,modes,agreement,accuracy,stability "
+        "(default: eval.metrics of the run, else what fits its data)",
+    )
+    p.add_argument("--features", choices=["auto", "digits", "inception", "raw"])
+    p.add_argument("--n", type=int, help="generated samples per task (default: eval.n)")
+    p.add_argument("--checkpoint", help="checkpoint step or name (default: latest)")
+    p.set_defaults(func=cmd_eval)
 
     p = sub.add_parser("describe", help="print the networks, who shares which layer, and sizes")
     p.add_argument("args", nargs="*", help="[PRESET|CONFIG.yaml] [key=value ...]")

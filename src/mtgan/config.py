@@ -135,6 +135,23 @@ class TrainConfig(Strict):
     progress: bool = True
 
 
+MetricName = Literal["fid", "kid", "prdc", "modes", "agreement", "accuracy", "stability"]
+
+
+class EvalConfig(Strict):
+    """Metrics computed during training (every `every` steps) and at the end of the run."""
+
+    metrics: list[MetricName] = Field(default_factory=list)
+    every: int | None = Field(default=None, ge=1, description="null: only at the end")
+    features: Literal["auto", "digits", "inception", "raw"] = "auto"
+    n: int = Field(default=5000, ge=10, description="generated samples per task")
+    k: int = Field(default=5, ge=1, description="neighbours for precision/recall/density/coverage")
+    kid_subsets: int = Field(default=100, ge=1)
+    kid_subset_size: int = Field(default=1000, ge=2)
+    stability_window: int = Field(default=200, ge=1, description="steps of recent history")
+    inception_weights: Path | None = None
+
+
 class ExperimentConfig(Strict):
     """A whole experiment: what a preset or YAML file describes."""
 
@@ -145,6 +162,7 @@ class ExperimentConfig(Strict):
     loss: LossConfig = Field(default_factory=LossConfig)
     balance: BalanceConfig = Field(default_factory=BalanceConfig)
     train: TrainConfig = Field(default_factory=TrainConfig)
+    eval: EvalConfig = Field(default_factory=EvalConfig)
 
     @model_validator(mode="after")
     def _dcgan_needs_square_images(self) -> ExperimentConfig:

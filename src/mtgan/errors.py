@@ -18,3 +18,7 @@ class DataError(MtganError):
 
 class RunError(MtganError):
     """A run directory or checkpoint is missing, incomplete or incompatible."""
+
+
+class FeatureError(MtganError):
+    """Features cannot be computed: missing weights, unreadable files, inputs of the wrong shape."""

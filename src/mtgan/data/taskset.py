@@ -98,6 +98,11 @@ class TaskSet:
 
     def to_display(self, x: Tensor) -> Tensor:
         """Map stored-scale samples back for viewing: images [-1, 1] -> [0, 1]; points unchanged."""
-        if self.kind == "points":
-            return x
-        return ((x + 1.0) * 0.5).clamp(0.0, 1.0)
+        return to_display(x, self.kind)
+
+
+def to_display(x: Tensor, kind: str) -> Tensor:
+    """Stored scale → viewing scale: images [-1, 1] → [0, 1]; points unchanged."""
+    if kind == "points":
+        return x
+    return ((x + 1.0) * 0.5).clamp(0.0, 1.0)

@@ -63,6 +63,12 @@ class RunDir:
             return []
         return [json.loads(line) for line in self.metrics_path.read_text().splitlines() if line]
 
+    def write_eval(self, result: dict[str, Any]) -> None:
+        """eval.json: the last evaluation of this run (written whole, then renamed)."""
+        tmp = self.path / ".eval.json.tmp"
+        tmp.write_text(json.dumps(result, indent=1))
+        tmp.replace(self.path / "eval.json")
+
     def truncate_metrics(self, after_step: int) -> None:
         """Drop records past `after_step` (written after the checkpoint a resume starts from)."""
         kept = [r for r in self.read_metrics() if r.get("step", 0) <= after_step]

@@ -17,6 +17,7 @@ from tqdm.auto import tqdm
 from mtgan.config import ExperimentConfig
 from mtgan.data import TaskSet, build_tasks
 from mtgan.errors import RunError
+from mtgan.metrics.evaluate import EvalContext, evaluate, mixture_name
 from mtgan.nets import MultiGAN
 from mtgan.objectives.terms import build_terms
 from mtgan.report import save_task_grids
@@ -190,9 +191,41 @@ class Trainer:
                     self.write_samples(run)
                 if self.step % cfg.checkpoint_every == 0 or self.step == cfg.steps:
                     self.save(run)
+                if self._eval_due():
+                    self._log_eval(run, board)
         finally:
             bar.close()
             board.close()
+
+    def _eval_due(self) -> bool:
+        ev = self.config.eval
+        if not ev.metrics:
+            return False
+        return self.step == self.config.train.steps or bool(ev.every and self.step % ev.every == 0)
+
+    def eval_context(self, records: list[dict[str, Any]] | None = None) -> EvalContext:
+        """Evaluation of the current generators (the EMA ones when enabled) on the training data."""
+        return EvalContext(
+            self.data,
+            self.config.eval,
+            self.generate,
+            self.model.z_dim,
+            self.model.num_generators,
+            mixture=mixture_name(self.config),
+            records=records,
+            seed=self.config.seed,
+            device=self.device,
+        )
+
+    def _log_eval(self, run: RunDir, board: TensorBoard) -> None:
+        ctx = self.eval_context(run.read_metrics())
+        result = evaluate(ctx, self.config.eval.metrics)
+        record = {"step": self.step, **{f"eval/{k}": v for k, v in result.items()}}
+        run.append_metrics(record)
+        board.scalars(record)
+        if self.step == self.config.train.steps:
+            meta = {"features": ctx.features_name, "n": ctx.config.n}
+            run.write_eval({"step": self.step, "ema": self.ema is not None, **meta, **result})
 
     def write_samples(self, run: RunDir) -> None:
         samples = self.generate(self.fixed_z)

@@ -1,0 +1,20 @@
+"""Sample-quality and training metrics: FID/KID, PRDC, 2D mode coverage, pixel agreement,
+stability summaries. Each function takes plain tensors (or metrics.jsonl records)."""
+
+from mtgan.metrics.agreement import pixel_agreement
+from mtgan.metrics.fid import feature_stats, fid, fid_from_stats, kid
+from mtgan.metrics.modes2d import mode_stats, mode_stats_for
+from mtgan.metrics.prdc import prdc
+from mtgan.metrics.stability import stability_stats
+
+__all__ = [
+    "feature_stats",
+    "fid",
+    "fid_from_stats",
+    "kid",
+    "mode_stats",
+    "mode_stats_for",
+    "pixel_agreement",
+    "prdc",
+    "stability_stats",
+]

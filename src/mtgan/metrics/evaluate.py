@@ -1,0 +1,281 @@
+"""Evaluate generators against their tasks' real data: the metrics registry and its context.
+
+Every metric is a function `fn(ctx) -> {key: value}` registered by name; it reports per task
+(`fid/task3`) and the mean over tasks (`fid`). The context generates each task's samples once,
+extracts features once, and caches the real data's features on disk per data set and extractor.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import torch
+from safetensors.torch import load_file, save_file
+from torch import Tensor
+
+from mtgan.config import EvalConfig, ExperimentConfig
+from mtgan.data import TaskSet
+from mtgan.errors import ConfigError
+from mtgan.metrics.agreement import pixel_agreement
+from mtgan.metrics.features import cache_dir, digit_classifier, get_extractor
+from mtgan.metrics.fid import fid, kid
+from mtgan.metrics.modes2d import mode_stats_for
+from mtgan.metrics.prdc import prdc
+from mtgan.metrics.stability import stability_stats
+
+Generate = Callable[[Tensor], Tensor]  # z (NG, n, z_dim) → samples (NG, n, *shape), display range
+MetricFn = Callable[["EvalContext"], dict[str, float]]
+METRICS: dict[str, MetricFn] = {}
+PACGAN_SAMPLES = 2500  # the PacGAN protocol scores 2,500 samples
+
+
+def register_metric(name: str) -> Callable[[MetricFn], MetricFn]:
+    def wrap(fn: MetricFn) -> MetricFn:
+        METRICS[name] = fn
+        return fn
+
+    return wrap
+
+
+class EvalContext:
+    """What metrics need, computed lazily and at most once per evaluation."""
+
+    def __init__(
+        self,
+        data: TaskSet,
+        config: EvalConfig,
+        generate: Generate,
+        z_dim: int,
+        num_generators: int,
+        mixture: str | None = None,
+        records: list[dict[str, Any]] | None = None,
+        seed: int = 0,
+        device: torch.device | str = "cpu",
+    ):
+        if num_generators != data.num_tasks:
+            raise ConfigError(
+                f"evaluation pairs generator k with task k, but there are {num_generators} "
+                f"generators for {data.num_tasks} tasks"
+            )
+        self.data, self.config, self.generate_fn = data, config, generate
+        self.z_dim, self.num_generators, self.mixture = z_dim, num_generators, mixture
+        self.records, self.seed, self.device = records or [], seed, torch.device(device)
+        self._samples: Tensor | None = None
+        self._fake_features: dict[int, Tensor] = {}
+        self._real_features: dict[int, Tensor] = {}
+        self._extractor = None
+
+    @property
+    def tasks(self) -> range:
+        return range(self.data.num_tasks)
+
+    # -------------------------------------------------------------- samples and features
+
+    def noise(self, n: int, same_for_all: bool = False, salt: int = 0) -> Tensor:
+        gen = torch.Generator().manual_seed(self.seed + salt)
+        shape = (1 if same_for_all else self.num_generators, n, self.z_dim)
+        z = torch.randn(shape, generator=gen)
+        return z.expand(self.num_generators, n, self.z_dim) if same_for_all else z
+
+    def generate(self, z: Tensor, batch: int = 1000) -> Tensor:
+        """Samples for noise z (NG, n, z_dim), generated in chunks, on the CPU."""
+        parts = [
+            self.generate_fn(z[:, i : i + batch].to(self.device)).cpu()
+            for i in range(0, z.shape[1], batch)
+        ]
+        return torch.cat(parts, dim=1)
+
+    def samples(self, k: int) -> Tensor:
+        """`config.n` samples of task k (display range), all tasks generated together once."""
+        if self._samples is None:
+            self._samples = self.generate(self.noise(self.config.n))
+        return self._samples[k]
+
+    def real(self, k: int) -> Tensor:
+        """Task k's real data (display range), at most `config.n` samples (seeded subset)."""
+        x = self.data.to_display(self.data.task(k)).cpu()
+        if len(x) > self.config.n:
+            gen = torch.Generator().manual_seed(self.seed + 1)
+            x = x[torch.randperm(len(x), generator=gen)[: self.config.n]]
+        return x
+
+    @property
+    def extractor(self):
+        if self._extractor is None:
+            options = {"device": self.device, **self._extractor_options()}
+            self._extractor = get_extractor(self.features_name, **options)
+        return self._extractor
+
+    @property
+    def features_name(self) -> str:
+        """`auto`: raw coordinates for points, the digit classifier for 1×28×28 images,
+        Inception when weights are configured, raw pixels otherwise."""
+        name = self.config.features
+        if name != "auto":
+            return name
+        if self.data.kind == "points":
+            return "raw"
+        if tuple(self.data.shape) == (1, 28, 28):
+            return "digits"
+        return "inception" if self.config.inception_weights is not None else "raw"
+
+    def _extractor_options(self) -> dict[str, Any]:
+        if self.features_name == "inception" and self.config.inception_weights is not None:
+            return {"weights_path": self.config.inception_weights}
+        return {}
+
+    def fake_features(self, k: int) -> Tensor:
+        if k not in self._fake_features:
+            self._fake_features[k] = self.extractor(self.samples(k)).double()
+        return self._fake_features[k]
+
+    def real_features(self, k: int) -> Tensor:
+        """Features of task k's real data, cached on disk by data content and extractor."""
+        if k not in self._real_features:
+            real = self.real(k)
+            digest = hashlib.sha256(real.numpy().tobytes()).hexdigest()[:24]
+            path = cache_dir() / f"real-{self.extractor.name}-{digest}.safetensors"
+            if path.exists():
+                feats = load_file(str(path))["features"]
+            else:
+                feats = self.extractor(real).float().contiguous()
+                path.parent.mkdir(parents=True, exist_ok=True)
+                tmp = path.with_suffix(".tmp")
+                save_file({"features": feats}, str(tmp))
+                tmp.replace(path)
+            self._real_features[k] = feats.double()
+        return self._real_features[k]
+
+
+def _per_task(name: str, values: list[float]) -> dict[str, float]:
+    out = {f"{name}/task{k}": float(v) for k, v in enumerate(values)}
+    out[name] = float(np.mean(values))
+    return out
+
+
+@register_metric("fid")
+def _fid(ctx: EvalContext) -> dict[str, float]:
+    out = _per_task("fid", [fid(ctx.real_features(k), ctx.fake_features(k)) for k in ctx.tasks])
+    if len(ctx.tasks) > 1:
+        # All tasks' samples against all real data: comparable with a single-task baseline.
+        real = torch.cat([ctx.real_features(k) for k in ctx.tasks])
+        fake = torch.cat([ctx.fake_features(k) for k in ctx.tasks])
+        out["fid_pooled"] = fid(real, fake)
+    return out
+
+
+@register_metric("kid")
+def _kid(ctx: EvalContext) -> dict[str, float]:
+    cfg, out = ctx.config, {}
+    means, stds = [], []
+    for k in ctx.tasks:
+        gen = torch.Generator().manual_seed(ctx.seed + 2)
+        mean, std = kid(
+            ctx.real_features(k), ctx.fake_features(k), cfg.kid_subsets, cfg.kid_subset_size, gen
+        )
+        means.append(mean)
+        stds.append(std)
+    out.update(_per_task("kid", means))
+    out.update(_per_task("kid_std", stds))
+    return out
+
+
+@register_metric("prdc")
+def _prdc(ctx: EvalContext) -> dict[str, float]:
+    per_task = [prdc(ctx.real_features(k), ctx.fake_features(k), ctx.config.k) for k in ctx.tasks]
+    out = {}
+    for key in ("precision", "recall", "density", "coverage"):
+        out.update(_per_task(key, [r[key] for r in per_task]))
+    return out
+
+
+@register_metric("modes")
+def _modes(ctx: EvalContext) -> dict[str, float]:
+    if ctx.mixture is None:
+        raise ConfigError(
+            "eval.metrics: `modes` needs a bundled 2D mixture (data.name=ring8|grid25)"
+        )
+    per_task = [mode_stats_for(ctx.mixture, ctx.samples(k)[:PACGAN_SAMPLES]) for k in ctx.tasks]
+    out = {}
+    for key in ("modes", "hq", "rkl"):
+        out.update(_per_task(key, [r[key] for r in per_task]))
+    return out
+
+
+@register_metric("accuracy")
+def _accuracy(ctx: EvalContext) -> dict[str, float]:
+    """Fraction of task k's samples that the digit classifier assigns to task k's classes;
+    only for tasks that are a proper subset of the classes, in their original domain."""
+    if tuple(ctx.data.shape) != (1, 28, 28):
+        raise ConfigError("eval.metrics: `accuracy` needs 1×28×28 digit images")
+    classifier = digit_classifier()  # samples live on the CPU; so does the classifier
+    present = set(ctx.data.labels.unique().tolist())
+    values = {}
+    for k in ctx.tasks:
+        classes = set(ctx.data.task_labels(k).unique().tolist())
+        if ctx.data.domains[k] != "identity" or classes == present or -1 in classes:
+            continue
+        with torch.no_grad():
+            logits = torch.cat(
+                [classifier(b.to(ctx.device)).cpu() for b in ctx.samples(k).split(1000)]
+            )
+        wanted = torch.tensor(sorted(classes))
+        values[k] = torch.isin(logits.argmax(1), wanted).float().mean().item()
+    if not values:
+        raise ConfigError("eval.metrics: `accuracy` needs tasks made of classes (data.tasks)")
+    out = {f"accuracy/task{k}": v for k, v in values.items()}
+    out["accuracy"] = float(np.mean(list(values.values())))
+    return out
+
+
+@register_metric("agreement")
+def _agreement(ctx: EvalContext) -> dict[str, float]:
+    """CoGAN pixel agreement: the same z through the generator of a task in its original domain
+    and of the same task in a derived domain; the first is transformed and both binarised."""
+    groups: dict[str, int] = {}
+    pairs = []
+    for k, (name, domain) in enumerate(zip(ctx.data.names, ctx.data.domains)):
+        if domain == "identity":
+            groups[name] = k
+    for k, (name, domain) in enumerate(zip(ctx.data.names, ctx.data.domains)):
+        base = name.rsplit("/", 1)[0]
+        if domain != "identity" and base in groups:
+            pairs.append((groups[base], k, domain))
+    if not pairs:
+        raise ConfigError(
+            "eval.metrics: `agreement` needs tasks in two domains, "
+            "e.g. data.domains=[identity,edges]"
+        )
+    samples = ctx.generate(ctx.noise(ctx.config.n, same_for_all=True, salt=3))
+    out = {
+        f"agreement/task{i}-task{j}": pixel_agreement(samples[i], samples[j], domain)
+        for i, j, domain in pairs
+    }
+    out["agreement"] = float(np.mean(list(out.values())))
+    return out
+
+
+@register_metric("stability")
+def _stability(ctx: EvalContext) -> dict[str, float]:
+    return stability_stats(ctx.records, window=ctx.config.stability_window)
+
+
+def mixture_name(config: ExperimentConfig) -> str | None:
+    """The bundled 2D mixture a run trains on, if any (for the mode-counting metric)."""
+    if config.data.path is None and config.data.name in ("ring8", "grid25"):
+        return config.data.name
+    return None
+
+
+def evaluate(ctx: EvalContext, metrics: list[str]) -> dict[str, float]:
+    """Run the named metrics; returns one flat dict of values."""
+    unknown = [m for m in metrics if m not in METRICS]
+    if unknown:
+        raise ConfigError(f"unknown metric(s) {unknown}; choose from {sorted(METRICS)}")
+    out: dict[str, float] = {}
+    for name in metrics:
+        out.update(METRICS[name](ctx))
+    return out

@@ -1,0 +1,171 @@
+"""Feature extractors for FID/KID/PRDC, and the small digit classifier they use on MNIST-like data.
+
+An extractor maps samples to feature vectors (N, D) in batches, without gradients, and returns
+float32 on the CPU. Its `name` identifies the features (including the weights behind them), so
+cached statistics of real data are keyed by it. Extractors: "digits" (penultimate layer of a
+LeNet-sized classifier trained once on the bundled digits and cached on disk), "raw" (flattened
+input), "inception" (FID Inception-v3 from a local file, see `mtgan.metrics.inception`) and
+`ModuleFeatures` for any torch module.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import inspect
+import re
+import warnings
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from mtgan.errors import FeatureError
+from mtgan.metrics.cache import cache_dir
+from mtgan.metrics.digits import DigitClassifier, digit_classifier
+
+EXTRACTORS = ("digits", "inception", "raw")
+
+__all__ = ["FeatureError", "cache_dir", "digit_classifier", "DigitClassifier", "get_extractor"]
+
+
+def _weights_digest(module: nn.Module) -> str:
+    h = hashlib.sha256()
+    for k, v in sorted(module.state_dict().items()):
+        h.update(k.encode())
+        h.update(v.detach().cpu().contiguous().numpy().tobytes())
+    return h.hexdigest()
+
+
+class FeatureExtractor:
+    """Base: `extractor(x)` → features (N, D) float32 on the CPU, computed in batches on `device`
+    under no_grad. Subclasses set `name` and implement `_extract(batch) -> (B, ...)`."""
+
+    name: str = "features"
+
+    def __init__(self, device: str | torch.device = "cpu", batch_size: int = 500) -> None:
+        if batch_size < 1:
+            raise FeatureError(f"batch_size must be ≥ 1, got {batch_size}")
+        self.device, self.batch_size = torch.device(device), batch_size
+
+    def _extract(self, batch: Tensor) -> Tensor:
+        raise NotImplementedError
+
+    def __call__(self, x: Tensor) -> Tensor:
+        if not isinstance(x, Tensor) or x.ndim < 2 or len(x) == 0:
+            got = tuple(x.shape) if isinstance(x, Tensor) else type(x).__name__
+            raise FeatureError(f"{self.name}: expected a non-empty batch (N, ...), got {got}")
+        parts = []
+        with torch.no_grad():
+            for batch in x.detach().split(self.batch_size):
+                out = self._extract(batch.to(self.device, torch.float32))
+                if out.shape[0] != len(batch):
+                    raise FeatureError(
+                        f"{self.name}: {len(batch)} inputs gave {out.shape[0]} outputs"
+                    )
+                parts.append(out.reshape(len(batch), -1).float().cpu())
+        return torch.cat(parts)
+
+
+class RawFeatures(FeatureExtractor):
+    """The input flattened: (N, ...) → (N, prod(...)); for 2D points, the coordinates."""
+
+    name = "raw"
+
+    def _extract(self, batch: Tensor) -> Tensor:
+        return batch.reshape(len(batch), -1)
+
+
+def _module_on(module: nn.Module, device: torch.device) -> nn.Module:
+    """`module` on `device`, copied when it has to move, so a shared (memoised) module stays put."""
+    tensors = [*module.parameters(), *module.buffers()]
+    if all(t.device == device for t in tensors):
+        return module
+    return copy.deepcopy(module).to(device)
+
+
+class DigitFeatures(FeatureExtractor):
+    """Penultimate activations (N, 128) of the digit classifier (default: `digit_classifier()`).
+
+    Takes images (N, 1 or 3, H, W) in [0, 1]: 3 channels are averaged to one, and sizes other
+    than 28×28 are resized bilinearly (with a warning; the classifier only saw 28×28 digits).
+    """
+
+    def __init__(
+        self,
+        classifier: DigitClassifier | None = None,
+        device: str | torch.device = "cpu",
+        batch_size: int = 500,
+    ) -> None:
+        super().__init__(device, batch_size)
+        classifier = digit_classifier() if classifier is None else classifier
+        self.classifier = _module_on(classifier, self.device).eval()
+        self.name = f"digits-{_weights_digest(classifier)[:16]}"
+        self._warned = False
+
+    def _extract(self, batch: Tensor) -> Tensor:
+        if batch.ndim != 4 or batch.shape[1] not in (1, 3):
+            raise FeatureError(
+                f"digit features need images (N, 1 or 3, H, W), got {tuple(batch.shape)}; "
+                "use features=raw for other data"
+            )
+        if batch.shape[1] == 3:
+            batch = batch.mean(dim=1, keepdim=True)
+        if tuple(batch.shape[2:]) != (28, 28):
+            if not self._warned:
+                warnings.warn(
+                    f"digit features: resizing {tuple(batch.shape[2:])} images to 28×28 "
+                    "(bilinear); the classifier was trained on 28×28 digits",
+                    stacklevel=3,
+                )
+                self._warned = True
+            batch = F.interpolate(batch, size=(28, 28), mode="bilinear", align_corners=False)
+        return self.classifier.features(batch)
+
+
+class ModuleFeatures(FeatureExtractor):
+    """Features from any torch module: `module(batch)` flattened to (N, D). The module is put in
+    eval mode (and moved to `device`); `name` keys the cache of real-data features."""
+
+    def __init__(
+        self,
+        module: nn.Module,
+        name: str,
+        device: str | torch.device = "cpu",
+        batch_size: int = 500,
+    ) -> None:
+        super().__init__(device, batch_size)
+        if not isinstance(module, nn.Module):
+            raise FeatureError(
+                f"ModuleFeatures needs a torch.nn.Module, got {type(module).__name__}"
+            )
+        if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", name or ""):
+            raise FeatureError(
+                f"feature name {name!r} must be letters, digits, '.', '_' or '-' (it names "
+                "cache files); include a version so changed weights get a new name"
+            )
+        self.module, self.name = module.to(self.device).eval(), name
+
+    def _extract(self, batch: Tensor) -> Tensor:
+        return self.module(batch)
+
+
+def get_extractor(name: str, **options: Any) -> FeatureExtractor:
+    """The extractor called `name` ("digits", "inception" or "raw"), built with `options`
+    (e.g. device, batch_size, weights_path for inception)."""
+    if name not in EXTRACTORS:
+        raise FeatureError(f"unknown feature extractor {name!r}; choose from {list(EXTRACTORS)}")
+    if name == "inception":
+        from mtgan.metrics.inception import InceptionFeatures  # imports this module: import late
+
+        cls: type[FeatureExtractor] = InceptionFeatures
+    else:
+        cls = DigitFeatures if name == "digits" else RawFeatures
+    accepted = [p for p in inspect.signature(cls.__init__).parameters if p != "self"]
+    unknown = sorted(set(options) - set(accepted))
+    if unknown:
+        raise FeatureError(
+            f"unknown option(s) {unknown} for {name} features; choose from {accepted}"
+        )
+    return cls(**options)
