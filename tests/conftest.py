@@ -31,6 +31,15 @@ def tiny() -> list[str]:
     return list(TINY)
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _private_cache(tmp_path_factory):
+    """Tests never read or write the user's ~/.cache/mtgan: one cache per test session."""
+    mp = pytest.MonkeyPatch()
+    mp.setenv("MTGAN_CACHE", str(tmp_path_factory.mktemp("mtgan-cache")))
+    yield
+    mp.undo()
+
+
 @pytest.fixture(autouse=True)
 def _single_thread():
     # Bit-exact comparisons between runs need the same thread count in both.

@@ -185,7 +185,12 @@ def _kid(ctx: EvalContext) -> dict[str, float]:
 
 @register_metric("prdc")
 def _prdc(ctx: EvalContext) -> dict[str, float]:
-    per_task = [prdc(ctx.real_features(k), ctx.fake_features(k), ctx.config.k) for k in ctx.tasks]
+    per_task = []
+    for k in ctx.tasks:
+        # Equal set sizes: the k-NN radii, and so recall and coverage, depend on the set size.
+        real, fake = ctx.real_features(k), ctx.fake_features(k)
+        m = min(len(real), len(fake))
+        per_task.append(prdc(real[:m], fake[:m], ctx.config.k))
     out = {}
     for key in ("precision", "recall", "density", "coverage"):
         out.update(_per_task(key, [r[key] for r in per_task]))

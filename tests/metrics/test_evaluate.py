@@ -1,0 +1,115 @@
+"""Evaluation wired to runs: during training, `Run.evaluate`, eval.json, per-task keys, caching."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from mtgan import api
+from mtgan.cli import main
+from mtgan.config import load_config
+from mtgan.errors import ConfigError
+from mtgan.metrics.cache import cache_dir
+from mtgan.metrics.evaluate import EvalContext, evaluate
+from mtgan.training import Trainer
+
+RAW = ["eval.features=raw", "eval.n=64", "eval.kid_subset_size=32", "eval.kid_subsets=5"]
+
+
+def test_eval_during_training_logs_per_task_and_mean_and_writes_eval_json(tmp_path, tiny):
+    overrides = [*tiny, *RAW, "eval.metrics=[fid,kid,prdc,stability]", "eval.every=3"]
+    run = api.train("pertask", overrides, out=tmp_path / "run", quiet=True)
+    evals = [r for r in run.metrics() if "eval/fid" in r]
+    assert [r["step"] for r in evals] == [3, 6]
+    last = evals[-1]
+    for key in ("fid", "kid", "precision", "recall", "density", "coverage"):
+        assert {f"eval/{key}/task{k}" for k in range(3)} <= last.keys()
+        assert last[f"eval/{key}"] == pytest.approx(
+            sum(last[f"eval/{key}/task{k}"] for k in range(3)) / 3
+        )
+    assert last["eval/fid"] > 0 and "eval/fid_pooled" in last
+    assert last["eval/nonfinite"] == 0
+    written = json.loads((run.path / "eval.json").read_text())
+    assert written["step"] == 6 and written["features"] == "raw" and written["ema"] is True
+    assert written["fid"] == pytest.approx(last["eval/fid"])
+
+
+def test_run_evaluate_matches_the_trainer_and_caches_real_features(tmp_path, tiny, monkeypatch):
+    monkeypatch.setenv("MTGAN_CACHE", str(tmp_path / "cache"))
+    run = api.train("pertask", [*tiny, *RAW], out=tmp_path / "run", quiet=True)
+    result = run.evaluate(["fid", "prdc"])
+    assert len(list(cache_dir().glob("real-raw-*"))) == 3  # real features, one file per task
+    again = run.evaluate(["fid", "prdc"])
+    assert again["fid"] == result["fid"]
+    trainer = Trainer(run.config)
+    trainer.restore(run.dir)
+    direct = evaluate(trainer.eval_context(), ["fid"])
+    assert direct["fid"] == pytest.approx(result["fid"], rel=1e-9)
+
+
+def test_modes_metric_on_a_2d_mixture(tmp_path):
+    overrides = [
+        "data.name=ring8",
+        "data.n_points=1000",
+        "model.z_dim=2",
+        "model.g_hidden=[16]",
+        "model.d_hidden=[16]",
+        "train.steps=4",
+        "train.progress=false",
+        "train.tensorboard=false",
+        "eval.n=2500",
+    ]
+    run = api.train("baseline", overrides, out=tmp_path / "run", quiet=True)
+    result = run.evaluate(["modes"])
+    assert 0 <= result["modes"] <= 8 and 0 <= result["hq"] <= 100
+    assert result["modes/task0"] == result["modes"]
+
+
+def test_agreement_pairs_a_task_with_its_derived_domain(tmp_path, tiny):
+    overrides = [*tiny, *RAW, "data.tasks=[[0,1]]", "data.domains=[identity,negative]"]
+    run = api.train("pertask", overrides, out=tmp_path / "run", quiet=True)
+    result = run.evaluate(["agreement"])
+    assert set(result) >= {"agreement", "agreement/task0-task1"}
+    assert 0 <= result["agreement"] <= 1
+
+
+def test_metrics_that_do_not_fit_the_data_say_why(tmp_path, tiny):
+    run = api.train("pertask", [*tiny, *RAW], out=tmp_path / "run", quiet=True)
+    with pytest.raises(ConfigError, match="ring8"):
+        run.evaluate(["modes"])
+    with pytest.raises(ConfigError, match="domains"):
+        run.evaluate(["agreement"])
+    with pytest.raises(ConfigError, match="choose from"):
+        run.evaluate(["fidd"])
+    with pytest.raises(ConfigError, match="eval.n"):
+        run.evaluate(["fid"], n=0)
+
+
+def test_context_refuses_generators_that_do_not_match_tasks(tiny):
+    trainer = Trainer(load_config("pertask", tiny))
+    with pytest.raises(ConfigError, match="generator k with task k"):
+        EvalContext(trainer.data, trainer.config.eval, trainer.generate, 8, 5)
+
+
+def test_cli_eval_writes_eval_json(tmp_path, tiny, capsys):
+    out = tmp_path / "run"
+    main(["train", "pertask", *tiny, *RAW, "--out", str(out), "--quiet"])
+    assert main(["eval", str(out), "--metrics", "fid,stability", "--n", "50"]) == 0
+    printed = json.loads(capsys.readouterr().out)
+    assert printed["n"] == 50 and "fid" in printed and "fid/task0" not in printed
+    assert "fid/task0" in json.loads((out / "eval.json").read_text())
+    assert main(["eval", str(out), "--checkpoint", "3", "--metrics", "fid"]) == 0
+    assert json.loads((out / "eval.json").read_text())["checkpoint"] == "step-0000003"
+    assert main(["eval", str(out), "--checkpoint", "4"]) == 2
+    assert "step-0000003" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_class_accuracy_with_the_digit_classifier(tmp_path, tiny):
+    """Trains the real digit classifier once (about 15 s): accuracy per class task."""
+    run = api.train("pertask", [*tiny, "eval.n=100"], out=tmp_path / "run", quiet=True)
+    result = run.evaluate(["accuracy", "fid"])
+    assert result["features"] == "digits"
+    assert {"accuracy/task0", "accuracy/task1", "accuracy/task2"} <= result.keys()
+    assert 0 <= result["accuracy"] <= 1
