@@ -49,6 +49,9 @@ class DataConfig(Strict):
     image_size: int | None = Field(default=None, ge=4, le=1024)
     n_points: int = Field(default=100_000, ge=100)
     limit: int | None = Field(default=None, ge=1)
+    skip_invalid: bool = Field(
+        default=False, description="skip unreadable images (and report how many) instead of failing"
+    )
 
 
 class ShareConfig(Strict):
