@@ -20,9 +20,17 @@ from torch import Tensor
 
 from mtgan.config import EvalConfig, ExperimentConfig, format_validation_error, load_config
 from mtgan.data.taskset import to_display
-from mtgan.errors import ConfigError, RunError
+from mtgan.errors import ConfigError, MtganError, RunError
 from mtgan.nets import MultiGAN
-from mtgan.training import RunDir, Trainer, default_run_dir, latest_checkpoint, load_checkpoint
+from mtgan.training import (
+    RunDir,
+    Trainer,
+    default_run_dir,
+    latest_checkpoint,
+    load_checkpoint,
+    pick_device,
+)
+from mtgan.training.distributed import barrier, broadcast_object, init_distributed, shutdown
 from mtgan.training.ema import EMA
 
 TASKS = "tasks.json"
@@ -54,33 +62,62 @@ def train(
 
     With `resume=RUN_DIR` the run continues from its latest checkpoint exactly (weights,
     optimizers, EMA, step and RNG states); `overrides` such as `train.steps=N` extend it.
+    Launched by torchrun (`torchrun --nproc_per_node N -m mtgan train ...`), every process trains
+    its shard of the global batch and rank 0 alone writes the run directory.
     """
     source = config
-    if resume is not None:
-        run_dir = RunDir(resume)
-        config = run_dir.load_config(overrides)
-    else:
-        config = load_config(config, overrides)
-        run_dir = RunDir(out if out is not None else default_run_dir(_run_name(source)))
-        if run_dir.config_path.exists():
-            raise RunError(
-                f"{run_dir.path} already holds a run; use --resume {run_dir.path} to continue it "
-                "or choose another --out"
-            )
-    trainer = Trainer(config)
-    run_dir.create(config)
-    _write_tasks(run_dir, trainer)
-    if resume is not None:
-        if not trainer.restore(run_dir):
-            _say(quiet, f"no checkpoint in {run_dir.path}; starting from step 0")
-        run_dir.truncate_metrics(trainer.step)
-    _say(quiet, f"run directory: {run_dir.path}")
-    t0 = time.perf_counter()
-    trainer.fit(run_dir, quiet=quiet)
-    _say(
-        quiet, f"finished {trainer.step} steps in {time.perf_counter() - t0:.1f} s: {run_dir.path}"
+    config = (
+        RunDir(resume).load_config(overrides)
+        if resume is not None
+        else load_config(config, overrides)
     )
+    info = init_distributed(pick_device(config.train.device), config.train.dist_timeout)
+    quiet = quiet or not info.main
+    try:
+        trainer = Trainer(config, dist=info)  # data and model first: their errors leave no dir
+        # Rank 0 decides the directory and prepares it; the others learn the outcome.
+        outcome: tuple[str, str | None] = ("", None)
+        if info.main:
+            outcome = _prepare_run_dir(config, source, out, resume)
+        path, error = broadcast_object(info, outcome)
+        if error is not None:
+            raise RunError(error)
+        run_dir = RunDir(path)
+        if info.main:
+            _write_tasks(run_dir, trainer)
+        barrier(info)
+        if resume is not None:
+            if not trainer.restore(run_dir):
+                _say(quiet, f"no checkpoint in {run_dir.path}; starting from step 0")
+            if info.main:
+                run_dir.truncate_metrics(trainer.step)
+        world = f" on {info.world} processes" if info.active else ""
+        _say(quiet, f"run directory: {run_dir.path}{world}")
+        t0 = time.perf_counter()
+        trainer.fit(run_dir, quiet=quiet)
+        seconds = time.perf_counter() - t0
+        _say(quiet, f"finished {trainer.step} steps in {seconds:.1f} s: {run_dir.path}")
+        barrier(info)
+    finally:
+        shutdown()
     return Run(run_dir.path)
+
+
+def _prepare_run_dir(
+    config: ExperimentConfig, source: Any, out: str | Path | None, resume: str | Path | None
+) -> tuple[str, str | None]:
+    """(run directory, error message or None): the directory is created and the config saved."""
+    run_dir = RunDir(resume if resume is not None else out or default_run_dir(_run_name(source)))
+    if resume is None and run_dir.config_path.exists():
+        return str(run_dir.path), (
+            f"{run_dir.path} already holds a run; use --resume {run_dir.path} to continue it "
+            "or choose another --out"
+        )
+    try:
+        run_dir.create(config)
+    except MtganError as e:
+        return str(run_dir.path), str(e)
+    return str(run_dir.path), None
 
 
 def _run_name(source: Any) -> str:

@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 from mtgan.errors import MtganError
+from mtgan.training.distributed import launched_by_torchrun
 
 
 def _split_target(args: list[str]) -> tuple[str | None, list[str]]:
@@ -25,6 +26,8 @@ def _split_target(args: list[str]) -> tuple[str | None, list[str]]:
 def cmd_train(ns: argparse.Namespace) -> int:
     from mtgan import api
 
+    if ns.nproc > 1 and not launched_by_torchrun():
+        return _launch_torchrun(ns)
     target, overrides = _split_target(ns.args)
     if ns.resume is not None and target is not None:
         raise MtganError(
@@ -32,6 +35,28 @@ def cmd_train(ns: argparse.Namespace) -> int:
         )
     api.train(target, overrides, out=ns.out, resume=ns.resume, quiet=ns.quiet)
     return 0
+
+
+def _launch_torchrun(ns: argparse.Namespace) -> int:
+    """`mtgan train --nproc N ...` = torchrun with N processes on this machine, same arguments."""
+    import subprocess
+
+    from mtgan.training.distributed import torchrun_command
+
+    args = list(ns.args)
+    for flag, value in (("--out", ns.out), ("--resume", ns.resume)):
+        if value is not None:
+            args += [flag, value]
+    if ns.quiet:
+        args.append("--quiet")
+    code = subprocess.call(torchrun_command(ns.nproc, args))
+    if code != 0:
+        print(
+            f"mtgan: error: a training process failed (torchrun exit code {code}); "
+            "its message is above",
+            file=sys.stderr,
+        )
+    return code
 
 
 def cmd_sample(ns: argparse.Namespace) -> int:
@@ -97,6 +122,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", help="run directory (default: runs/<preset>-<time>)")
     p.add_argument("--resume", metavar="RUN_DIR", help="continue a run from its latest checkpoint")
     p.add_argument("--quiet", action="store_true", help="no progress bar or messages")
+    p.add_argument(
+        "--nproc", type=int, default=1, help="processes for data-parallel training (via torchrun)"
+    )
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("sample", help="write samples of a trained run (PNG grid or .npz)")

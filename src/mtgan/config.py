@@ -136,6 +136,12 @@ class TrainConfig(Strict):
     samples_per_task: int = Field(default=64, ge=1, le=1024)
     tensorboard: bool = True
     progress: bool = True
+    nan_patience: int = Field(
+        default=5, ge=1, description="consecutive non-finite steps before rolling back"
+    )
+    nan_lr_factor: float = Field(default=0.5, gt=0, le=1, description="lr factor per rollback")
+    max_rollbacks: int = Field(default=3, ge=0)
+    dist_timeout: float = Field(default=300.0, gt=0, description="seconds a rank waits for peers")
 
 
 MetricName = Literal["fid", "kid", "prdc", "modes", "agreement", "accuracy", "stability"]

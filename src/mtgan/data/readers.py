@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import gzip
 import re
+import warnings
 import zipfile
 from pathlib import Path
 
@@ -42,11 +43,18 @@ _EXPECTED = (
 )
 
 
-def read_path(path: str | Path, fmt: str = "auto", image_size: int | None = None) -> Read:
+def read_path(
+    path: str | Path,
+    fmt: str = "auto",
+    image_size: int | None = None,
+    *,
+    skip_invalid: bool = False,
+) -> Read:
     """Read user data at path as (x float32, y int64 (N,) or None, class_names or None).
 
     fmt is "auto" (detect from what is there), "idx", "folder" or "npz"; image_size (a square
     side in pixels) resizes folder images, which must otherwise all share one size.
+    skip_invalid (image folders only) skips unreadable images with a warning instead of failing.
     """
     path = Path(path).expanduser()
     if fmt not in FORMATS:
@@ -59,7 +67,7 @@ def read_path(path: str | Path, fmt: str = "auto", image_size: int | None = None
         return read_npz(path)
     if fmt == "idx":
         return read_idx_folder(path)
-    return read_image_folder(path, image_size)
+    return read_image_folder(path, image_size, skip_invalid=skip_invalid)
 
 
 def _detect(path: Path) -> str:
@@ -168,8 +176,16 @@ def _image_files(folder: Path) -> list[Path]:
     )
 
 
-def read_image_folder(folder: Path, image_size: int | None = None) -> Read:
-    """Images directly in folder (one class, label 0) or one subfolder per class (sorted names)."""
+def read_image_folder(
+    folder: Path, image_size: int | None = None, *, skip_invalid: bool = False
+) -> Read:
+    """Images directly in folder (one class, label 0) or one subfolder per class (sorted names).
+
+    With skip_invalid, images that cannot be decoded (and directories with an image name) are
+    skipped and counted in one warning; a folder or class left with no readable image is still
+    a DataError.
+    """
+    folder = Path(folder)
     if not folder.is_dir():
         raise DataError(f"{folder} is not a folder of images")
     if image_size is not None and (isinstance(image_size, bool) or image_size < 1):
@@ -182,21 +198,49 @@ def read_image_folder(folder: Path, image_size: int | None = None) -> Read:
             "put every image in a class subfolder, or use no subfolders"
         )
     if loose:
-        files, labels, names = loose, [0] * len(loose), [folder.name or "0"]
+        # A directory named like an image next to the images is neither an image nor a class.
+        sources = [(0, folder, loose + [d for d in subdirs if _has_image_suffix(d)])]
+        names = [folder.name or "0"]
     elif class_dirs:
         empty = [d.name for d in subdirs if d not in class_dirs]
         if empty:
             raise DataError(f"class folder(s) {empty} in {folder} hold no PNG/JPEG images")
-        files, labels = [], []
-        for k, d in enumerate(class_dirs):
-            found = _image_files(d)
-            files += found
-            labels += [k] * len(found)
+        sources = [(k, d, _image_files(d) + _misnamed_dirs(d)) for k, d in enumerate(class_dirs)]
         names = [d.name for d in class_dirs]
     else:
         raise DataError(f"folder {folder} holds no PNG/JPEG images (nor class subfolders of them)")
 
-    arrays = [_load_image(f, image_size) for f in files]
+    files: list[Path] = []
+    labels: list[int] = []
+    arrays: list[tuple[np.ndarray, bool]] = []
+    skipped: list[Path] = []
+    for label, where, entries in sources:
+        kept = 0
+        for f in sorted(entries):
+            try:
+                arrays.append(_load_image(f, image_size))
+            except DataError:
+                if not skip_invalid:
+                    raise
+                skipped.append(f)
+                continue
+            files.append(f)
+            labels.append(label)
+            kept += 1
+        if kept == 0:
+            raise DataError(
+                f"no readable images in {where}: all {len(entries)} PNG/JPEG file(s) are "
+                f"unreadable, e.g. {entries[0].name}"
+            )
+    if skipped:
+        shown = ", ".join(str(f.relative_to(folder)) for f in skipped[:_SHOW_SKIPPED])
+        more = f" and {len(skipped) - _SHOW_SKIPPED} more" if len(skipped) > _SHOW_SKIPPED else ""
+        warnings.warn(
+            f"skipped {len(skipped)} unreadable image(s) in {folder} (data.skip_invalid): "
+            f"{shown}{more}",
+            stacklevel=2,
+        )
+
     if image_size is None:
         size = arrays[0][0].shape[:2]
         for f, (a, _) in zip(files, arrays):
@@ -212,8 +256,22 @@ def read_image_folder(folder: Path, image_size: int | None = None) -> Read:
     return x, torch.tensor(labels, dtype=torch.int64), names
 
 
+_SHOW_SKIPPED = 5  # unreadable file names a skip_invalid warning lists
+
+
+def _has_image_suffix(path: Path) -> bool:
+    return path.suffix.lower() in IMAGE_SUFFIXES and not path.name.startswith(".")
+
+
+def _misnamed_dirs(folder: Path) -> list[Path]:
+    """Subfolders of a class folder named like images (e.g. `a.png/`): reported, not ignored."""
+    return [d for d in folder.iterdir() if d.is_dir() and _has_image_suffix(d)]
+
+
 def _load_image(file: Path, image_size: int | None) -> tuple[np.ndarray, bool]:
     """One image as float32 (H, W, C) in [0, 1], C = 1 if its mode is grayscale else 3."""
+    if file.is_dir():
+        raise DataError(f"cannot read image {file}: it is a directory, not a PNG/JPEG file")
     try:
         with Image.open(file) as img:
             img.load()

@@ -96,7 +96,10 @@ def _load_source(cfg: Any, seed: int, path: Path | None) -> tuple[Tensor, Tensor
     """(x (N, ...) float32: images in [0, 1] or raw points, y (N,) int64 or None, group namer)."""
     if path is not None:
         x, y, class_names = read_path(
-            path, getattr(cfg, "format", "auto"), getattr(cfg, "image_size", None)
+            path,
+            getattr(cfg, "format", "auto"),
+            getattr(cfg, "image_size", None),
+            skip_invalid=bool(getattr(cfg, "skip_invalid", False)),
         )
         if class_names is not None:
             return x, y, lambda ks: "+".join(class_names[k] for k in ks)

@@ -73,10 +73,19 @@ class TaskSet:
         local = torch.minimum((u * counts).long(), counts - 1)
         return self.offsets[:, None] + local
 
-    def sample(self, batch: int, generator: torch.Generator | None = None) -> Tensor:
-        """A batch for every task at once, (K, batch, *shape): one index draw, one index_select."""
+    def sample(
+        self, batch: int, generator: torch.Generator | None = None, shard: slice | None = None
+    ) -> Tensor:
+        """A batch for every task at once, (K, batch, *shape): one index draw, one index_select.
+
+        With `shard`, the same global draw is made and only that slice of it is gathered,
+        (K, len(shard), *shape): how each process of a distributed run takes its part.
+        """
         idx = self.sample_indices(batch, generator)
-        return self.x.index_select(0, idx.reshape(-1)).reshape(self.num_tasks, batch, *self.shape)
+        if shard is not None:
+            idx = idx[:, shard]
+        n = idx.shape[1]
+        return self.x.index_select(0, idx.reshape(-1)).reshape(self.num_tasks, n, *self.shape)
 
     def task(self, k: int) -> Tensor:
         """All samples of task k, (counts[k], *shape) (a view of x)."""

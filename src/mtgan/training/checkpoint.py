@@ -18,6 +18,7 @@ from safetensors.torch import load_model, save_model
 from torch import nn
 
 from mtgan.errors import RunError
+from mtgan.training import faults
 
 WEIGHTS = "weights.safetensors"
 STATE = "state.pt"
@@ -44,6 +45,7 @@ def save_checkpoint(
     tmp.mkdir()
     # save_model de-duplicates tensors held under several names (layers shared by G and D).
     save_model(weights, str(tmp / WEIGHTS))
+    faults.checkpoint_write()
     torch.save(state, tmp / STATE)
     for f in (WEIGHTS, STATE):
         _fsync(tmp / f)
@@ -76,6 +78,13 @@ def latest_checkpoint(root: Path) -> Path | None:
     if not (path / WEIGHTS).exists() or not (path / STATE).exists():
         raise RunError(f"checkpoint {path} named by {pointer} is incomplete")
     return path
+
+
+def remove_stale(root: Path) -> None:
+    """Delete half-written checkpoints a crash left behind (only the writing rank may call)."""
+    for stale in root.glob(".tmp-step-*"):
+        shutil.rmtree(stale, ignore_errors=True)
+    (root / ".latest.tmp").unlink(missing_ok=True)
 
 
 def load_checkpoint(path: Path, weights: nn.Module, device: torch.device | str) -> dict[str, Any]:

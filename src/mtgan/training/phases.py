@@ -27,6 +27,12 @@ class Phase:
     optimizer: torch.optim.Optimizer
     terms: list[Term]
     balancer: Balancer
+    lr: float
+
+    def set_lr_scale(self, scale: float) -> None:
+        """Learning rate = configured rate × scale (lowered after a rollback)."""
+        for group in self.optimizer.param_groups:
+            group["lr"] = self.lr * scale
 
     def due(self, step: int) -> bool:
         # With n_critic = 5 the G phase runs after every fifth D update.
@@ -89,6 +95,7 @@ def build_phases(config: ExperimentConfig, model: MultiGAN, terms: list[Term]) -
                 optimizer=make_optimizer(params, lr, tuple(train.betas)),
                 terms=[t for t in terms if t.phase == name],
                 balancer=build_balancer(balancer, options, f"balance.{name}"),
+                lr=lr,
             )
         )
     return phases

@@ -7,6 +7,7 @@ balancer combine them, differentiate w.r.t. the phase's own parameters and step.
 
 from __future__ import annotations
 
+import sys
 import time
 from typing import Any
 
@@ -21,8 +22,15 @@ from mtgan.metrics.evaluate import EvalContext, evaluate, mixture_name
 from mtgan.nets import MultiGAN
 from mtgan.objectives.terms import build_terms
 from mtgan.report import save_task_grids
-from mtgan.training.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
+from mtgan.training import faults
+from mtgan.training.checkpoint import (
+    latest_checkpoint,
+    load_checkpoint,
+    remove_stale,
+    save_checkpoint,
+)
 from mtgan.training.context import StepContext
+from mtgan.training.distributed import SINGLE, Dist, all_reduce_mean, barrier, device_for
 from mtgan.training.ema import EMA
 from mtgan.training.phases import Phase, build_phases
 from mtgan.training.rundir import RunDir, TensorBoard
@@ -39,12 +47,14 @@ def pick_device(name: str) -> torch.device:
 class Trainer:
     """Everything one run trains, with its state; `fit` runs the loop to `train.steps`."""
 
-    def __init__(self, config: ExperimentConfig, data: TaskSet | None = None):
+    def __init__(self, config: ExperimentConfig, data: TaskSet | None = None, dist: Dist = SINGLE):
         self.config = config
         train = config.train
         if train.threads:
             torch.set_num_threads(train.threads)
-        self.device = pick_device(train.device)
+        self.dist = dist
+        self.shard = dist.shard(train.batch_size)  # this rank's part of every global batch
+        self.device = device_for(dist, pick_device(train.device))
         self.data = (data or build_tasks(config.data, config.seed)).to(self.device)
         torch.manual_seed(config.seed)  # network initialisation
         self.model = MultiGAN(config.model, self.data.shape, self.data.num_tasks).to(self.device)
@@ -61,41 +71,99 @@ class Trainer:
         if self.data.kind == "points":
             self.backdrop = self.data.sample(1000, fixed.manual_seed(config.seed + 4))
         self.step = 0
+        self.skipped = 0  # steps skipped for non-finite losses or gradients, in all
+        self.bad_streak = 0  # consecutive skipped steps
+        self.rollbacks = 0
+        self.lr_scale = 1.0
 
     # ------------------------------------------------------------------ the algorithm
 
     def train_step(self, record: bool = False) -> dict[str, float] | None:
-        """One step of the phase loop; returns the logged losses when `record` is set."""
+        """One step of the phase loop; returns the logged values when `record` is set.
+
+        A phase whose loss or gradients are not finite is not applied and the step counts as
+        skipped (the alternating schedule stops there; the simultaneous one applies nothing).
+        """
         cfg = self.config.train
-        real = self.data.sample(cfg.batch_size, self.data_rng)
+        faults.step_reached(self.dist.rank, self.step)
+        # Every rank draws the same global batch and keeps its shard: the run equals a single
+        # process with the same global batch, whatever the number of processes.
+        real = self.data.sample(cfg.batch_size, self.data_rng, self.shard)
         z = torch.randn(
             (self.model.num_generators, cfg.batch_size, self.model.z_dim),
             generator=self.noise_rng,
             device=self.device,
-        )
+        )[:, self.shard]
         ctx = StepContext(self.model, real, z, self.step, self.noise_rng)
         logged: dict[str, Tensor] = {}
         pending = []
+        finite = True
         for phase in (p for p in self.phases if p.due(self.step)):
             losses = phase.losses(ctx)
             loss = phase.loss(losses)
-            grads = phase.gradients(loss)
+            # One collective per phase: gradients and the loss, averaged over ranks.
+            *grads, loss = all_reduce_mean(
+                self.dist, [*phase.gradients(loss), loss.detach()], [*phase.params, loss]
+            )
+            norm = torch.stack(torch._foreach_norm(grads)).norm() if grads else loss.new_zeros(())
+            finite = bool(torch.isfinite(loss) & torch.isfinite(norm))
+            if record or not finite:
+                logged.update(_phase_record(phase.name, loss, losses, norm))
+            if not finite:
+                break
             if cfg.schedule == "alternating":
                 phase.apply(grads)
                 ctx.invalidate()
             else:  # simultaneous: every phase's gradients at the same parameters, then apply
                 pending.append((phase, grads))
-            if record:
-                logged.update(_phase_record(phase.name, loss, losses, grads))
-        for phase, grads in pending:
-            phase.apply(grads)
-        if self.ema is not None:
-            self.ema.update(self.model.generator)
+        if finite:
+            for phase, grads in pending:
+                phase.apply(grads)
+            if self.ema is not None:
+                self.ema.update(self.model.generator)
+            self.bad_streak = 0
+        else:
+            self.skipped += 1
+            self.bad_streak += 1
         self.step += 1
-        if not record:
+        if not (record or not finite):
             return None
-        values = torch.stack(list(logged.values())).tolist()  # one device sync per log step
-        return dict(zip(logged, values))
+        # Averaged over ranks in one collective; one device sync per log step.
+        (stacked,) = all_reduce_mean(self.dist, [torch.stack(list(logged.values()))], [loss])
+        values = stacked.tolist()
+        out = dict(zip(logged, values))
+        out["skipped"] = self.skipped
+        return out
+
+    def rollback(self, run: RunDir) -> dict[str, Any]:
+        """After `train.nan_patience` skipped steps in a row: back to the last checkpoint, with
+        the learning rates lowered by `train.nan_lr_factor`; a RunError after too many."""
+        cfg = self.config.train
+        if self.rollbacks >= cfg.max_rollbacks:
+            raise RunError(
+                f"training diverged: {self.bad_streak} consecutive steps with non-finite losses or "
+                f"gradients at step {self.step}, after {self.rollbacks} rollback(s) "
+                f"(train.max_rollbacks={cfg.max_rollbacks}); lower train.lr_g / train.lr_d, "
+                "add a penalty (loss.gp, loss.r1) or check the data"
+            )
+        path = latest_checkpoint(run.checkpoints)
+        if path is None:
+            raise RunError(f"cannot roll back: {run.checkpoints} holds no checkpoint")
+        at, skipped, rollbacks, scale = self.step, self.skipped, self.rollbacks, self.lr_scale
+        self.load_state_dict(load_checkpoint(path, self.weights(), self.device))
+        self.skipped, self.rollbacks = skipped, rollbacks + 1
+        self.lr_scale = scale * cfg.nan_lr_factor
+        self.bad_streak = 0
+        for phase in self.phases:
+            phase.set_lr_scale(self.lr_scale)
+        return {
+            "step": self.step,
+            "event": "rollback",
+            "from_step": at,
+            "rollbacks": self.rollbacks,
+            "lr_scale": self.lr_scale,
+            "skipped": self.skipped,
+        }
 
     # ------------------------------------------------------------------ sampling
 
@@ -132,6 +200,11 @@ class Trainer:
                 "torch": torch.get_rng_state(),
             },
             "fixed_z": self.fixed_z.cpu(),
+            "health": {
+                "skipped": self.skipped,
+                "rollbacks": self.rollbacks,
+                "lr_scale": self.lr_scale,
+            },
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -143,6 +216,11 @@ class Trainer:
         self.noise_rng.set_state(state["rng"]["noise"])
         torch.set_rng_state(state["rng"]["torch"])
         self.fixed_z = state["fixed_z"].to(self.device)
+        health = state.get("health", {})
+        self.skipped = int(health.get("skipped", 0))
+        self.rollbacks = int(health.get("rollbacks", 0))
+        self.lr_scale = float(health.get("lr_scale", 1.0))
+        self.bad_streak = 0
 
     def save(self, run: RunDir) -> None:
         save_checkpoint(
@@ -164,14 +242,19 @@ class Trainer:
     # ------------------------------------------------------------------ the loop
 
     def fit(self, run: RunDir, quiet: bool = False) -> None:
-        """Train until `train.steps`, logging, sampling and checkpointing into `run`."""
-        cfg = self.config.train
-        board = TensorBoard(run.path, cfg.tensorboard)
+        """Train until `train.steps`, logging, sampling and checkpointing into `run` (files are
+        written by rank 0 only); non-finite streaks roll back to the last checkpoint."""
+        cfg, main = self.config.train, self.dist.main
+        if main:
+            remove_stale(run.checkpoints)
+            if latest_checkpoint(run.checkpoints) is None:
+                self.save(run)  # a point to roll back to before the first interval
+        board = TensorBoard(run.path, cfg.tensorboard and main)
         start, t0 = self.step, time.perf_counter()
         bar = tqdm(
             total=cfg.steps,
             initial=self.step,
-            disable=quiet or not cfg.progress,
+            disable=quiet or not cfg.progress or not main,
             desc="train",
             dynamic_ncols=True,
         )
@@ -180,19 +263,30 @@ class Trainer:
                 log = (self.step + 1) % cfg.log_every == 0 or self.step + 1 == cfg.steps
                 record = self.train_step(record=log)
                 bar.update(1)
-                if record is not None:
+                if record is not None and main:
                     elapsed = time.perf_counter() - t0
                     record = {"step": self.step, **record, "time": elapsed}
                     record["sec_per_step"] = elapsed / max(self.step - start, 1)
                     run.append_metrics(record)
                     board.scalars(record)
                     bar.set_postfix({k: f"{v:.3f}" for k, v in record.items() if k in _SHOWN})
-                if self.step % cfg.sample_every == 0 or self.step == cfg.steps:
+                if main and (self.step % cfg.sample_every == 0 or self.step == cfg.steps):
                     self.write_samples(run)
-                if self.step % cfg.checkpoint_every == 0 or self.step == cfg.steps:
+                if main and (self.step % cfg.checkpoint_every == 0 or self.step == cfg.steps):
                     self.save(run)
-                if self._eval_due():
+                if main and self._eval_due():
                     self._log_eval(run, board)
+                if self.bad_streak >= cfg.nan_patience:
+                    barrier(self.dist)  # every rank rolls back to the same checkpoint
+                    event = self.rollback(run)
+                    bar.n = self.step
+                    if main:
+                        run.append_metrics(event)
+                        print(
+                            f"non-finite values for {cfg.nan_patience} steps: rolled back to step "
+                            f"{event['step']}, learning rates × {event['lr_scale']:g}",
+                            file=sys.stderr,
+                        )
         finally:
             bar.close()
             board.close()
@@ -239,16 +333,13 @@ _SHOWN = ("d/loss", "g/loss")
 
 
 def _phase_record(
-    name: str, loss: Tensor, losses: dict[str, Tensor], grads: list[Tensor | None]
+    name: str, loss: Tensor, losses: dict[str, Tensor], grad_norm: Tensor
 ) -> dict[str, Tensor]:
     """Detached scalars to log for one phase: total, each term (mean and per task), grad norm."""
-    out = {f"{name}/loss": loss.detach()}
+    out = {f"{name}/loss": loss.detach(), f"{name}/grad_norm": grad_norm.detach()}
     for term, values in losses.items():
         values = values.detach()
         out[f"{name}/{term}"] = values.mean()
         if values.numel() > 1:
             out.update({f"{name}/{term}/task{k}": v for k, v in enumerate(values)})
-    norms = [g.detach().norm() for g in grads if g is not None]
-    if norms:
-        out[f"{name}/grad_norm"] = torch.stack(norms).norm()
     return out

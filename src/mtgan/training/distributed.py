@@ -1,0 +1,145 @@
+"""Data-parallel training across processes launched by `torchrun` (gloo on CPU, NCCL on CUDA).
+
+Every rank holds the full model and draws the same global batch of indices and noise from the
+same seeded generators, then keeps its own shard of it; after each phase's gradients are taken,
+one all-reduce averages them, so every shared layer is synchronised exactly once per phase and
+all ranks stay bit-identical in their weights. PyTorch's `DistributedDataParallel` wrapper is not
+used because its reducer hooks `.backward()`; each phase here differentiates its own loss w.r.t.
+its own parameters with `torch.autograd.grad`, and DDP's hooks never fire for that.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from dataclasses import dataclass
+from datetime import timedelta
+
+import torch
+import torch.distributed as dist
+from torch import Tensor
+
+from mtgan.errors import ConfigError, RunError
+
+
+@dataclass(frozen=True)
+class Dist:
+    """This process's place in the job; `world == 1` means no distribution at all."""
+
+    rank: int = 0
+    world: int = 1
+    local_rank: int = 0
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+    @property
+    def active(self) -> bool:
+        return self.world > 1
+
+    def shard(self, batch: int) -> slice:
+        """This rank's slice of a global batch (the global batch must divide evenly)."""
+        if batch % self.world:
+            raise ConfigError(
+                f"train.batch_size={batch} must be divisible by the number of processes "
+                f"({self.world}) so that the global batch stays the configured one"
+            )
+        per = batch // self.world
+        return slice(self.rank * per, (self.rank + 1) * per)
+
+
+SINGLE = Dist()
+
+
+def launched_by_torchrun() -> bool:
+    return int(os.environ.get("WORLD_SIZE", "1")) > 1
+
+
+def init_distributed(device: torch.device, timeout_s: float) -> Dist:
+    """Join the process group torchrun set up (idempotent); SINGLE outside torchrun."""
+    if not launched_by_torchrun():
+        return SINGLE
+    info = Dist(
+        rank=int(os.environ["RANK"]),
+        world=int(os.environ["WORLD_SIZE"]),
+        local_rank=int(os.environ.get("LOCAL_RANK", "0")),
+    )
+    if not dist.is_initialized():
+        backend = "nccl" if device.type == "cuda" else "gloo"
+        dist.init_process_group(backend, timeout=timedelta(seconds=timeout_s))
+    return info
+
+
+def device_for(info: Dist, device: torch.device) -> torch.device:
+    """One GPU per local rank on CUDA; the CPU stays the CPU."""
+    if device.type == "cuda" and info.active:
+        torch.cuda.set_device(info.local_rank)
+        return torch.device("cuda", info.local_rank)
+    return device
+
+
+def all_reduce_mean(info: Dist, tensors: list[Tensor | None], like: list[Tensor]) -> list[Tensor]:
+    """Average tensors over ranks with one collective (flattened into one buffer).
+
+    `None` entries (parameters a phase did not reach) count as zeros, shaped like `like`.
+    """
+    filled = [torch.zeros_like(p) if t is None else t for t, p in zip(tensors, like)]
+    if not info.active:
+        return filled
+    flat = torch.cat([t.reshape(-1) for t in filled])
+    try:
+        dist.all_reduce(flat)
+    except RuntimeError as e:  # a peer died or timed out: say so instead of a backend trace
+        raise RunError(lost_peer_message(info, e)) from None
+    flat /= info.world
+    out, start = [], 0
+    for t in filled:
+        out.append(flat[start : start + t.numel()].view_as(t))
+        start += t.numel()
+    return out
+
+
+def barrier(info: Dist) -> None:
+    if info.active:
+        try:
+            dist.barrier()
+        except RuntimeError as e:
+            raise RunError(lost_peer_message(info, e)) from None
+
+
+def broadcast_object(info: Dist, obj: object) -> object:
+    """Rank 0's value of `obj` on every rank."""
+    if not info.active:
+        return obj
+    box = [obj]
+    dist.broadcast_object_list(box, src=0)
+    return box[0]
+
+
+def lost_peer_message(info: Dist, error: BaseException) -> str:
+    first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+    return (
+        f"rank {info.rank} of {info.world} lost contact with the other processes ({first}); "
+        "stopping. The last complete checkpoint is intact: continue with --resume RUN_DIR"
+    )
+
+
+def shutdown() -> None:
+    if dist.is_initialized():
+        dist.destroy_process_group()
+
+
+def torchrun_command(nproc: int, args: list[str]) -> list[str]:
+    """The command `mtgan train --nproc N ...` runs: torchrun on this machine, same arguments."""
+    return [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        f"--nproc_per_node={nproc}",
+        "-m",
+        "mtgan",
+        "train",
+        *args,
+    ]
