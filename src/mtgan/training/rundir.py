@@ -61,7 +61,13 @@ class RunDir:
     def read_metrics(self) -> list[dict[str, Any]]:
         if not self.metrics_path.exists():
             return []
-        return [json.loads(line) for line in self.metrics_path.read_text().splitlines() if line]
+        records = []
+        for line in self.metrics_path.read_text().splitlines():
+            try:
+                records.append(json.loads(line))
+            except json.JSONDecodeError:  # a line torn by a crash mid-write: not a record
+                continue
+        return records
 
     def write_eval(self, result: dict[str, Any]) -> None:
         """eval.json: the last evaluation of this run (written whole, then renamed)."""
@@ -72,7 +78,9 @@ class RunDir:
     def truncate_metrics(self, after_step: int) -> None:
         """Drop records past `after_step` (written after the checkpoint a resume starts from)."""
         kept = [r for r in self.read_metrics() if r.get("step", 0) <= after_step]
-        self.metrics_path.write_text("".join(json.dumps(r) + "\n" for r in kept))
+        tmp = self.path / ".metrics.jsonl.tmp"  # a crash while rewriting must not lose history
+        tmp.write_text("".join(json.dumps(r) + "\n" for r in kept))
+        tmp.replace(self.metrics_path)
 
 
 class TensorBoard:

@@ -272,7 +272,10 @@ class Trainer:
                     bar.set_postfix({k: f"{v:.3f}" for k, v in record.items() if k in _SHOWN})
                 if main and (self.step % cfg.sample_every == 0 or self.step == cfg.steps):
                     self.write_samples(run)
-                if main and (self.step % cfg.checkpoint_every == 0 or self.step == cfg.steps):
+                # No interval checkpoint inside a non-finite streak: a rollback must land on
+                # weights from before the trouble started.
+                due = self.step % cfg.checkpoint_every == 0 and self.bad_streak == 0
+                if main and (due or self.step == cfg.steps):
                     self.save(run)
                 if main and self._eval_due():
                     self._log_eval(run, board)
