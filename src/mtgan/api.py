@@ -75,6 +75,7 @@ def train(
     quiet = quiet or not info.main
     try:
         trainer = Trainer(config, dist=info)  # data and model first: their errors leave no dir
+        restored = trainer.restore(RunDir(resume)) if resume is not None else False
         # Rank 0 decides the directory and prepares it; the others learn the outcome.
         outcome: tuple[str, str | None] = ("", None)
         if info.main:
@@ -87,7 +88,7 @@ def train(
             _write_tasks(run_dir, trainer)
         barrier(info)
         if resume is not None:
-            if not trainer.restore(run_dir):
+            if not restored:
                 _say(quiet, f"no checkpoint in {run_dir.path}; starting from step 0")
             if info.main:
                 run_dir.truncate_metrics(trainer.step)

@@ -294,10 +294,13 @@ def validate(data: dict[str, Any]) -> ExperimentConfig:
 
 def format_validation_error(error: ValidationError) -> str:
     """One line per wrong field: the dotted field, what is wrong, what is allowed."""
-    by_field: dict[str, list[dict[str, Any]]] = {}
+    by_field: dict[tuple[str, ...], list[dict[str, Any]]] = {}
     for err in error.errors():
-        loc = tuple(str(p) for p in err["loc"] if not _is_union_branch(p))
-        by_field.setdefault(loc, []).append(err)
+        parts = [str(p) for p in err["loc"]]
+        # An unknown key's location is the user's own path: never strip any part of it.
+        if err["type"] != "extra_forbidden":
+            parts = [p for p in parts if not _is_union_branch(p)]
+        by_field.setdefault(tuple(parts), []).append(err)
     lines = []
     for loc, errs in by_field.items():
         field = ".".join(loc) or "config"
@@ -327,6 +330,7 @@ _EXPECTED = {
     "dict_type": "a mapping",
     "string_type": "a string",
     "model_type": "a mapping",
+    "path_type": "a file or folder path",
 }
 
 
@@ -340,19 +344,20 @@ def _expected(err: dict[str, Any]) -> str:
         "greater_than": "> {gt}",
         "less_than_equal": "<= {le}",
         "less_than": "< {lt}",
-        "too_short": "at least {min_length} item(s)",
-        "too_long": "at most {max_length} item(s)",
     }
+    if kind == "too_short":
+        return f"a list with at least {ctx.get('min_length')} item(s)"
+    if kind == "too_long":
+        return f"a list with at most {ctx.get('max_length')} item(s)"
     if kind in bounds:
         return "a value " + bounds[kind].format(**ctx)
     return _EXPECTED.get(kind, err["msg"][0].lower() + err["msg"][1:])
 
 
-def _is_union_branch(part: Any) -> bool:
-    # pydantic adds the union member it tried ("int", "list[int]", "literal[...]") to the path.
-    return isinstance(part, str) and (
-        part in ("int", "list[int]", "constrained-int") or part.startswith("literal")
-    )
+def _is_union_branch(part: str) -> bool:
+    # pydantic names the union member it tried ("int", "list[list[int]]", "literal[...]",
+    # "constrained-int") in the error location; config keys never look like that.
+    return part in ("int", "str", "float", "bool", "constrained-int") or "[" in part
 
 
 def _unknown_key_message(loc: list[str]) -> str:

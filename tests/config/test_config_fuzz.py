@@ -258,18 +258,10 @@ def _bad_values(path: Path_, field: Any) -> st.SearchStrategy:
     raise NotImplementedError(f"no invalid values known for {'.'.join(path)}: {base}")
 
 
-def _union_branch_like(key: Any) -> bool:
-    # Keys pydantic also uses for union branches; see test_unknown_key_named_like_a_union_branch.
-    return isinstance(key, str) and (
-        key in ("int", "list[int]", "constrained-int") or key.startswith("literal")
-    )
-
-
-# Keys named like union branches are misreported (xfail test below): kept out of the properties.
 UNKNOWN_KEY = st.one_of(
     st.text(alphabet=string.ascii_letters + string.digits + "_-", min_size=1, max_size=12),
     st.integers(),
-).filter(lambda k: not _union_branch_like(k))
+)
 JSONISH = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=8),
     lambda inner: (
@@ -417,9 +409,7 @@ def missing_override_path(draw: st.DrawFn) -> tuple[list[str], str]:
     """(dotted path that does not exist, the prefix of it the error must name)."""
     if draw(st.booleans()):  # below a section: an unknown key, maybe with more parts after it
         section = draw(st.sampled_from(SECTIONS))
-        key = draw(
-            SEGMENT.filter(lambda k: k not in SECTION_FIELDS[section] and not _union_branch_like(k))
-        )
+        key = draw(SEGMENT.filter(lambda k: k not in SECTION_FIELDS[section]))
         named = [*section, key]
     else:  # below a leaf: a value is not a section
         leaf = draw(st.sampled_from([p for p in sorted(LEAVES) if p not in OPEN_LEAVES]))
@@ -442,12 +432,6 @@ def test_override_of_a_missing_path_names_the_path(preset, case):
 # ---------------------------------------------------------------- known message bugs
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="config.format_validation_error drops keys named like pydantic union branches "
-    "(_is_union_branch): an unknown top-level key 'int' raises IndexError from "
-    "_unknown_key_message([]), one inside a section is reported as the section itself",
-)
 @pytest.mark.parametrize("section", [(), ("model", "share")])
 @pytest.mark.parametrize("key", ["int", "literal"])
 def test_unknown_key_named_like_a_union_branch_is_a_config_error_naming_it(section, key):
@@ -457,22 +441,12 @@ def test_unknown_key_named_like_a_union_branch_is_a_config_error_naming_it(secti
         validate(data)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="config._is_union_branch does not strip the 'list[list[int]]' branch of data.tasks, "
-    "so the message shows 'data.tasks.list[list[int]].0.0'",
-)
 def test_data_tasks_error_shows_no_union_branch_name():
     with pytest.raises(ConfigError) as info:
         validate({"data": {"tasks": [["a"]]}})
     assert "list[list[int]]" not in str(info.value)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="config._expected falls back to pydantic's msg for path_type, which shows "
-    "\"<class 'pathlib.Path'>\"",
-)
 def test_path_field_error_shows_no_python_class_repr():
     with pytest.raises(ConfigError) as info:
         validate({"data": {"path": 5}})

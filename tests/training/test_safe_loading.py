@@ -140,12 +140,6 @@ def test_resume_with_other_layers_says_the_checkpoint_does_not_fit(run, override
         api.train(resume=run, overrides=[override], quiet=True)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="training.checkpoint.load_checkpoint: a shape mismatch raises inside "
-    "safetensors.load_model (torch's 'size mismatch' RuntimeError) and is reported as "
-    "'cannot load weights from ...: Error(s) in loading state_dict ...', not as not fitting",
-)
 @pytest.mark.parametrize(
     "override",
     ["model.g_hidden=[32,32]", "model.g_hidden=[16,16,16]", "model.share.generator=none"],
@@ -155,12 +149,6 @@ def test_resume_with_other_layer_shapes_says_the_checkpoint_does_not_fit(run, ov
         api.train(resume=run, overrides=[override], quiet=True)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="api.train resumes by calling _prepare_run_dir -> RunDir.create (rewrites config.yaml "
-    "with the overrides) and _write_tasks before Trainer.restore checks the checkpoint, so a "
-    "refused resume leaves the run's config changed to the network it was refused for",
-)
 def test_refused_resume_leaves_the_run_config_unchanged(run):
     before = (run / "config.yaml").read_text()
     with pytest.raises(RunError):

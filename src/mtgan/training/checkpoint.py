@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors.torch import load_model, save_model
+from safetensors.torch import load_file, load_model, save_model
 from torch import nn
 
 from mtgan.errors import RunError
@@ -88,19 +88,53 @@ def remove_stale(root: Path) -> None:
 
 
 def load_checkpoint(path: Path, weights: nn.Module, device: torch.device | str) -> dict[str, Any]:
-    """Load weights into `weights` (strict) and return the state dict (tensors on CPU)."""
+    """Load weights into `weights` and return the state dict (tensors on CPU).
+
+    The checkpoint must fit the module exactly (same names and shapes, up to tensors the module
+    holds under several names); anything else is a RunError that says which tensor differs.
+    """
     try:
-        missing, unexpected = load_model(
-            weights, str(path / WEIGHTS), strict=False, device=str(device)
-        )
-    except Exception as e:  # safetensors raises several types for corrupt/mismatched files
+        stored = load_file(str(path / WEIGHTS), device="cpu")
+    except Exception as e:  # safetensors raises several types for corrupt files
         raise RunError(f"cannot load weights from {path / WEIGHTS}: {e}") from None
-    if missing or unexpected:
-        raise RunError(
-            f"checkpoint {path} does not fit this model: missing {sorted(missing)[:5]}, "
-            f"unexpected {sorted(unexpected)[:5]}"
-        )
+    _check_fits(path, stored, weights)
+    load_model(weights, str(path / WEIGHTS), strict=False, device=str(device))
     try:
         return torch.load(path / STATE, map_location="cpu", weights_only=True)
     except Exception as e:  # a pickle payload or a corrupt file: refuse, never execute
         raise RunError(f"cannot load training state from {path / STATE}: {e}") from None
+
+
+def _check_fits(path: Path, stored: dict[str, torch.Tensor], module: nn.Module) -> None:
+    expected = module.state_dict()
+    # save_model keeps one name per shared tensor; the module lists every alias.
+    aliases = {id_: names for id_, names in _names_by_storage(expected).items() if len(names) > 1}
+    covered = {n for names in aliases.values() if any(m in stored for m in names) for n in names}
+    missing = sorted(set(expected) - set(stored) - covered)
+    unexpected = sorted(set(stored) - set(expected))
+    wrong = [
+        f"{k}: {tuple(stored[k].shape)} in the checkpoint, {tuple(expected[k].shape)} here"
+        for k in sorted(set(stored) & set(expected))
+        if stored[k].shape != expected[k].shape
+    ]
+    if missing or unexpected or wrong:
+        details = "; ".join(
+            part
+            for part in (
+                f"shapes differ ({', '.join(wrong[:3])})" if wrong else "",
+                f"missing {missing[:4]}" if missing else "",
+                f"unexpected {unexpected[:4]}" if unexpected else "",
+            )
+            if part
+        )
+        raise RunError(
+            f"checkpoint {path} does not fit this model: {details}. Was the model config "
+            "changed? Resume with the run's own model settings"
+        )
+
+
+def _names_by_storage(state: dict[str, torch.Tensor]) -> dict[int, list[str]]:
+    out: dict[int, list[str]] = {}
+    for name, t in state.items():
+        out.setdefault(t.untyped_storage().data_ptr(), []).append(name)
+    return out
