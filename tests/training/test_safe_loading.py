@@ -7,6 +7,7 @@ import os
 import pickle
 import shlex
 import shutil
+import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -182,3 +183,31 @@ def test_out_inside_proc_is_a_clean_error(capsys):
     assert code == 2
     assert str(out) in err and "Traceback" not in err
     assert not out.exists()
+
+
+def _tmpfs(path: Path, size: str) -> bool:
+    path.mkdir()
+    result = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(path)], capture_output=True
+    )
+    return result.returncode == 0
+
+
+def test_disk_full_is_a_clear_error_before_training_and_keeps_nothing_half_written(
+    tmp_path, capsys
+):
+    disk = tmp_path / "disk"
+    if not _tmpfs(disk, "512k"):
+        pytest.skip("cannot mount a small tmpfs here (needs root and mount rights)")
+    try:
+        out = disk / "run"
+        # The config fits in 512 kB; the first checkpoint of the full-size pertask model does not.
+        code = main(["train", "pertask", "data.limit=20", "train.steps=5", "--out", str(out)])
+        err = capsys.readouterr().err
+        assert code == 2 and "Traceback" not in err
+        assert "cannot write checkpoint" in err and "No space left on device" in err
+        assert "train:" not in err  # no training step ran
+        assert not (out / "checkpoints" / "latest").exists()
+        assert not list((out / "checkpoints").glob(".tmp-*"))
+    finally:
+        subprocess.run(["umount", str(disk)], check=False)

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from safetensors import SafetensorError
 from safetensors.torch import load_file, load_model, save_model
 from torch import nn
 
@@ -36,28 +37,38 @@ def save_checkpoint(
     root: Path, step: int, weights: nn.Module, state: dict[str, Any], keep: int
 ) -> Path:
     """Write weights and state for `step` under `root`, point `latest` at it, keep the newest
-    `keep` checkpoints. Returns the checkpoint directory."""
-    root.mkdir(parents=True, exist_ok=True)
+    `keep` checkpoints. Returns the checkpoint directory. A failed write (disk full, ...) is a
+    RunError and leaves `latest` on the previous complete checkpoint."""
     name = f"step-{step:07d}"
     tmp = root / f".tmp-{name}"
-    if tmp.exists():
-        shutil.rmtree(tmp)
-    tmp.mkdir()
-    # save_model de-duplicates tensors held under several names (layers shared by G and D).
-    save_model(weights, str(tmp / WEIGHTS))
-    faults.checkpoint_write()
-    torch.save(state, tmp / STATE)
-    for f in (WEIGHTS, STATE):
-        _fsync(tmp / f)
-    final = root / name
-    if final.exists():
-        shutil.rmtree(final)
-    os.replace(tmp, final)
-    latest_tmp = root / ".latest.tmp"
-    latest_tmp.write_text(name + "\n")
-    _fsync(latest_tmp)
-    os.replace(latest_tmp, root / "latest")
-    _fsync(root)
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        if tmp.exists():
+            shutil.rmtree(tmp)
+        tmp.mkdir()
+        # save_model de-duplicates tensors held under several names (layers shared by G and D).
+        save_model(weights, str(tmp / WEIGHTS))
+        faults.checkpoint_write()
+        torch.save(state, tmp / STATE)
+        for f in (WEIGHTS, STATE):
+            _fsync(tmp / f)
+        final = root / name
+        if final.exists():
+            shutil.rmtree(final)
+        os.replace(tmp, final)
+        latest_tmp = root / ".latest.tmp"
+        latest_tmp.write_text(name + "\n")
+        _fsync(latest_tmp)
+        os.replace(latest_tmp, root / "latest")
+        _fsync(root)
+    except (OSError, SafetensorError) as e:  # safetensors reports I/O errors as its own type
+        shutil.rmtree(tmp, ignore_errors=True)
+        previous = (root / "latest").read_text().strip() if (root / "latest").exists() else None
+        kept = f"the last complete checkpoint, {previous}, is intact" if previous else "none kept"
+        raise RunError(
+            f"cannot write checkpoint {root / name}: {getattr(e, 'strerror', None) or e}; {kept}. "
+            "Free some space (or choose another --out) and continue with --resume"
+        ) from None
     _prune(root, keep, protect=name)
     return final
 

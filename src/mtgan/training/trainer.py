@@ -290,6 +290,11 @@ class Trainer:
                             f"{event['step']}, learning rates × {event['lr_scale']:g}",
                             file=sys.stderr,
                         )
+        except OSError as e:  # metrics, samples: a full or vanished disk is the user's to fix
+            raise RunError(
+                f"cannot write to the run directory {run.path}: {e.strerror or e}; the last "
+                "complete checkpoint is intact. Free some space and continue with --resume"
+            ) from None
         finally:
             bar.close()
             board.close()
