@@ -212,7 +212,8 @@ class MultiGAN(nn.Module):
         return out.reshape(*out.shape[:2], *self.data_shape)
 
     def discriminate(self, x: Tensor) -> Tensor:
-        return self.discriminator(x).reshape(x.shape[0], x.shape[1])
+        # Logits in float32 even under bf16 autocast: the losses need the precision.
+        return self.discriminator(x).reshape(x.shape[0], x.shape[1]).float()
 
     # ------------------------------------------------------------------ ownership
 

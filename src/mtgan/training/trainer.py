@@ -61,6 +61,12 @@ class Trainer:
         self.terms = build_terms(config)
         self.phases: list[Phase] = build_phases(config, self.model, self.terms)
         self.ema = EMA(self.model.generator, train.ema) if train.ema else None
+        if train.compile:  # in place: parameter names and checkpoints stay the same
+            self.model.generator.compile()
+            self.model.discriminator.compile()
+        self.autocast = torch.autocast(
+            self.device.type, dtype=torch.bfloat16, enabled=train.precision == "bf16"
+        )
         self.data_rng = torch.Generator(self.device).manual_seed(config.seed + 1)
         self.noise_rng = torch.Generator(self.device).manual_seed(config.seed + 2)
         fixed = torch.Generator().manual_seed(config.seed + 3)
@@ -99,8 +105,9 @@ class Trainer:
         pending = []
         finite = True
         for phase in (p for p in self.phases if p.due(self.step)):
-            losses = phase.losses(ctx)
-            loss = phase.loss(losses)
+            with self.autocast:
+                losses = phase.losses(ctx)
+                loss = phase.loss(losses)
             # One collective per phase: gradients and the loss, averaged over ranks.
             *grads, loss = all_reduce_mean(
                 self.dist, [*phase.gradients(loss), loss.detach()], [*phase.params, loss]
