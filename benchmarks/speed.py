@@ -1,12 +1,13 @@
 """How fast mtgan trains against a plain PyTorch GAN loop and against the machine's FLOP floor.
 
-    python benchmarks/speed.py [--steps 100] [--warmup 10] [--quick] [--json-only]
+    python benchmarks/speed.py [--steps 200] [--warmup 20] [--quick] [--json-only]
 
 Everything that is compared runs in ONE process, interleaved in rounds (each runner takes a
-share of its timed steps in every round), so a noisy machine slows all of them alike; the
-results are reported as ratios. The model is the `speed-mlp` preset: a single-task MLP GAN on
-the bundled digits, G 100→128→256→512→1024→784 (BatchNorm + ReLU, tanh out), D 784→512→256→1
-(LeakyReLU 0.2), non-saturating loss, Adam 2e-4 (0.5, 0.999), batch 64.
+share of its timed steps in every round, and the matmul-rate probes one sample per round), so a
+noisy machine slows all of them alike; the results are reported as ratios of medians. The model
+is the `speed-mlp` preset: a single-task MLP GAN on the bundled digits, G 100→128→256→512→1024→784
+(BatchNorm + ReLU, tanh out), D 784→512→256→1 (LeakyReLU 0.2), non-saturating loss, Adam 2e-4
+(0.5, 0.999), batch 64.
 
 Measured:
   floor          float32 torch.mm GFLOP/s (median over shapes) and the oneDNN linear rate;
@@ -16,14 +17,18 @@ Measured:
   pertask/indep. the same networks as K = 10 tasks                 k10_vs_single = pertask/single
   b256           speed-mlp at batch 256 against its floor          floor_ratio_b256 = b256/floor
   memory         peak RSS of K = 10 vs single, each in a fresh subprocess   mem_ratio_k10
-  options        autocast / torch.compile rows, only if the config has a switch for them
+  options        train.precision=bf16 / train.compile=true rows, where the config has them
 
 The readable table goes to stdout, and its last line is one JSON object with every number.
+Defaults take about 2 minutes on 2 cores; --quick about 20 seconds.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import ctypes
+import gc
 import json
 import math
 import resource
@@ -136,24 +141,31 @@ def step_matmuls(batch: int, g_widths: list[int], d_widths: list[int]) -> list[t
 # ---------------------------------------------------------------- the machine's matmul rate
 
 
-def time_call(fn: Callable[[], Any], reps: int, min_time: float) -> float:
-    """Median seconds per call over `reps` repetitions, each long enough to time reliably."""
-    fn()
-    t0 = time.perf_counter()
-    fn()
-    once = max(time.perf_counter() - t0, 1e-7)
-    inner = max(1, math.ceil(min_time / once))
-    samples = []
-    for _ in range(reps):
+class Probe:
+    """Seconds per call of a kernel, sampled once per timing round so that the floor is measured
+    under the same machine load as the training steps it is compared with. Each sample repeats
+    the call enough times (calibrated once) to last about `min_time`."""
+
+    def __init__(self, fn: Callable[[], Any], min_time: float):
+        self.fn, self.samples = fn, []
+        fn()  # first call: allocation, kernel selection
         t0 = time.perf_counter()
-        for _ in range(inner):
-            fn()
-        samples.append((time.perf_counter() - t0) / inner)
-    return statistics.median(samples)
+        fn()
+        self.inner = max(1, math.ceil(min_time / max(time.perf_counter() - t0, 1e-7)))
+
+    def sample(self) -> None:
+        t0 = time.perf_counter()
+        for _ in range(self.inner):
+            self.fn()
+        self.samples.append((time.perf_counter() - t0) / self.inner)
+
+    @property
+    def seconds(self) -> float:
+        return statistics.median(self.samples)
 
 
 def rate_shapes(quick: bool, g_widths: list[int], d_widths: list[int]) -> list[tuple[int, ...]]:
-    """Square-ish sizes plus the benchmark's layer shapes (forward) at batch 256, as (M, K, N)."""
+    """Square sizes plus the benchmark's layer shapes (forward) at batch 256, as (M, K, N)."""
     squares = [256, 512, 1024] if quick else [256, 512, 1024, 1536, 2048]
     shapes = [(n, n, n) for n in squares]
     for widths in (g_widths, d_widths):
@@ -161,21 +173,20 @@ def rate_shapes(quick: bool, g_widths: list[int], d_widths: list[int]) -> list[t
     return shapes
 
 
-def mm_rate(shapes: list[tuple[int, ...]], reps: int, min_time: float) -> dict[str, float]:
-    """float32 torch.mm GFLOP/s per (M, K, N) shape."""
+def mm_probes(shapes: list[tuple[int, ...]], min_time: float) -> dict[str, Probe]:
+    """float32 torch.mm into a preallocated output, per (M, K, N) shape."""
     out = {}
     for m, k, n in shapes:
         a, b, c = torch.randn(m, k), torch.randn(k, n), torch.empty(m, n)
-        seconds = time_call(lambda a=a, b=b, c=c: torch.mm(a, b, out=c), reps, min_time)
-        out[f"{m}x{k}x{n}"] = 2 * m * k * n / seconds / 1e9
+        out[f"{m}x{k}x{n}"] = Probe(lambda a=a, b=b, c=c: torch.mm(a, b, out=c), min_time)
     return out
 
 
-def onednn_rate(
-    shapes: list[tuple[int, ...]], reps: int, min_time: float
-) -> tuple[dict[str, float] | None, str]:
-    """GFLOP/s of torch._C._nn.mkldnn_linear on mkldnn-layout input and weight (no bias), the
-    kernel behind torch.utils.mkldnn.MkldnnLinear; (None, why) where this build lacks it."""
+def onednn_probes(
+    shapes: list[tuple[int, ...]], min_time: float
+) -> tuple[dict[str, Probe] | None, str]:
+    """torch._C._nn.mkldnn_linear on mkldnn-layout input and weight (no bias): the kernel behind
+    torch.utils.mkldnn.MkldnnLinear. (None, why) where this torch build lacks it."""
     if not torch.backends.mkldnn.is_available():
         return None, "this torch build has no oneDNN (torch.backends.mkldnn.is_available() false)"
     linear = getattr(torch._C._nn, "mkldnn_linear", None)
@@ -185,23 +196,30 @@ def onednn_rate(
     try:
         for m, k, n in shapes:
             x, w = torch.randn(m, k).to_mkldnn(), torch.randn(n, k).to_mkldnn()
-            seconds = time_call(lambda x=x, w=w: linear(x, w), reps, min_time)
-            out[f"{m}x{k}x{n}"] = 2 * m * k * n / seconds / 1e9
+            out[f"{m}x{k}x{n}"] = Probe(lambda x=x, w=w: linear(x, w), min_time)
     except (RuntimeError, TypeError) as e:
-        return None, f"mkldnn_linear failed: {str(e).splitlines()[0]}"
-    return out, "torch._C._nn.mkldnn_linear, x.to_mkldnn(), weight.to_mkldnn()"
+        return None, f"mkldnn_linear failed: {_first_line(e)}"
+    return out, "torch._C._nn.mkldnn_linear(x.to_mkldnn(), weight.to_mkldnn())"
 
 
-def matmul_sequence_seconds(matmuls: list[tuple[int, ...]], reps: int, min_time: float) -> float:
-    """Seconds to run exactly the step's matmuls with torch.mm, back to back (another floor:
-    the matmuls at their own shapes' rates, with nothing else of the step around them)."""
+def matmul_sequence_probe(matmuls: list[tuple[int, ...]], min_time: float) -> Probe:
+    """The step's own matmuls with torch.mm, back to back (another floor: every matmul at its
+    own shape's rate, with nothing else of the step around it)."""
     operands = [(torch.randn(m, k), torch.randn(k, n), torch.empty(m, n)) for m, k, n in matmuls]
 
     def run() -> None:
         for a, b, c in operands:
             torch.mm(a, b, out=c)
 
-    return time_call(run, reps, min_time)
+    return Probe(run, min_time)
+
+
+def gflops(probes: dict[str, Probe]) -> dict[str, float]:
+    out = {}
+    for key, probe in probes.items():
+        m, k, n = map(int, key.split("x"))
+        out[key] = 2 * m * k * n / probe.seconds / 1e9
+    return out
 
 
 # ---------------------------------------------------------------- the runners
@@ -264,48 +282,77 @@ class MtganRunner:
 
 
 def time_interleaved(
-    runners: dict[str, Callable[[], None]], steps: int, warmup: int, rounds: int, log: Callable
-) -> dict[str, dict[str, float]]:
+    runners: dict[str, Callable[[], None]],
+    steps: int,
+    warmup: int,
+    rounds: int,
+    optional: set[str],
+    probes: list[Probe],
+    log: Callable[[str], None],
+) -> tuple[dict[str, dict[str, float]], dict[str, str]]:
     """Warm every runner up, then time `steps` steps of each, spread over `rounds` rounds that
-    visit the runners in turn; median and mean seconds per step."""
+    visit the runners in turn (and sample every probe once per round); median and mean seconds
+    per step. An optional runner that raises is dropped (its error is returned by name); any
+    other error propagates."""
+    failed: dict[str, str] = {}
+    live = dict(runners)
+
+    def guarded(name: str, step: Callable[[], None]) -> bool:
+        if name not in optional:
+            step()
+            return True
+        try:
+            step()
+        except Exception as e:
+            failed[name] = f"failed: {_first_line(e)}"
+            live.pop(name, None)
+            log(f"  {name}: {failed[name]}")
+            return False
+        return True
+
     for name, step in runners.items():
         t0 = time.perf_counter()
         for _ in range(warmup):
-            step()
-        log(f"  warmed up {name} ({warmup} steps, {time.perf_counter() - t0:.1f} s)")
-    times: dict[str, list[float]] = {name: [] for name in runners}
+            if not guarded(name, step):
+                break
+        else:
+            log(f"  warmed up {name} ({warmup} steps, {time.perf_counter() - t0:.1f} s)")
+    times: dict[str, list[float]] = {name: [] for name in live}
     rounds = max(1, min(rounds, steps))
     for r in range(rounds):
         n = steps // rounds + (1 if r < steps % rounds else 0)
-        for name, step in runners.items():
+        for probe in probes:
+            probe.sample()
+        for name, step in list(live.items()):
             for _ in range(n):
                 t0 = time.perf_counter()
-                step()
+                if not guarded(name, step):
+                    break
                 times[name].append(time.perf_counter() - t0)
         log(f"  round {r + 1}/{rounds} done")
-    return {
+    for probe in probes:  # one more floor sample after the last steps: rounds + 1 in all
+        probe.sample()
+    timed = {
         name: {"median_s": statistics.median(t), "mean_s": statistics.fmean(t), "n": len(t)}
         for name, t in times.items()
+        if name in live
     }
+    return timed, failed
 
 
 # ---------------------------------------------------------------- memory, in a fresh process
 
 
-def maxrss_bytes() -> int:
-    """Peak resident memory of this process so far, in bytes.
-
-    Linux's ru_maxrss survives execve: a child started by subprocess reports at least the
-    parent's RSS at fork time. The kernel's own high-water mark of the new address space,
-    VmHWM in /proc/self/status, starts afresh at exec, so it is used where it exists."""
+def _proc_status_bytes(field: str) -> int | None:
+    """A memory line of /proc/self/status ("VmRSS", "VmHWM") in bytes; None off Linux."""
     try:
         with open("/proc/self/status") as fh:
             for line in fh:
-                if line.startswith("VmHWM:"):
+                if line.startswith(field + ":"):
                     return int(line.split()[1]) * 1024
     except OSError:
         pass
-    return ru_maxrss_bytes()
+    return None
 
 
 def ru_maxrss_bytes() -> int:
@@ -313,15 +360,46 @@ def ru_maxrss_bytes() -> int:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * scale
 
 
+def release_freed_memory() -> None:
+    """Collect garbage and hand freed heap memory back to the system (glibc's malloc_trim), then
+    restart the kernel's peak-RSS count from the current RSS (Linux clear_refs "5"), so that the
+    peak that follows is the training's own. Each part is skipped where unavailable."""
+    gc.collect()
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    with contextlib.suppress(OSError), open("/proc/self/clear_refs", "w") as fh:
+        fh.write("5")
+
+
+def peak_rss_bytes() -> int:
+    """Peak resident memory of this process so far.
+
+    Linux's ru_maxrss survives execve: a child started by subprocess reports at least the
+    parent's RSS at fork time (here ~1.5 GB). The high-water mark of the new address space,
+    VmHWM, starts afresh at exec, so it is used where it exists."""
+    return _proc_status_bytes("VmHWM") or ru_maxrss_bytes()
+
+
+def rss_bytes() -> int:
+    """Resident memory now (VmRSS); the peak so far where that is unavailable."""
+    return _proc_status_bytes("VmRSS") or ru_maxrss_bytes()
+
+
 def memory_child(preset: str, overrides: list[str], steps: int) -> None:
     """Run inside the subprocess: print one JSON line with the base and peak RSS."""
     cfg = load_config(preset, [*QUIET, *overrides])
     data = build_tasks(cfg.data, cfg.seed)
-    base = maxrss_bytes()  # interpreter + torch + mtgan + the data set
+    # The base: interpreter + torch + mtgan + the data set, resident now, before the trainer is
+    # built. Loading the data frees temporaries that the C allocator may keep resident (and
+    # that the trainer then reuses unseen), by a varying amount; returning them to the system
+    # first makes the base what is live. The high-water mark at this point is kept as well.
+    base_hwm = peak_rss_bytes()
+    release_freed_memory()
+    base = rss_bytes()
     trainer = Trainer(cfg, data=data)
     for _ in range(steps):
         trainer.train_step()
-    peak = maxrss_bytes()
+    peak = peak_rss_bytes()
     n_params = sum(p.numel() for p in trainer.model.parameters())
     n_ema = sum(p.numel() for p in trainer.ema.net.parameters()) if trainer.ema else 0
     adam = sum(
@@ -335,6 +413,7 @@ def memory_child(preset: str, overrides: list[str], steps: int) -> None:
         json.dumps(
             {
                 "base_bytes": base,
+                "base_hwm_bytes": base_hwm,
                 "peak_bytes": peak,
                 "ru_maxrss_bytes": ru_maxrss_bytes(),
                 "params": n_params,
@@ -347,13 +426,26 @@ def memory_child(preset: str, overrides: list[str], steps: int) -> None:
     )
 
 
-def measure_memory(preset: str, overrides: list[str], steps: int, threads: int) -> dict[str, Any]:
-    cmd = [sys.executable, __file__, "--_mem", preset, "--_mem-steps", str(steps)]
-    cmd += ["--threads", str(threads), "--set", *overrides]
-    done = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
-    if done.returncode != 0:
-        raise RuntimeError(f"memory subprocess for {preset} failed:\n{done.stderr[-2000:]}")
-    return json.loads(done.stdout.strip().splitlines()[-1])
+def measure_memory(
+    cases: dict[str, tuple[str, list[str]]], steps: int, threads: int, repeats: int
+) -> dict[str, dict[str, Any]]:
+    """Each case (preset, overrides) in a fresh subprocess, `repeats` times in alternation; per
+    case the run that grew least above its base is kept (the allocator only ever adds noise to
+    what the run needs), with every run's growth listed under `grown_runs_bytes`."""
+    runs: dict[str, list[dict[str, Any]]] = {name: [] for name in cases}
+    for _ in range(repeats):
+        for name, (preset, overrides) in cases.items():
+            cmd = [sys.executable, __file__, "--_mem", preset, "--_mem-steps", str(steps)]
+            cmd += ["--threads", str(threads), "--set", *overrides]
+            done = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+            if done.returncode != 0:
+                raise RuntimeError(f"memory subprocess for {name} failed:\n{done.stderr[-2000:]}")
+            runs[name].append(json.loads(done.stdout.strip().splitlines()[-1]))
+    out = {}
+    for name, rs in runs.items():
+        grown = [r["peak_bytes"] - r["base_bytes"] for r in rs]
+        out[name] = {**rs[grown.index(min(grown))], "grown_runs_bytes": grown}
+    return out
 
 
 # ---------------------------------------------------------------- options (autocast, compile)
@@ -362,24 +454,27 @@ def measure_memory(preset: str, overrides: list[str], steps: int, threads: int) 
 def option_overrides() -> dict[str, list[str] | str]:
     """For each option row, the overrides that switch it on, or why it is not available.
 
-    Only switches the config exposes are used: a `train.amp`-like field for bfloat16 autocast,
-    a `train.compile` field for torch.compile."""
+    Only switches the config exposes are used (`train.precision=bf16`: autocast of the matrix
+    products to bfloat16; `train.compile=true`: torch.compile of the networks); in a tree without
+    them the rows say so."""
     fields = TrainConfig.model_fields
     rows: dict[str, list[str] | str] = {}
-    amp = next((f for f in ("amp", "autocast", "precision", "dtype") if f in fields), None)
-    if amp is None:
-        rows["autocast_bf16"] = "not available yet: the config has no train.amp switch"
-    else:
-        tried = [f"train.{amp}={v}" for v in ("bfloat16", "bf16", "true")]
-        ok = [t for t in tried if _valid([t])]
-        rows["autocast_bf16"] = ok[:1] or f"train.{amp} accepts none of {tried}"
-    if "compile" not in fields:
-        rows["compile"] = "not available yet: the config has no train.compile switch"
-    else:
-        rows["compile"] = (
-            ["train.compile=true"] if _valid(["train.compile=true"]) else "train.compile=true fails"
-        )
+    for name, field, override in (
+        ("bf16_autocast", "precision", "train.precision=bf16"),
+        ("compile", "compile", "train.compile=true"),
+    ):
+        if field not in fields:
+            rows[name] = f"not available yet: the config has no train.{field} switch"
+        elif not _valid([override]):
+            rows[name] = f"not available: {override} does not validate"
+        else:
+            rows[name] = [override]
     return rows
+
+
+def _first_line(e: BaseException) -> str:
+    lines = str(e).strip().splitlines()
+    return f"{type(e).__name__}: {lines[0][:200] if lines else ''}"
 
 
 def _valid(overrides: list[str]) -> bool:
@@ -400,7 +495,9 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=None, help="interleaving rounds")
     parser.add_argument("--quick", action="store_true", help="a smoke run: few steps and shapes")
     parser.add_argument("--json-only", action="store_true", help="print only the JSON line")
-    parser.add_argument("--threads", type=int, default=torch.get_num_threads())
+    parser.add_argument(
+        "--threads", type=int, default=torch.get_num_threads(), help="default: torch's own"
+    )
     parser.add_argument("--_mem", help=argparse.SUPPRESS)
     parser.add_argument("--_mem-steps", type=int, default=20, help=argparse.SUPPRESS)
     parser.add_argument("--set", nargs="*", default=[], help=argparse.SUPPRESS)
@@ -411,10 +508,10 @@ def main() -> None:
         return
 
     started = time.perf_counter()
-    steps = args.steps if args.steps is not None else (8 if args.quick else 100)
-    warmup = args.warmup if args.warmup is not None else (2 if args.quick else 10)
-    rounds = args.rounds if args.rounds is not None else (2 if args.quick else 5)
-    reps, min_time = (3, 0.02) if args.quick else (7, 0.1)
+    steps = args.steps if args.steps is not None else (8 if args.quick else 200)
+    warmup = args.warmup if args.warmup is not None else (2 if args.quick else 20)
+    rounds = args.rounds if args.rounds is not None else (2 if args.quick else 10)
+    min_time = 0.02 if args.quick else 0.05  # seconds per probe sample
     mem_steps = 5 if args.quick else 20
 
     def log(text: str = "") -> None:
@@ -429,17 +526,14 @@ def main() -> None:
     log(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {PRESET}: G {g_widths}")
     log(f"D {d_widths}; {steps} timed steps per runner in {rounds} rounds, {warmup} warmup")
 
-    # 1. floor
-    log("\nmeasuring the matmul rates ...")
+    # 1. floor: the kernels are set up here and sampled once per timing round below
+    log("\nsetting up the matmul probes ...")
     shapes = rate_shapes(args.quick, g_widths, d_widths)
-    mm = mm_rate(shapes, reps, min_time)
-    dnn, dnn_how = onednn_rate(shapes, reps, min_time)
-    mm_gflops = statistics.median(mm.values())
-    dnn_gflops = statistics.median(dnn.values()) if dnn else None
+    mm_probe = mm_probes(shapes, min_time)
+    dnn_probe, dnn_how = onednn_probes(shapes, min_time)
+    seq_probe = matmul_sequence_probe(step_matmuls(256, g_widths, d_widths), min_time)
+    probes = [*mm_probe.values(), *(dnn_probe or {}).values(), seq_probe]
     flops = {b: step_flops(b, g_widths, d_widths) for b in (64, 256)}
-    mmseq_256 = matmul_sequence_seconds(step_matmuls(256, g_widths, d_widths), reps, min_time)
-    floor_mm = {b: f / (mm_gflops * 1e9) for b, f in flops.items()}
-    floor_dnn = {b: f / (dnn_gflops * 1e9) for b, f in flops.items()} if dnn_gflops else None
 
     # 2–5. step times, interleaved
     log("building the runners ...")
@@ -456,44 +550,52 @@ def main() -> None:
             try:
                 runners[name] = MtganRunner(PRESET, how).step
             except Exception as e:  # an option that fails to build is a row of n/a
-                options[name] = f"failed to build: {str(e).splitlines()[0]}"
+                options[name] = f"failed to build: {_first_line(e)}"
     log("timing (interleaved) ...")
-    timed: dict[str, dict[str, float]] = {}
-    try:
-        timed = time_interleaved(runners, steps, warmup, rounds, log)
-    except Exception as e:
-        # Only an option row may fail; retry without them so the core numbers still come out.
-        optional = [n for n in runners if n in options]
-        if not optional:
-            raise
-        for name in optional:
-            options[name] = f"failed while training: {str(e).splitlines()[0]}"
-            del runners[name]
-        timed = time_interleaved(runners, steps, warmup, rounds, log)
+    optional = {name for name in runners if name in options}
+    timed, failed = time_interleaved(runners, steps, warmup, rounds, optional, probes, log)
+    options.update(failed)
     ms = {name: r["median_s"] * 1e3 for name, r in timed.items()}
+    mm, dnn = gflops(mm_probe), (gflops(dnn_probe) if dnn_probe else None)
+    mm_gflops = statistics.median(mm.values())
+    dnn_gflops = statistics.median(dnn.values()) if dnn else None
+    mmseq_256 = seq_probe.seconds
+    floor_mm = {b: f / (mm_gflops * 1e9) for b, f in flops.items()}
+    floor_dnn = {b: f / (dnn_gflops * 1e9) for b, f in flops.items()} if dnn_gflops else None
 
     # 6. memory
     log("measuring memory in subprocesses ...")
-    mem_single = measure_memory(PRESET, [], mem_steps, args.threads)
-    mem_k10 = measure_memory("pertask", k_over, mem_steps, args.threads)
+    mem = measure_memory(
+        {"single": (PRESET, []), "pertask_k10": ("pertask", k_over)},
+        mem_steps,
+        args.threads,
+        repeats=1 if args.quick else 3,
+    )
+    mem_single, mem_k10 = mem["single"], mem["pertask_k10"]
     # mem_ratio_k10: the part of the K = 10 run's peak RSS above its own baseline (interpreter,
-    # torch, mtgan and the data set, measured before the trainer is built), divided by the same
+    # torch, mtgan and the data set, resident before the trainer is built), divided by the same
     # part of the single-task run plus the bytes of weights, Adam moments and EMA that the K = 10
     # model holds beyond the single one:
     #   (peak_k10 − base_k10) / ((peak_single − base_single) + (state_k10 − state_single))
     # The target "peak RSS of the K = 10 run ≤ 1.5 × the single-task run plus the extra weights"
-    # is mem_ratio_k10 ≤ 1.5.
+    # read as 1.5 × (single + extra) is mem_ratio_k10 ≤ 1.5. Read as 1.5 × single + extra (the
+    # stricter reading: the extra weights are not multiplied), it is mem_excess_ratio_k10 ≤ 1.5,
+    #   ((peak_k10 − base_k10) − (state_k10 − state_single)) / (peak_single − base_single).
     grown_single = mem_single["peak_bytes"] - mem_single["base_bytes"]
     grown_k10 = mem_k10["peak_bytes"] - mem_k10["base_bytes"]
     extra_state = mem_k10["state_bytes"] - mem_single["state_bytes"]
     mem_ratio = grown_k10 / (grown_single + extra_state)
+    mem_excess_ratio = (grown_k10 - extra_state) / grown_single
 
     result: dict[str, Any] = {
         "single_vs_plain": ms["single"] / ms["plain"],
         "k10_vs_single": ms["pertask_k10"] / ms["single"],
         "floor_ratio_b256": ms["single_b256"] / 1e3 / floor_mm[256],
         "mem_ratio_k10": mem_ratio,
-        "floor_ratio_b256_onednn": (ms["single_b256"] / 1e3 / floor_dnn[256]) if floor_dnn else None,
+        "mem_excess_ratio_k10": mem_excess_ratio,
+        "floor_ratio_b256_onednn": (ms["single_b256"] / 1e3 / floor_dnn[256])
+        if floor_dnn
+        else None,
         "floor_ratio_b256_mmseq": ms["single_b256"] / 1e3 / mmseq_256,
         "independent_k10_vs_single": ms["independent_k10"] / ms["single"],
         "k10_plain_vs_pertask": K * ms["plain"] / ms["pertask_k10"],
@@ -512,10 +614,10 @@ def main() -> None:
         "step_ms": ms,
         "step_ms_mean": {name: r["mean_s"] * 1e3 for name, r in timed.items()},
         "memory": {"single": mem_single, "pertask_k10": mem_k10, "extra_state_bytes": extra_state},
-        "options": {
-            name: (ms[name] / ms["single"] if name in ms else None) for name in options
+        "options": {name: (ms[name] / ms["single"] if name in ms else None) for name in options},
+        "options_note": {
+            n: (how if isinstance(how, str) else " ".join(how)) for n, how in options.items()
         },
-        "options_note": {n: (how if isinstance(how, str) else " ".join(how)) for n, how in options.items()},
         "torch": torch.__version__,
         "threads": torch.get_num_threads(),
         "steps": steps,
@@ -537,11 +639,15 @@ def main() -> None:
     if dnn is None:
         log(f"oneDNN linear: n/a ({dnn_how})")
     log("FLOPs of one step = B·(3g − g0 + 8d − 2d0), g/d = Σ 2·in·out over G's/D's layers")
-    log(f"  {flops[64] / 64 / 1e6:.3f} MFLOP per sample: B=64 {flops[64] / 1e9:.3f} GFLOP, "
-        f"B=256 {flops[256] / 1e9:.3f} GFLOP")
+    log(
+        f"  {flops[64] / 64 / 1e6:.3f} MFLOP per sample: B=64 {flops[64] / 1e9:.3f} GFLOP, "
+        f"B=256 {flops[256] / 1e9:.3f} GFLOP"
+    )
     dnn_floor = f"{floor_dnn[256] * 1e3:.1f} ms at oneDNN rate" if floor_dnn else "oneDNN n/a"
-    log(f"  floor at B=256: {floor_mm[256] * 1e3:.1f} ms at torch.mm rate, {dnn_floor}, "
-        f"{mmseq_256 * 1e3:.1f} ms running the step's own matmuls")
+    log(
+        f"  floor at B=256: {floor_mm[256] * 1e3:.1f} ms at torch.mm rate, {dnn_floor}, "
+        f"{mmseq_256 * 1e3:.1f} ms running the step's own matmuls"
+    )
 
     log("\n== step time (median ms over timed steps)")
     rows = [
@@ -554,8 +660,10 @@ def main() -> None:
     for label, key in rows:
         log(f"  {label:32s} {ms[key]:8.1f}   (mean {result['step_ms_mean'][key]:.1f})")
     log(f"  {'10 × plain loop':32s} {K * ms['plain']:8.1f}")
-    log(f"  {'floor B=64 / B=256 (mm rate)':32s} {floor_mm[64] * 1e3:8.1f} / "
-        f"{floor_mm[256] * 1e3:.1f}")
+    log(
+        f"  {'floor B=64 / B=256 (mm rate)':32s} {floor_mm[64] * 1e3:8.1f} / "
+        f"{floor_mm[256] * 1e3:.1f}"
+    )
 
     log("\n== ratios")
     log(f"  single_vs_plain          {result['single_vs_plain']:6.2f}  mtgan single / plain loop")
@@ -572,11 +680,21 @@ def main() -> None:
 
     log("\n== memory (fresh subprocess each, peak RSS)")
     for name, m in (("single", mem_single), ("pertask K=10", mem_k10)):
-        log(f"  {name:13s} base {m['base_bytes'] / mib:7.1f} MiB  peak {m['peak_bytes'] / mib:7.1f}"
+        log(
+            f"  {name:13s} base {m['base_bytes'] / mib:7.1f} MiB  peak {m['peak_bytes'] / mib:7.1f}"
             f" MiB  grown {(m['peak_bytes'] - m['base_bytes']) / mib:6.1f} MiB  "
-            f"params {m['params']:,}  weights+Adam+EMA {m['state_bytes'] / mib:.1f} MiB")
-    log(f"  mem_ratio_k10 = grown_k10 / (grown_single + extra state) = {grown_k10 / mib:.1f} / "
-        f"({grown_single / mib:.1f} + {extra_state / mib:.1f}) = {mem_ratio:.2f}  (target ≤ 1.5)")
+            f"params {m['params']:,}  weights+Adam+EMA {m['state_bytes'] / mib:.1f} MiB"
+        )
+    log(
+        f"  mem_ratio_k10 = grown_k10 / (grown_single + extra state) = {grown_k10 / mib:.1f} / "
+        f"({grown_single / mib:.1f} + {extra_state / mib:.1f}) = {mem_ratio:.2f}  (target ≤ 1.5)"
+    )
+    log(
+        f"  mem_excess_ratio_k10 = (grown_k10 − extra state) / grown_single = "
+        f"{mem_excess_ratio:.2f}  (the stricter reading of the target)"
+    )
+    runs = {n: ", ".join(f"{g / mib:.1f}" for g in m["grown_runs_bytes"]) for n, m in mem.items()}
+    log(f"  grown in each run (MiB; the least is kept): {runs}")
 
     log("\n== options (single-task step, relative to the plain mtgan step)")
     for name, how in options.items():

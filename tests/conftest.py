@@ -22,6 +22,7 @@ TINY = [
     "train.tensorboard=false",
     "train.progress=false",
     "train.device=cpu",
+    "train.precision=fp32",  # bit-exact comparisons; bf16 has its own tests
 ]
 
 

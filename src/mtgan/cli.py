@@ -26,7 +26,7 @@ def _split_target(args: list[str]) -> tuple[str | None, list[str]]:
 def cmd_train(ns: argparse.Namespace) -> int:
     from mtgan import api
 
-    if ns.nproc > 1 and not launched_by_torchrun():
+    if ns.nproc is not None and not launched_by_torchrun():
         return _launch_torchrun(ns)
     target, overrides = _split_target(ns.args)
     if ns.resume is not None and target is not None:
@@ -123,7 +123,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--resume", metavar="RUN_DIR", help="continue a run from its latest checkpoint")
     p.add_argument("--quiet", action="store_true", help="no progress bar or messages")
     p.add_argument(
-        "--nproc", type=int, default=1, help="processes for data-parallel training (via torchrun)"
+        "--nproc", type=int, help="processes for data-parallel training (launched with torchrun)"
     )
     p.set_defaults(func=cmd_train)
 

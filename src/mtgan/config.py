@@ -142,10 +142,15 @@ class TrainConfig(Strict):
     nan_lr_factor: float = Field(default=0.5, gt=0, le=1, description="lr factor per rollback")
     max_rollbacks: int = Field(default=3, ge=0)
     dist_timeout: float = Field(default=300.0, gt=0, description="seconds a rank waits for peers")
-    precision: Literal["fp32", "bf16"] = Field(
-        default="fp32", description="bf16: autocast matrix products to bfloat16 (weights stay fp32)"
+    precision: Literal["auto", "fp32", "bf16"] = Field(
+        default="auto",
+        description="bf16: autocast matrix products to bfloat16 (weights stay fp32); "
+        "auto: bf16 where the hardware computes it natively, fp32 elsewhere",
     )
     compile: bool = Field(default=False, description="torch.compile the networks")
+    keep_heap: bool = Field(
+        default=True, description="glibc: no mmap for large blocks, no heap trimming (faster steps)"
+    )
 
 
 MetricName = Literal["fid", "kid", "prdc", "modes", "agreement", "accuracy", "stability"]

@@ -53,13 +53,13 @@ SINGLE = Dist()
 
 
 def launched_by_torchrun() -> bool:
-    return int(os.environ.get("WORLD_SIZE", "1")) > 1
+    return "RANK" in os.environ and "WORLD_SIZE" in os.environ
 
 
 def init_distributed(device: torch.device, timeout_s: float) -> Dist:
     """Join the process group torchrun set up (idempotent); SINGLE outside torchrun."""
     if not launched_by_torchrun():
-        return SINGLE
+        return SINGLE  # a process group of one is still made under torchrun (NCCL checks)
     info = Dist(
         rank=int(os.environ["RANK"]),
         world=int(os.environ["WORLD_SIZE"]),

@@ -54,6 +54,8 @@ class Phase:
         for p, g in zip(self.params, grads):
             p.grad = g
         self.optimizer.step()
+        for p in self.params:  # free them now: held until the next step they double the peak
+            p.grad = None
 
 
 def unique_parameters(module: nn.Module) -> list[nn.Parameter]:
