@@ -461,6 +461,7 @@ def option_overrides() -> dict[str, list[str] | str]:
     rows: dict[str, list[str] | str] = {}
     for name, field, override in (
         ("bf16_autocast", "precision", "train.precision=bf16"),
+        ("fp32", "precision", "train.precision=fp32"),
         ("compile", "compile", "train.compile=true"),
     ):
         if field not in fields:
