@@ -148,7 +148,7 @@ class Trainer:
             self.skipped += 1
             self.bad_streak += 1
         self.step += 1
-        if not (record or not finite):
+        if finite and not record:
             return None
         # Averaged over ranks in one collective; one device sync per log step.
         (stacked,) = all_reduce_mean(self.dist, [torch.stack(list(logged.values()))], [loss])
