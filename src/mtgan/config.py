@@ -94,6 +94,9 @@ class ModelConfig(Strict):
     generators: int | None = Field(default=None, ge=1, description="default: one per task")
     discriminators: int | None = Field(default=None, ge=1, description="default: one per task")
     share: ShareConfig = Field(default_factory=ShareConfig)
+    shared_noise: bool = Field(
+        default=False, description="one noise batch for all generators (CoGAN's coupling)"
+    )
 
 
 class LossConfig(Strict):

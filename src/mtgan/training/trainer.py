@@ -84,9 +84,12 @@ class Trainer:
         )
         self.data_rng = torch.Generator(self.device).manual_seed(config.seed + 1)
         self.noise_rng = torch.Generator(self.device).manual_seed(config.seed + 2)
+        # One noise batch per generator, or one for all of them (model.shared_noise).
+        self.noise_batches = 1 if config.model.shared_noise else self.model.num_generators
         fixed = torch.Generator().manual_seed(config.seed + 3)
-        shape = (self.model.num_generators, train.samples_per_task, self.model.z_dim)
+        shape = (self.noise_batches, train.samples_per_task, self.model.z_dim)
         self.fixed_z = torch.randn(shape, generator=fixed).to(self.device)
+        self.fixed_z = self.fixed_z.expand(self.model.num_generators, -1, -1)
         # 2D plots show the real data underneath the samples; images need no such backdrop.
         self.backdrop: Tensor | None = None
         if self.data.kind == "points":
@@ -111,10 +114,10 @@ class Trainer:
         # process with the same global batch, whatever the number of processes.
         real = self.data.sample(cfg.batch_size, self.data_rng, self.shard)
         z = torch.randn(
-            (self.model.num_generators, cfg.batch_size, self.model.z_dim),
+            (self.noise_batches, cfg.batch_size, self.model.z_dim),
             generator=self.noise_rng,
             device=self.device,
-        )[:, self.shard]
+        )[:, self.shard].expand(self.model.num_generators, -1, -1)
         ctx = StepContext(self.model, real, z, self.step, self.noise_rng)
         logged: dict[str, Tensor] = {}
         pending = []
