@@ -245,9 +245,13 @@ class Run:
         features: str | None = None,
         n: int | None = None,
         write: bool = True,
+        extractor: Any = None,
     ) -> dict[str, Any]:
         """Evaluate the loaded checkpoint (the EMA generators when the run has them) and, with
-        `write`, save the result as eval.json in the run directory. Needs the training data."""
+        `write`, save the result as eval.json in the run directory. Needs the training data.
+
+        `extractor`: your own features for FID/KID/PRDC, e.g.
+        `mtgan.metrics.ModuleFeatures(my_module, "my-features")`."""
         from mtgan.data import build_tasks
         from mtgan.metrics.evaluate import EvalContext, evaluate, mixture_name
 
@@ -272,6 +276,7 @@ class Run:
             mixture=mixture_name(self.config),
             records=self.metrics(),
             seed=self.config.seed,
+            extractor=extractor,
         )
         result = {
             "step": self.step,

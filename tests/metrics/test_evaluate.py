@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
+import torch
 
 from mtgan import api
 from mtgan.cli import main
@@ -113,3 +114,15 @@ def test_class_accuracy_with_the_digit_classifier(tmp_path, tiny):
     assert result["features"] == "digits"
     assert {"accuracy/task0", "accuracy/task1", "accuracy/task2"} <= result.keys()
     assert 0 <= result["accuracy"] <= 1
+
+
+def test_a_user_module_supplies_the_features(tmp_path, tiny):
+    from torch import nn
+
+    from mtgan.metrics import ModuleFeatures
+
+    run = api.train("pertask", [*tiny, *RAW], out=tmp_path / "run", quiet=True)
+    torch.manual_seed(0)
+    module = nn.Sequential(nn.Flatten(), nn.Linear(784, 8))
+    result = run.evaluate(["fid"], extractor=ModuleFeatures(module, "tiny-linear"))
+    assert result["features"] == "tiny-linear" and result["fid"] >= 0

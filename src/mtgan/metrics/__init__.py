@@ -1,13 +1,28 @@
 """Sample-quality and training metrics: FID/KID, PRDC, 2D mode coverage, pixel agreement,
-stability summaries. Each function takes plain tensors (or metrics.jsonl records)."""
+stability summaries (plain functions of tensors or metrics.jsonl records), and the feature
+extractors they run on. Run-level evaluation lives in `mtgan.metrics.evaluate`."""
 
 from mtgan.metrics.agreement import pixel_agreement
+from mtgan.metrics.features import (
+    DigitFeatures,
+    FeatureExtractor,
+    ModuleFeatures,
+    RawFeatures,
+    digit_classifier,
+    get_extractor,
+)
 from mtgan.metrics.fid import feature_stats, fid, fid_from_stats, kid
 from mtgan.metrics.modes2d import mode_stats, mode_stats_for
 from mtgan.metrics.prdc import prdc
 from mtgan.metrics.stability import stability_stats
 
 __all__ = [
+    "DigitFeatures",
+    "FeatureExtractor",
+    "ModuleFeatures",
+    "RawFeatures",
+    "digit_classifier",
+    "get_extractor",
     "feature_stats",
     "fid",
     "fid_from_stats",

@@ -20,7 +20,7 @@ from mtgan.config import EvalConfig, ExperimentConfig
 from mtgan.data import TaskSet
 from mtgan.errors import ConfigError
 from mtgan.metrics.agreement import pixel_agreement
-from mtgan.metrics.features import cache_dir, digit_classifier, get_extractor
+from mtgan.metrics.features import FeatureExtractor, cache_dir, digit_classifier, get_extractor
 from mtgan.metrics.fid import fid, kid
 from mtgan.metrics.modes2d import mode_stats_for
 from mtgan.metrics.prdc import prdc
@@ -54,6 +54,7 @@ class EvalContext:
         records: list[dict[str, Any]] | None = None,
         seed: int = 0,
         device: torch.device | str = "cpu",
+        extractor: FeatureExtractor | None = None,
     ):
         if num_generators != data.num_tasks:
             raise ConfigError(
@@ -66,7 +67,7 @@ class EvalContext:
         self._samples: Tensor | None = None
         self._fake_features: dict[int, Tensor] = {}
         self._real_features: dict[int, Tensor] = {}
-        self._extractor = None
+        self._extractor = extractor  # a user's own features (e.g. ModuleFeatures) if given
 
     @property
     def tasks(self) -> range:
@@ -113,6 +114,8 @@ class EvalContext:
     def features_name(self) -> str:
         """`auto`: raw coordinates for points, the digit classifier for 1×28×28 images,
         Inception when weights are configured, raw pixels otherwise."""
+        if self._extractor is not None:
+            return self._extractor.name
         name = self.config.features
         if name != "auto":
             return name

@@ -27,7 +27,17 @@ from mtgan.metrics.digits import DigitClassifier, digit_classifier
 
 EXTRACTORS = ("digits", "inception", "raw")
 
-__all__ = ["FeatureError", "cache_dir", "digit_classifier", "DigitClassifier", "get_extractor"]
+__all__ = [
+    "DigitClassifier",
+    "DigitFeatures",
+    "FeatureError",
+    "FeatureExtractor",
+    "ModuleFeatures",
+    "RawFeatures",
+    "cache_dir",
+    "digit_classifier",
+    "get_extractor",
+]
 
 
 def _weights_digest(module: nn.Module) -> str:
