@@ -19,9 +19,9 @@ import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
 from torch import Tensor, nn
 
+from mtgan.atomic import write_atomic as _write_atomic
 from mtgan.errors import FeatureError
 from mtgan.metrics.cache import cache_dir as _cache_root
-from mtgan.metrics.cache import write_atomic as _write_atomic
 
 CLASSIFIER_VERSION = 1  # bump whenever the architecture or training changes: it keys the cache
 HELD_OUT = 0.15  # fraction of each class kept out of training to measure accuracy
@@ -221,9 +221,9 @@ def digit_classifier(
         try:
             root.mkdir(parents=True, exist_ok=True)
             state = {k: v.contiguous() for k, v in model.state_dict().items()}
-            _write_atomic(weights, lambda p: save_file(state, p))
+            _write_atomic(weights, lambda p: save_file(state, str(p)))
             # The JSON goes last: a cache entry counts only once both files are there.
-            _write_atomic(meta, lambda p: Path(p).write_text(json.dumps(info, indent=1)))
+            _write_atomic(meta, lambda p: p.write_text(json.dumps(info, indent=1)))
         except OSError as e:
             warnings.warn(
                 f"cannot cache the digit classifier in {root} ({e}); set MTGAN_CACHE to a "

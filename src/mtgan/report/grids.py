@@ -11,13 +11,11 @@ and not needed by runs that report images only.
 
 from __future__ import annotations
 
-import contextlib
 import math
 import os
-import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
-from typing import IO, Any, Literal
+from typing import Any, Literal
 
 import numpy as np
 import torch
@@ -26,26 +24,9 @@ from PIL import Image
 from PIL.PngImagePlugin import PngInfo
 from torch import Tensor
 
+from mtgan.atomic import write_atomic
+
 OVERVIEW_PER_TASK = 10  # samples per task (one row each) in the step-*-all.png image overview
-
-
-def _atomic_write(path: str | os.PathLike[str], write: Callable[[IO[bytes]], None]) -> Path:
-    """Call ``write`` on a temp file next to ``path``, then rename it onto ``path``."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    # A unique hidden name in the same directory: os.replace is atomic only within a filesystem.
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
-    try:
-        with open(tmp, "xb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
-    return path
 
 
 def _to_numpy(t: Tensor) -> np.ndarray:
@@ -107,7 +88,7 @@ def save_image_grid(
     info = PngInfo()
     if title is not None:
         info.add_text("Title", title)
-    return _atomic_write(path, lambda f: pil.save(f, format="PNG", pnginfo=info))
+    return write_atomic(path, lambda tmp: pil.save(tmp, format="PNG", pnginfo=info))
 
 
 def _points(t: Tensor, what: str) -> np.ndarray:
@@ -159,7 +140,7 @@ def _save_scatter(
     if len(ax.get_legend_handles_labels()[0]) > 1:
         ax.legend(loc="upper right", fontsize="small", markerscale=2, framealpha=0.8)
     fig.tight_layout()
-    return _atomic_write(path, lambda f: fig.savefig(f, format="png"))
+    return write_atomic(path, lambda tmp: fig.savefig(tmp, format="png"))
 
 
 def save_points_plot(
@@ -254,4 +235,10 @@ def save_npz(
             )
         arrays["y"] = _to_numpy(labels)
     # A file object, not a name: np.savez would otherwise append ".npz" to the temp name.
-    return _atomic_write(path, lambda f: np.savez(f, **arrays))
+    return write_atomic(path, lambda tmp: _savez(tmp, arrays))
+
+
+def _savez(path: Path, arrays: dict[str, np.ndarray]) -> None:
+    # np.savez given a name would append ".npz" to the temporary name: give it the file.
+    with open(path, "wb") as f:
+        np.savez(f, **arrays)

@@ -18,6 +18,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, load_model, save_model
 from torch import nn
 
+from mtgan.atomic import write_text_atomic
 from mtgan.errors import RunError
 from mtgan.training import faults
 
@@ -56,11 +57,8 @@ def save_checkpoint(
         if final.exists():
             shutil.rmtree(final)
         os.replace(tmp, final)
-        latest_tmp = root / ".latest.tmp"
-        latest_tmp.write_text(name + "\n")
-        _fsync(latest_tmp)
-        os.replace(latest_tmp, root / "latest")
-        _fsync(root)
+        write_text_atomic(root / "latest", name + "\n")
+        _fsync(root)  # the renames themselves are durable only once the directory is
     except (OSError, SafetensorError) as e:  # safetensors reports I/O errors as its own type
         shutil.rmtree(tmp, ignore_errors=True)
         previous = (root / "latest").read_text().strip() if (root / "latest").exists() else None
@@ -95,7 +93,8 @@ def remove_stale(root: Path) -> None:
     """Delete half-written checkpoints a crash left behind (only the writing rank may call)."""
     for stale in root.glob(".tmp-step-*"):
         shutil.rmtree(stale, ignore_errors=True)
-    (root / ".latest.tmp").unlink(missing_ok=True)
+    for stale in root.glob(".latest.*.tmp"):
+        stale.unlink(missing_ok=True)
 
 
 def load_checkpoint(path: Path, weights: nn.Module, device: torch.device | str) -> dict[str, Any]:

@@ -7,6 +7,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from mtgan.atomic import write_text_atomic
 from mtgan.config import ExperimentConfig, load_config, save_config
 from mtgan.errors import RunError
 
@@ -71,16 +72,13 @@ class RunDir:
 
     def write_eval(self, result: dict[str, Any]) -> None:
         """eval.json: the last evaluation of this run (written whole, then renamed)."""
-        tmp = self.path / ".eval.json.tmp"
-        tmp.write_text(json.dumps(result, indent=1))
-        tmp.replace(self.path / "eval.json")
+        write_text_atomic(self.path / "eval.json", json.dumps(result, indent=1))
 
     def truncate_metrics(self, after_step: int) -> None:
         """Drop records past `after_step` (written after the checkpoint a resume starts from)."""
         kept = [r for r in self.read_metrics() if r.get("step", 0) <= after_step]
-        tmp = self.path / ".metrics.jsonl.tmp"  # a crash while rewriting must not lose history
-        tmp.write_text("".join(json.dumps(r) + "\n" for r in kept))
-        tmp.replace(self.metrics_path)
+        # A crash while rewriting must not lose the history.
+        write_text_atomic(self.metrics_path, "".join(json.dumps(r) + "\n" for r in kept))
 
 
 class TensorBoard:
