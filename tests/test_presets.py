@@ -8,7 +8,7 @@ import torch
 from mtgan.config import load_config, preset_names
 from mtgan.training import Trainer
 
-FAST = ["data.limit=16", "train.batch_size=4", "train.progress=false", "train.precision=fp32"]
+FAST = ["data.limit=16", "train.batch_size=20", "train.progress=false", "train.precision=fp32"]
 
 
 @pytest.mark.parametrize("name", preset_names())

@@ -235,9 +235,11 @@ class Run:
         k = self.task_index(task)
         self._load()
         assert self._model is not None
+        owners = [g for g, t in enumerate(self._model.generator_tasks) if t == k]
+        each = -(-n // len(owners))  # several generators per task (MGAN): equal shares
         gen = torch.Generator().manual_seed(seed)
-        z = torch.randn((self._model.num_generators, n, self._model.z_dim), generator=gen)
-        return self.generate(z, use_ema)[k]
+        z = torch.randn((self._model.num_generators, each, self._model.z_dim), generator=gen)
+        return self.generate(z, use_ema)[owners].reshape(-1, *self.shape)[:n]
 
     def evaluate(
         self,
@@ -272,7 +274,7 @@ class Run:
             cfg,
             self.generate,
             self._model.z_dim,
-            self._model.num_generators,
+            self._model.generator_tasks,
             mixture=mixture_name(self.config),
             records=self.metrics(),
             seed=self.config.seed,

@@ -93,6 +93,10 @@ class ModelConfig(Strict):
     d_activation: Literal["leaky_relu", "relu"] = "leaky_relu"
     generators: int | None = Field(default=None, ge=1, description="default: one per task")
     discriminators: int | None = Field(default=None, ge=1, description="default: one per task")
+    heads: dict[str, int] = Field(
+        default_factory=dict,
+        description="extra discriminator heads on its trunk, name → outputs (e.g. generator: 10)",
+    )
     share: ShareConfig = Field(default_factory=ShareConfig)
     shared_noise: bool = Field(
         default=False, description="one noise batch for all generators (CoGAN's coupling)"
@@ -108,6 +112,12 @@ class LossConfig(Strict):
     gp: float = Field(default=0.0, ge=0.0, description="WGAN-GP weight λ")
     r1: float = Field(default=0.0, ge=0.0, description="R1 weight γ (loss γ/2 · ‖∇D‖²)")
     r1_every: int = Field(default=16, ge=1, description="lazy R1: evaluate every N steps")
+    generator_id: float = Field(
+        default=0.0,
+        ge=0.0,
+        description="MGAN β: weight of the 'which generator made this' cross-entropy "
+        "(needs model.heads.generator = number of generators)",
+    )
 
 
 class BalanceConfig(Strict):

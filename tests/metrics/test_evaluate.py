@@ -89,8 +89,8 @@ def test_metrics_that_do_not_fit_the_data_say_why(tmp_path, tiny):
 
 def test_context_refuses_generators_that_do_not_match_tasks(tiny):
     trainer = Trainer(load_config("pertask", tiny))
-    with pytest.raises(ConfigError, match="generator k with task k"):
-        EvalContext(trainer.data, trainer.config.eval, trainer.generate, 8, 5)
+    with pytest.raises(ConfigError, match="a generator for each of the 3 tasks"):
+        EvalContext(trainer.data, trainer.config.eval, trainer.generate, 8, [0, 1, 1])
 
 
 def test_cli_eval_writes_eval_json(tmp_path, tiny, capsys):

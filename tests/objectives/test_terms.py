@@ -26,6 +26,19 @@ def test_penalties_join_the_d_phase_with_their_weights():
     assert ("d", "r1", 8.0, 8) in terms
 
 
-def test_adversarial_pairs_need_one_network_per_task():
-    with pytest.raises(ConfigError, match="model.generators"):
-        build_terms(load_config("pertask", ["model.generators=3"]))
+def test_networks_must_be_one_per_task_or_all_on_one_task():
+    from mtgan.nets import MultiGAN
+
+    config = load_config("pertask", ["model.generators=3"])
+    with pytest.raises(ConfigError, match="model.generators=3 does not fit 10 tasks"):
+        MultiGAN(config.model, (1, 28, 28), 10)
+    single = load_config("baseline", ["model.generators=3", "model.discriminators=2"])
+    model = MultiGAN(single.model, (1, 28, 28), 1)
+    assert model.generator_tasks == [0, 0, 0] and model.discriminator_tasks == [0, 0]
+
+
+def test_generator_id_needs_its_head():
+    with pytest.raises(ConfigError, match="model.heads"):
+        build_terms(load_config("baseline", ["model.generators=4", "loss.generator_id=0.1"]))
+    terms = _names(["model.generators=4", "model.heads={generator: 4}", "loss.generator_id=0.1"])
+    assert ("g", "generator_id", 0.1, 1) in terms and ("d", "generator_id", 1.0, 1) in terms

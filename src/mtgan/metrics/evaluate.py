@@ -49,22 +49,24 @@ class EvalContext:
         config: EvalConfig,
         generate: Generate,
         z_dim: int,
-        num_generators: int,
+        generator_tasks: list[int],
         mixture: str | None = None,
         records: list[dict[str, Any]] | None = None,
         seed: int = 0,
         device: torch.device | str = "cpu",
         extractor: FeatureExtractor | None = None,
     ):
-        if num_generators != data.num_tasks:
+        if sorted(set(generator_tasks)) != list(range(data.num_tasks)):
             raise ConfigError(
-                f"evaluation pairs generator k with task k, but there are {num_generators} "
-                f"generators for {data.num_tasks} tasks"
+                f"evaluation needs a generator for each of the {data.num_tasks} tasks; the "
+                f"generators serve tasks {sorted(set(generator_tasks))}"
             )
         self.data, self.config, self.generate_fn = data, config, generate
-        self.z_dim, self.num_generators, self.mixture = z_dim, num_generators, mixture
+        self.z_dim, self.mixture = z_dim, mixture
+        self.generator_tasks = generator_tasks
+        self.num_generators = len(generator_tasks)
         self.records, self.seed, self.device = records or [], seed, torch.device(device)
-        self._samples: Tensor | None = None
+        self._samples: list[Tensor] | None = None
         self._fake_features: dict[int, Tensor] = {}
         self._real_features: dict[int, Tensor] = {}
         self._extractor = extractor  # a user's own features (e.g. ModuleFeatures) if given
@@ -90,9 +92,18 @@ class EvalContext:
         return torch.cat(parts, dim=1)
 
     def samples(self, k: int) -> Tensor:
-        """`config.n` samples of task k (display range), all tasks generated together once."""
+        """`config.n` samples of task k (display range), all tasks generated together once;
+        a task served by several generators (MGAN) pools equal shares of each."""
         if self._samples is None:
-            self._samples = self.generate(self.noise(self.config.n))
+            per_task = max(self.generator_tasks.count(t) for t in self.tasks)
+            each = -(-self.config.n // per_task)  # ceil
+            out = self.generate(self.noise(each))
+            self._samples = [
+                torch.cat([out[g] for g, t in enumerate(self.generator_tasks) if t == k])[
+                    : self.config.n
+                ]
+                for k in self.tasks
+            ]
         return self._samples[k]
 
     def real(self, k: int) -> Tensor:

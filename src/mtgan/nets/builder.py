@@ -11,7 +11,7 @@ from torch import Tensor, nn
 
 from mtgan.config import ModelConfig, ShareSpec
 from mtgan.errors import ConfigError
-from mtgan.nets.blocks import LayerPlan, StackedNet
+from mtgan.nets.blocks import Block, LayerPlan, StackedNet
 
 
 def generator_plans(cfg: ModelConfig, data_shape: tuple[int, ...]) -> list[LayerPlan]:
@@ -139,12 +139,25 @@ def resolve_share(spec: ShareSpec, n_layers: int, field: str) -> set[int]:
     return out
 
 
+def route(count: int, num_tasks: int, field: str) -> list[int]:
+    """The task each of `count` networks serves: one each when there are as many as tasks,
+    all the single task's otherwise (MGAN's generators, GMAN's discriminators)."""
+    if count == num_tasks:
+        return list(range(count))
+    if num_tasks == 1:
+        return [0] * count
+    raise ConfigError(
+        f"{field}={count} does not fit {num_tasks} tasks: use one per task (null) or a single "
+        "task (data.tasks=single) for several networks on one task"
+    )
+
+
 @dataclass(frozen=True)
 class ParamRow:
     """One layer's parameters and who owns them, for `describe` and tests."""
 
     family: str  # "g" or "d"
-    layer: int
+    layer: int | str  # index, or "head:NAME" for an extra discriminator head
     plan: str
     owners: str  # e.g. "shared by G0–G9", "own (10 copies)", "shared by G0–G9 and D0–D9"
     shared: bool
@@ -171,6 +184,17 @@ class MultiGAN(nn.Module):
         self.generator = StackedNet(g_plans, self.num_generators, g_shared)
         self.discriminator = StackedNet(d_plans, self.num_discriminators, d_shared)
         self.cross_groups = [self._tie(group) for group in cfg.share.cross]
+        self.generator_tasks = route(self.num_generators, num_tasks, "model.generators")
+        self.discriminator_tasks = route(self.num_discriminators, num_tasks, "model.discriminators")
+        # Extra heads read the discriminator's trunk (the input of its last layer) and are
+        # shared or task-own like that last layer.
+        last = self.discriminator.blocks[-1]
+        self.heads = nn.ModuleDict(
+            {
+                name: Block(LayerPlan("linear", last.plan.in_shape, (size,)), last.copies)
+                for name, size in cfg.heads.items()
+            }
+        )
 
     def _block(self, ref: str):
         family, _, index = ref.partition(".")
@@ -214,6 +238,20 @@ class MultiGAN(nn.Module):
     def discriminate(self, x: Tensor) -> Tensor:
         # Logits in float32 even under bf16 autocast: the losses need the precision.
         return self.discriminator(x).reshape(x.shape[0], x.shape[1]).float()
+
+    @property
+    def discriminator_and_heads(self) -> nn.ModuleList:
+        """Everything the D phase updates: the discriminators and their extra heads."""
+        return nn.ModuleList([self.discriminator, self.heads])
+
+    def discriminate_all(self, x: Tensor) -> dict[str, Tensor]:
+        """Every discriminator output from one trunk pass: "adv" (ND, B) and each extra head
+        (ND, B, outputs), all float32."""
+        trunk = self.discriminator.features(x)
+        out = {"adv": self.discriminator.blocks[-1](trunk).reshape(x.shape[:2]).float()}
+        for name, head in self.heads.items():
+            out[name] = head(trunk).float()
+        return out
 
     # ------------------------------------------------------------------ ownership
 
@@ -266,6 +304,20 @@ class MultiGAN(nn.Module):
                         sum(p.numel() for p in params),
                     )
                 )
+        for name, head in self.heads.items():
+            count = self.num_discriminators
+            every = f"D0–D{count - 1}" if count > 1 else "D0"
+            owners = f"shared by {every}" if head.shared or count == 1 else f"own ({count} copies)"
+            rows.append(
+                ParamRow(
+                    "d",
+                    f"head:{name}",
+                    head.plan.describe(),
+                    owners,
+                    head.shared,
+                    sum(p.numel() for p in head.parameters()),
+                )
+            )
         return rows
 
     def describe(self) -> str:

@@ -11,6 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+import torch.nn.functional as F
 from torch import Tensor
 
 from mtgan.errors import ConfigError
@@ -61,12 +62,8 @@ def build_terms(config: ExperimentConfig) -> list[Term]:
 
 @register_terms("adversarial")
 def adversarial_terms(config: ExperimentConfig) -> list[Term]:
-    """D_k tells task k's real samples from G_k's; G_k tries to fool D_k."""
-    if config.model.generators is not None or config.model.discriminators is not None:
-        raise ConfigError(
-            "model.generators / model.discriminators: the adversarial term pairs generator k "
-            "with discriminator k on task k, so both must be left at one per task (null)"
-        )
+    """Each discriminator tells its task's real samples from the fakes routed to it (its
+    task's generators); the generators try to fool it. Per-discriminator losses (ND,)."""
     loss = get_adversarial(config.loss.adversarial)
 
     def d_term(ctx: StepContext) -> Tensor:
@@ -86,8 +83,9 @@ def gradient_penalty_terms(config: ExperimentConfig) -> list[Term]:
         return []
 
     def gp(ctx: StepContext) -> Tensor:
-        fake = ctx.fake.detach()
-        return gradient_penalty(ctx.model.discriminate, ctx.real, fake, ctx.noise)
+        real = ctx.real_d
+        fake = ctx.fake_d.detach()[:, : real.shape[1]]  # pairs for the interpolation
+        return gradient_penalty(ctx.model.discriminate, real, fake, ctx.noise)
 
     return [Term("gp", "d", gp, weight=config.loss.gp)]
 
@@ -101,6 +99,34 @@ def r1_terms(config: ExperimentConfig) -> list[Term]:
     every = config.loss.r1_every
 
     def r1(ctx: StepContext) -> Tensor:
-        return r1_penalty(ctx.model.discriminate, ctx.real)
+        return r1_penalty(ctx.model.discriminate, ctx.real_d)
 
     return [Term("r1", "d", r1, weight=config.loss.r1 / 2 * every, every=every)]
+
+
+@register_terms("generator_id")
+def generator_id_terms(config: ExperimentConfig) -> list[Term]:
+    """MGAN (Hoang et al. 2018): a classifier head on D's trunk learns which generator made each
+    fake (D phase); every generator is pushed to be recognisable as itself, weight β (G phase).
+    This is what spreads the generators over different modes."""
+    beta = config.loss.generator_id
+    if beta <= 0:
+        return []
+    if "generator" not in config.model.heads:
+        raise ConfigError(
+            "loss.generator_id needs a discriminator head `generator` with one output per "
+            "generator: model.heads={generator: N}"
+        )
+
+    def identify(outputs: dict[str, Tensor], owner: Tensor) -> Tensor:
+        logits = outputs["generator"]  # (ND, n, NG)
+        ce = F.cross_entropy(logits.flatten(0, 1), owner.flatten(), reduction="none")
+        return ce.reshape(owner.shape).mean(1)
+
+    def d_term(ctx: StepContext) -> Tensor:
+        return identify(ctx.outputs("fake_detached"), ctx.fake_owner)
+
+    def g_term(ctx: StepContext) -> Tensor:
+        return identify(ctx.outputs("fake"), ctx.fake_owner)
+
+    return [Term("generator_id", "d", d_term), Term("generator_id", "g", g_term, weight=beta)]

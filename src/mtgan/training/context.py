@@ -1,7 +1,11 @@
 """What one training step has drawn and computed, shared by every term of every phase.
 
-Fake samples are generated once per step and reused; discriminator outputs are cached until a
-parameter update makes them stale (`invalidate`).
+Fake samples are generated once per step and reused; discriminator outputs (the adversarial
+logit and every extra head) are cached until a parameter update makes them stale
+(`invalidate`). Samples reach the discriminators by task: with one network per task, network k
+sees task k; with several networks on a single task, their samples are pooled and split evenly
+over that task's discriminators (MGAN: many generators, one D; GMAN: one G, many Ds, each on
+its own slice of the batch).
 """
 
 from __future__ import annotations
@@ -9,7 +13,24 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from mtgan.errors import ConfigError
 from mtgan.nets import MultiGAN
+
+
+def to_discriminators(x: Tensor, sources: list[int], targets: list[int]) -> Tensor:
+    """Samples (S, B, ...) of networks serving tasks `sources` → (ND, n, ...) for discriminators
+    serving tasks `targets`."""
+    if sources == targets:
+        return x
+    if set(sources) | set(targets) == {0}:  # one task: pool, then split evenly
+        pooled = x.reshape(1, -1, *x.shape[2:])
+        if pooled.shape[1] % len(targets):
+            raise ConfigError(
+                f"{pooled.shape[1]} samples per step cannot be split evenly over "
+                f"{len(targets)} discriminators: make train.batch_size a multiple of it"
+            )
+        return pooled.reshape(len(targets), -1, *x.shape[2:])
+    raise ConfigError(f"cannot route networks of tasks {sources} to discriminators of {targets}")
 
 
 class StepContext:
@@ -18,7 +39,8 @@ class StepContext:
     def __init__(self, model: MultiGAN, real: Tensor, z: Tensor, step: int, noise: torch.Generator):
         self.model, self.real, self.z, self.step, self.noise = model, real, z, step, noise
         self._fake: Tensor | None = None
-        self._cache: dict[str, Tensor] = {}
+        self._cache: dict[str, dict[str, Tensor]] = {}
+        self.real_d = to_discriminators(real, list(range(real.shape[0])), model.discriminator_tasks)
 
     @property
     def fake(self) -> Tensor:
@@ -27,30 +49,49 @@ class StepContext:
             self._fake = self.model.generate(self.z)
         return self._fake
 
+    @property
+    def fake_d(self) -> Tensor:
+        """The fakes as the discriminators see them: (ND, n, *shape)."""
+        m = self.model
+        return to_discriminators(self.fake, m.generator_tasks, m.discriminator_tasks)
+
+    @property
+    def fake_owner(self) -> Tensor:
+        """Which generator made each sample of `fake_d`: (ND, n) int64."""
+        m = self.model
+        ng, b = self.z.shape[:2]
+        owner = torch.arange(ng, device=self.z.device)[:, None].expand(ng, b)
+        return to_discriminators(owner, m.generator_tasks, m.discriminator_tasks)
+
     def invalidate(self) -> None:
         """Forget discriminator outputs: called after the discriminator's weights changed."""
         self._cache.clear()
 
     def _real_and_fake_detached(self) -> None:
         # One discriminator pass over real and (detached) fake samples together.
-        b = self.real.shape[1]
-        logits = self.model.discriminate(torch.cat([self.real, self.fake.detach()], dim=1))
-        self._cache["real"], self._cache["fake_detached"] = logits[:, :b], logits[:, b:]
+        b = self.real_d.shape[1]
+        both = self.model.discriminate_all(torch.cat([self.real_d, self.fake_d.detach()], dim=1))
+        self._cache["real"] = {k: v[:, :b] for k, v in both.items()}
+        self._cache["fake_detached"] = {k: v[:, b:] for k, v in both.items()}
+
+    def outputs(self, which: str) -> dict[str, Tensor]:
+        """Discriminator outputs on "real", "fake_detached" (the D phase: fakes are constants)
+        or "fake" (the G phase: differentiable w.r.t. the generators)."""
+        if which not in self._cache:
+            if which == "fake":
+                self._cache["fake"] = self.model.discriminate_all(self.fake_d)
+            else:
+                self._real_and_fake_detached()
+        return self._cache[which]
 
     def disc_real(self) -> Tensor:
-        """D(real): (ND, B) logits."""
-        if "real" not in self._cache:
-            self._real_and_fake_detached()
-        return self._cache["real"]
+        """D(real): (ND, b) logits."""
+        return self.outputs("real")["adv"]
 
     def disc_fake_detached(self) -> Tensor:
-        """D(G(z)) with the fakes treated as constants (the D phase): (ND, B) logits."""
-        if "fake_detached" not in self._cache:
-            self._real_and_fake_detached()
-        return self._cache["fake_detached"]
+        """D(G(z)) with the fakes treated as constants: (ND, n) logits."""
+        return self.outputs("fake_detached")["adv"]
 
     def disc_fake(self) -> Tensor:
-        """D(G(z)) differentiable w.r.t. the generators (the G phase): (ND, B) logits."""
-        if "fake" not in self._cache:
-            self._cache["fake"] = self.model.discriminate(self.fake)
-        return self._cache["fake"]
+        """D(G(z)) differentiable w.r.t. the generators: (ND, n) logits."""
+        return self.outputs("fake")["adv"]

@@ -76,7 +76,14 @@ def build_phases(config: ExperimentConfig, model: MultiGAN, terms: list[Term]) -
     """The D phase, then the G phase (order matters for the alternating schedule)."""
     train = config.train
     specs = [
-        ("d", 1, model.discriminator, train.lr_d, config.balance.d, config.balance.d_options),
+        (
+            "d",
+            1,
+            model.discriminator_and_heads,
+            train.lr_d,
+            config.balance.d,
+            config.balance.d_options,
+        ),
         (
             "g",
             train.n_critic,

@@ -337,7 +337,7 @@ class Trainer:
             self.config.eval,
             self.generate,
             self.model.z_dim,
-            self.model.num_generators,
+            self.model.generator_tasks,
             mixture=mixture_name(self.config),
             records=records,
             seed=self.config.seed,
@@ -356,10 +356,14 @@ class Trainer:
 
     def write_samples(self, run: RunDir) -> None:
         samples = self.generate(self.fixed_z)
-        real = None if self.backdrop is None else self.backdrop.cpu()
-        save_task_grids(
-            samples.cpu(), run.samples, self.step, self.data.names, self.data.kind, real=real
-        )
+        names = self.data.names
+        tasks = self.model.generator_tasks
+        backdrop = self.backdrop
+        if len(tasks) != len(names):  # several generators per task: one grid per generator
+            names = [f"{names[t]} · G{g}" for g, t in enumerate(tasks)]
+            backdrop = None if backdrop is None else backdrop[tasks]
+        real = None if backdrop is None else backdrop.cpu()
+        save_task_grids(samples.cpu(), run.samples, self.step, names, self.data.kind, real=real)
 
 
 _SHOWN = ("d/loss", "g/loss")
