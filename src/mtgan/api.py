@@ -22,6 +22,7 @@ from mtgan.config import EvalConfig, ExperimentConfig, format_validation_error, 
 from mtgan.data.taskset import to_display
 from mtgan.errors import ConfigError, MtganError, RunError
 from mtgan.nets import MultiGAN
+from mtgan.nets.routing import share_per_generator, task_samples
 from mtgan.training import (
     RunDir,
     Trainer,
@@ -235,11 +236,10 @@ class Run:
         k = self.task_index(task)
         self._load()
         assert self._model is not None
-        owners = [g for g, t in enumerate(self._model.generator_tasks) if t == k]
-        each = -(-n // len(owners))  # several generators per task (MGAN): equal shares
+        tasks = self._model.generator_tasks
         gen = torch.Generator().manual_seed(seed)
-        z = torch.randn((self._model.num_generators, each, self._model.z_dim), generator=gen)
-        return self.generate(z, use_ema)[owners].reshape(-1, *self.shape)[:n]
+        shape = (self._model.num_generators, share_per_generator(n, tasks), self._model.z_dim)
+        return task_samples(self.generate(torch.randn(shape, generator=gen), use_ema), tasks, k, n)
 
     def evaluate(
         self,

@@ -8,8 +8,9 @@ import torch
 
 from mtgan.config import load_config
 from mtgan.errors import ConfigError
+from mtgan.nets.routing import to_discriminators
 from mtgan.training import Trainer
-from mtgan.training.context import StepContext, to_discriminators
+from mtgan.training.context import StepContext
 
 FAST = ["data.limit=16", "train.progress=false", "train.precision=fp32", "model.z_dim=8"]
 FAST += ["model.g_hidden=[16,16]", "model.d_hidden=[16,16]"]

@@ -25,6 +25,7 @@ from mtgan.metrics.fid import fid, kid
 from mtgan.metrics.modes2d import mode_stats_for
 from mtgan.metrics.prdc import prdc
 from mtgan.metrics.stability import stability_stats
+from mtgan.nets.routing import share_per_generator, task_samples
 
 Generate = Callable[[Tensor], Tensor]  # z (NG, n, z_dim) → samples (NG, n, *shape), display range
 MetricFn = Callable[["EvalContext"], dict[str, float]]
@@ -95,14 +96,11 @@ class EvalContext:
         """`config.n` samples of task k (display range), all tasks generated together once;
         a task served by several generators (MGAN) pools equal shares of each."""
         if self._samples is None:
-            per_task = max(self.generator_tasks.count(t) for t in self.tasks)
-            each = -(-self.config.n // per_task)  # ceil
-            out = self.generate(self.noise(each))
+            out = self.generate(
+                self.noise(share_per_generator(self.config.n, self.generator_tasks))
+            )
             self._samples = [
-                torch.cat([out[g] for g, t in enumerate(self.generator_tasks) if t == k])[
-                    : self.config.n
-                ]
-                for k in self.tasks
+                task_samples(out, self.generator_tasks, t, self.config.n) for t in self.tasks
             ]
         return self._samples[k]
 

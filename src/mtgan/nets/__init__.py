@@ -2,6 +2,7 @@
 
 from mtgan.nets.blocks import Block, LayerPlan, StackedNet
 from mtgan.nets.builder import MultiGAN, ParamRow, resolve_share
+from mtgan.nets.routing import route, task_samples, to_discriminators
 from mtgan.nets.stacked import (
     StackedBatchNorm,
     StackedConv2d,
@@ -20,4 +21,7 @@ __all__ = [
     "StackedLinear",
     "StackedNet",
     "resolve_share",
+    "route",
+    "task_samples",
+    "to_discriminators",
 ]

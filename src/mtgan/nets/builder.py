@@ -12,6 +12,7 @@ from torch import Tensor, nn
 from mtgan.config import ModelConfig, ShareSpec
 from mtgan.errors import ConfigError
 from mtgan.nets.blocks import Block, LayerPlan, StackedNet
+from mtgan.nets.routing import route
 
 
 def generator_plans(cfg: ModelConfig, data_shape: tuple[int, ...]) -> list[LayerPlan]:
@@ -137,19 +138,6 @@ def resolve_share(spec: ShareSpec, n_layers: int, field: str) -> set[int]:
             )
         out.add(i % n_layers)
     return out
-
-
-def route(count: int, num_tasks: int, field: str) -> list[int]:
-    """The task each of `count` networks serves: one each when there are as many as tasks,
-    all the single task's otherwise (MGAN's generators, GMAN's discriminators)."""
-    if count == num_tasks:
-        return list(range(count))
-    if num_tasks == 1:
-        return [0] * count
-    raise ConfigError(
-        f"{field}={count} does not fit {num_tasks} tasks: use one per task (null) or a single "
-        "task (data.tasks=single) for several networks on one task"
-    )
 
 
 @dataclass(frozen=True)

@@ -13,24 +13,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from mtgan.errors import ConfigError
 from mtgan.nets import MultiGAN
-
-
-def to_discriminators(x: Tensor, sources: list[int], targets: list[int]) -> Tensor:
-    """Samples (S, B, ...) of networks serving tasks `sources` → (ND, n, ...) for discriminators
-    serving tasks `targets`."""
-    if sources == targets:
-        return x
-    if set(sources) | set(targets) == {0}:  # one task: pool, then split evenly
-        pooled = x.reshape(1, -1, *x.shape[2:])
-        if pooled.shape[1] % len(targets):
-            raise ConfigError(
-                f"{pooled.shape[1]} samples per step cannot be split evenly over "
-                f"{len(targets)} discriminators: make train.batch_size a multiple of it"
-            )
-        return pooled.reshape(len(targets), -1, *x.shape[2:])
-    raise ConfigError(f"cannot route networks of tasks {sources} to discriminators of {targets}")
+from mtgan.nets.routing import to_discriminators
 
 
 class StepContext:
