@@ -90,7 +90,8 @@ class ModelConfig(Strict):
     d_hidden: list[int] = Field(default_factory=lambda: [512, 256], min_length=0)
     g_norm: Literal["none", "batch"] = "batch"
     d_norm: Literal["none", "spectral"] = "none"
-    d_activation: Literal["leaky_relu", "relu"] = "leaky_relu"
+    d_activation: Literal["leaky_relu", "relu", "maxout"] = "leaky_relu"
+    maxout_pieces: int = Field(default=5, ge=2, description="pieces per unit with maxout")
     generators: int | None = Field(default=None, ge=1, description="default: one per task")
     discriminators: int | None = Field(default=None, ge=1, description="default: one per task")
     heads: dict[str, int] = Field(

@@ -40,17 +40,27 @@ class LayerPlan:
     kernel: int = 4
     stride: int = 2
     padding: int = 1
+    pieces: int = 1  # maxout (Goodfellow et al. 2013): each output is the max of `pieces` units
 
     @property
     def affine_signature(self) -> tuple:
         """What must match for two layers to share their weights."""
-        return (self.kind, self.in_shape, self.out_shape, self.kernel, self.stride, self.padding)
+        return (
+            self.kind,
+            self.in_shape,
+            self.out_shape,
+            self.kernel,
+            self.stride,
+            self.padding,
+            self.pieces,
+        )
 
     def describe(self) -> str:
         shape = f"{'×'.join(map(str, self.in_shape))} → {'×'.join(map(str, self.out_shape))}"
         extras = [self.norm + "norm"] if self.norm != "none" else []
         extras += ["spectral"] if self.spectral else []
         extras += [self.activation] if self.activation != "identity" else []
+        extras += [f"maxout×{self.pieces}"] if self.pieces > 1 else []
         return f"{self.kind:6s} {shape}" + (f" ({', '.join(extras)})" if extras else "")
 
 
@@ -67,7 +77,7 @@ def _activate(x: Tensor, activation: Activation) -> Tensor:
 def make_affine(plan: LayerPlan, copies: int | None) -> nn.Module:
     """The weight-carrying part of a layer: a plain module if shared, a stacked one if not."""
     if plan.kind == "linear":
-        n_in, n_out = math.prod(plan.in_shape), math.prod(plan.out_shape)
+        n_in, n_out = math.prod(plan.in_shape), math.prod(plan.out_shape) * plan.pieces
         module = nn.Linear(n_in, n_out) if copies is None else StackedLinear(copies, n_in, n_out)
     else:
         c_in, c_out = plan.in_shape[0], plan.out_shape[0]
@@ -135,7 +145,10 @@ class Block(nn.Module):
         k, b = x.shape[:2]
         # Shared layers see one batch of K·B samples; stacked ones keep the copy axis.
         lead = (k * b,) if self.shared else (k, b)
-        y = self.affine(x.reshape(*lead, *self.plan.in_shape)).reshape(*lead, *self.plan.out_shape)
+        y = self.affine(x.reshape(*lead, *self.plan.in_shape))
+        if self.plan.pieces > 1:  # maxout: the largest of each output's pieces
+            y = y.reshape(*lead, -1, self.plan.pieces).amax(-1)
+        y = y.reshape(*lead, *self.plan.out_shape)
         if self.norm is not None:
             y = self.norm(y) if not self.shared else _per_task_batch_norm(self.norm, y, k)
         return _activate(y, self.plan.activation).reshape(k, b, *self.plan.out_shape)

@@ -62,18 +62,25 @@ def generator_plans(cfg: ModelConfig, data_shape: tuple[int, ...]) -> list[Layer
 def discriminator_plans(cfg: ModelConfig, data_shape: tuple[int, ...]) -> list[LayerPlan]:
     """Layers of one discriminator: a sample of `data_shape` → one logit."""
     spectral = cfg.d_norm == "spectral"
+    maxout = cfg.d_activation == "maxout"
+    activation = "identity" if maxout else cfg.d_activation
+    pieces = cfg.maxout_pieces if maxout else 1
     if cfg.arch == "mlp":
         widths = [math.prod(data_shape), *cfg.d_hidden, 1]
+        hidden = len(widths) - 2
         return [
             LayerPlan(
                 "linear",
                 (n_in,),
                 (n_out,),
-                activation=cfg.d_activation if i < len(widths) - 2 else "identity",
+                activation=activation if i < hidden else "identity",
                 spectral=spectral,
+                pieces=pieces if i < hidden else 1,
             )
             for i, (n_in, n_out) in enumerate(zip(widths[:-1], widths[1:]))
         ]
+    if maxout:
+        raise ConfigError("model.d_activation=maxout is for model.arch=mlp")
     channels, size = _image_shape(data_shape, "discriminator")
     if not cfg.d_hidden:
         raise ConfigError("model.d_hidden: a dcgan discriminator needs at least one width")
