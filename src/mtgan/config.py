@@ -113,6 +113,12 @@ class LossConfig(Strict):
     gp: float = Field(default=0.0, ge=0.0, description="WGAN-GP weight λ")
     r1: float = Field(default=0.0, ge=0.0, description="R1 weight γ (loss γ/2 · ‖∇D‖²)")
     r1_every: int = Field(default=16, ge=1, description="lazy R1: evaluate every N steps")
+    rotation_d: float = Field(
+        default=0.0, ge=0.0, description="SS-GAN: D's rotation-prediction weight on real images"
+    )
+    rotation_g: float = Field(
+        default=0.0, ge=0.0, description="SS-GAN: G's rotation-prediction weight on its fakes"
+    )
     generator_id: float = Field(
         default=0.0,
         ge=0.0,

@@ -11,6 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+import torch
 import torch.nn.functional as F
 from torch import Tensor
 
@@ -130,3 +131,41 @@ def generator_id_terms(config: ExperimentConfig) -> list[Term]:
         return identify(ctx.outputs("fake"), ctx.fake_owner)
 
     return [Term("generator_id", "d", d_term), Term("generator_id", "g", g_term, weight=beta)]
+
+
+def rotations(x: Tensor) -> tuple[Tensor, Tensor]:
+    """Every image of x (ND, n, C, H, W) turned by 0, 90, 180 and 270 degrees: (ND, 4n, C, H, W)
+    and the rotation labels (ND, 4n)."""
+    turned = torch.cat([torch.rot90(x, k, dims=(-2, -1)) for k in range(4)], dim=1)
+    labels = torch.arange(4, device=x.device).repeat_interleave(x.shape[1])
+    return turned, labels.expand(x.shape[0], -1)
+
+
+@register_terms("rotation")
+def rotation_terms(config: ExperimentConfig) -> list[Term]:
+    """SS-GAN (Chen et al. 2019): a rotation head on D's trunk predicts how real images were
+    turned (D phase, weight `loss.rotation_d`, 1.0 in the paper); G is rewarded when its fakes'
+    rotations are recognisable too (G phase, `loss.rotation_g`, 0.2)."""
+    w_d, w_g = config.loss.rotation_d, config.loss.rotation_g
+    if w_d <= 0 and w_g <= 0:
+        return []
+    if config.model.heads.get("rotation") != 4:
+        raise ConfigError(
+            "loss.rotation_d / loss.rotation_g need a discriminator head with one output per "
+            "rotation: model.heads={rotation: 4}"
+        )
+
+    def predict(ctx: StepContext, images: Tensor) -> Tensor:
+        if images.dim() != 5 or images.shape[-1] != images.shape[-2]:
+            raise ConfigError("the rotation task needs square images, not 2D points")
+        turned, labels = rotations(images)
+        logits = ctx.model.discriminate_all(turned)["rotation"]  # (ND, 4n, 4)
+        ce = F.cross_entropy(logits.flatten(0, 1), labels.flatten(), reduction="none")
+        return ce.reshape(labels.shape).mean(1)
+
+    terms = []
+    if w_d > 0:
+        terms.append(Term("rotation", "d", lambda ctx: predict(ctx, ctx.real_d), weight=w_d))
+    if w_g > 0:
+        terms.append(Term("rotation", "g", lambda ctx: predict(ctx, ctx.fake_d), weight=w_g))
+    return terms
