@@ -219,15 +219,12 @@ class Run:
             return self.task_names.index(task)
         raise RunError(f"unknown task {task!r}; tasks: {', '.join(self.task_names)}")
 
-    @torch.no_grad()
     def generate(self, z: Tensor, use_ema: bool = True) -> Tensor:
         """Samples (NG, n, *shape) for noise (NG, n, z_dim): images in [0, 1], or points."""
         self._load()
         assert self._model is not None
         net = self._ema.net if (use_ema and self._ema is not None) else self._model.generator
-        net.eval()
-        out = net(z).reshape(*z.shape[:2], *self.shape)
-        return to_display(out, self.kind)
+        return to_display(self._model.sample_with(net, z), self.kind)
 
     def sample(
         self, task: int | str = 0, n: int = 64, seed: int = 0, use_ema: bool = True

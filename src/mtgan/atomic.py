@@ -13,6 +13,15 @@ from collections.abc import Callable
 from pathlib import Path
 
 
+def fsync_path(path: str | os.PathLike[str]) -> None:
+    """Flush a file (or a directory's entries) to disk."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 def write_atomic(path: str | os.PathLike[str], write: Callable[[Path], None]) -> Path:
     """Call `write(tmp_path)` to produce the file, then move it onto `path`; returns `path`."""
     path = Path(path)
@@ -20,11 +29,7 @@ def write_atomic(path: str | os.PathLike[str], write: Callable[[Path], None]) ->
     tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
     try:
         write(tmp)
-        fd = os.open(tmp, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+        fsync_path(tmp)
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):

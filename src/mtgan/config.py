@@ -7,6 +7,7 @@ rejected with the nearest valid name; wrong types and ranges name the field and 
 
 from __future__ import annotations
 
+import copy
 import difflib
 import importlib.resources
 from pathlib import Path
@@ -259,7 +260,7 @@ def parse_override(text: str) -> tuple[list[str], Any]:
 
 def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
     """Return a copy of the nested dict `data` with dotted overrides applied."""
-    out = _deepcopy(data)
+    out = copy.deepcopy(data)
     for text in overrides:
         path, value = parse_override(text)
         node = out
@@ -273,14 +274,6 @@ def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any
             node = child
         node[path[-1]] = value
     return out
-
-
-def _deepcopy(data: Any) -> Any:
-    if isinstance(data, dict):
-        return {k: _deepcopy(v) for k, v in data.items()}
-    if isinstance(data, list):
-        return [_deepcopy(v) for v in data]
-    return data
 
 
 def load_config(
@@ -297,7 +290,7 @@ def load_config(
     if isinstance(source, ExperimentConfig):
         data = source.model_dump(mode="json")
     elif isinstance(source, dict):
-        data = _deepcopy(source)
+        data = copy.deepcopy(source)
     elif isinstance(source, Path) or str(source).endswith((".yaml", ".yml")):
         data = _read_yaml(Path(source))
     elif str(source) in preset_names():

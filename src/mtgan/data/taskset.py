@@ -63,15 +63,17 @@ class TaskSet:
             source=None if self.source is None else self.source.to(device),
         )
 
+    def _draw(self, counts: Tensor, n: int, generator: torch.Generator | None) -> Tensor:
+        """Uniform local indices (len(counts), n) below each count."""
+        gen_device = generator.device if generator is not None else self.x.device
+        u = torch.rand(len(counts), n, generator=generator, device=gen_device).to(self.x.device)
+        counts = counts[:, None]
+        # rand < 1, but u * count can round up to count in float32; clamp keeps it in range.
+        return torch.minimum((u * counts).long(), counts - 1)
+
     def sample_indices(self, batch: int, generator: torch.Generator | None = None) -> Tensor:
         """Row indices into x, (K, batch) int64, uniform with replacement within each task."""
-        k = self.num_tasks
-        gen_device = generator.device if generator is not None else self.x.device
-        u = torch.rand(k, batch, generator=generator, device=gen_device).to(self.x.device)
-        counts = self.counts[:, None]
-        # rand < 1, but u * count can round up to count in float32; clamp keeps it in range.
-        local = torch.minimum((u * counts).long(), counts - 1)
-        return self.offsets[:, None] + local
+        return self.offsets[:, None] + self._draw(self.counts, batch, generator)
 
     def sample(
         self, batch: int, generator: torch.Generator | None = None, shard: slice | None = None
@@ -99,11 +101,8 @@ class TaskSet:
 
     def sample_task(self, k: int, n: int, generator: torch.Generator | None = None) -> Tensor:
         """n samples of task k drawn uniformly with replacement, (n, *shape)."""
-        gen_device = generator.device if generator is not None else self.x.device
-        u = torch.rand(n, generator=generator, device=gen_device).to(self.x.device)
-        count = int(self.counts[k])
-        local = (u * count).long().clamp_(max=count - 1)
-        return self.x.index_select(0, int(self.offsets[k]) + local)
+        local = self._draw(self.counts[k : k + 1], n, generator)[0]
+        return self.x.index_select(0, self.offsets[k] + local)
 
     def to_display(self, x: Tensor) -> Tensor:
         """Map stored-scale samples back for viewing: images [-1, 1] -> [0, 1]; points unchanged."""

@@ -7,6 +7,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+import torch
 from torch import Tensor, nn
 
 from mtgan.config import ModelConfig, ShareSpec
@@ -225,6 +226,18 @@ class MultiGAN(nn.Module):
                 )
             block.affine = first.affine
         return [(family, i) for family, i, _ in members]
+
+    @torch.no_grad()
+    def sample_with(self, net: nn.Module, z: Tensor) -> Tensor:
+        """`net` (the generators or their EMA copy) on z (NG, n, z_dim) in eval mode, without
+        gradients, leaving its mode as it was: samples (NG, n, *data_shape)."""
+        was_training = net.training
+        net.eval()
+        try:
+            out = net(z)
+        finally:
+            net.train(was_training)
+        return out.reshape(*z.shape[:2], *self.data_shape)
 
     def generate(self, z: Tensor) -> Tensor:
         out = self.generator(z)

@@ -18,20 +18,12 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, load_model, save_model
 from torch import nn
 
-from mtgan.atomic import write_text_atomic
+from mtgan.atomic import fsync_path, write_text_atomic
 from mtgan.errors import RunError
 from mtgan.training import faults
 
 WEIGHTS = "weights.safetensors"
 STATE = "state.pt"
-
-
-def _fsync(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def save_checkpoint(
@@ -52,13 +44,13 @@ def save_checkpoint(
         faults.checkpoint_write()
         torch.save(state, tmp / STATE)
         for f in (WEIGHTS, STATE):
-            _fsync(tmp / f)
+            fsync_path(tmp / f)
         final = root / name
         if final.exists():
             shutil.rmtree(final)
         os.replace(tmp, final)
         write_text_atomic(root / "latest", name + "\n")
-        _fsync(root)  # the renames themselves are durable only once the directory is
+        fsync_path(root)  # the renames themselves are durable only once the directory is
     except (OSError, SafetensorError) as e:  # safetensors reports I/O errors as its own type
         shutil.rmtree(tmp, ignore_errors=True)
         previous = (root / "latest").read_text().strip() if (root / "latest").exists() else None

@@ -192,18 +192,10 @@ class Trainer:
 
     # ------------------------------------------------------------------ sampling
 
-    @torch.no_grad()
     def generate(self, z: Tensor, use_ema: bool = True) -> Tensor:
         """Samples (NG, N, *shape) from noise (NG, N, z_dim), in the data's display range."""
         net = self.ema.net if (use_ema and self.ema is not None) else self.model.generator
-        was_training = net.training
-        net.eval()
-        try:
-            out = net(z.to(self.device))
-        finally:
-            net.train(was_training)
-        out = out.reshape(*out.shape[:2], *self.model.data_shape)
-        return self.data.to_display(out)
+        return self.data.to_display(self.model.sample_with(net, z.to(self.device)))
 
     # ------------------------------------------------------------------ state
 
