@@ -22,10 +22,13 @@ def time_preset(name: str, steps: int, warmup: int, overrides: list[str]) -> dic
     trainer = Trainer(load_config(name, ["train.progress=false", *overrides]))
     for _ in range(warmup):
         trainer.train_step()
+    sync = torch.cuda.synchronize if trainer.device.type == "cuda" else (lambda: None)
     times = []
     for _ in range(steps):
+        sync()
         t0 = time.perf_counter()
         trainer.train_step()
+        sync()  # CUDA kernels run asynchronously: time the work, not the launches
         times.append(time.perf_counter() - t0)
     return {"median_s": statistics.median(times), "mean_s": statistics.fmean(times)}
 
