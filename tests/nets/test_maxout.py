@@ -19,10 +19,11 @@ def test_maxout_takes_the_largest_piece_of_each_unit(copies):
     y = block(x)
     assert y.shape == (3, 7, 5)
     if copies is None:
-        pre = block.affine(x.reshape(21, 4)).reshape(3, 7, 5, 3)
+        pre = block.affine(x.reshape(21, 4)).reshape(3, 7, 3, 5)
     else:
-        pre = block.affine(x).reshape(3, 7, 5, 3)
-    torch.testing.assert_close(y, pre.max(-1).values)
+        pre = block.affine(x).reshape(3, 7, 3, 5)
+    # piece-major layout: output unit u is the max over rows u, 5 + u, 10 + u
+    torch.testing.assert_close(y, pre.max(-2).values)
 
 
 def test_the_pacgan_reference_discriminator_builds():
