@@ -156,7 +156,7 @@ def test_task_output_in_training_mode_does_not_depend_on_other_tasks_inputs(pert
     assert_close(pertask.discriminate(x)[0], pertask.discriminate(x_other)[0])
 
 
-def test_shared_batch_norm_normalises_each_task_and_averages_task_statistics():
+def test_shared_batch_norm_normalises_each_task_and_keeps_each_tasks_statistics():
     model = build("pertask", ["model.share.generator=all"], tasks=3)
     block = model.generator.blocks[0]
     assert block.shared and block.norm is not None
@@ -170,9 +170,27 @@ def test_shared_batch_norm_normalises_each_task_and_averages_task_statistics():
     )
     assert_close(out, ref, atol=1e-4, rtol=1e-4)
     momentum = block.norm.momentum
-    assert_close(block.norm.running_mean, momentum * pre.mean(1).mean(0))
-    assert_close(block.norm.running_var, (1 - momentum) + momentum * pre.var(1).mean(0))
+    assert block.norm.running_mean.shape == (3, 256)
+    assert_close(block.norm.running_mean, momentum * pre.mean(1))
+    assert_close(block.norm.running_var, (1 - momentum) + momentum * pre.var(1))
     assert int(block.norm.num_batches_tracked) == 1
+    # γ and β are one pair for all tasks: the sharing is in the parameters
+    assert block.norm.weight.shape == (256,)
+
+
+def test_eval_mode_normalises_each_task_by_its_own_running_statistics():
+    # Tasks whose activations differ (task 1 shifted and scaled) must each be normalised by
+    # their own statistics in eval mode too, as training normalised them.
+    model = build("pertask", ["model.share.generator=all"], tasks=3)
+    block = model.generator.blocks[0]
+    z = torch.randn(3, 256, 100)
+    z[1] = 4 * z[1] + 2
+    block.norm.momentum = 1.0  # running statistics = this batch's
+    with torch.no_grad():
+        train_out = block(z)
+        block.eval()
+        eval_out = block(z)
+    assert_close(eval_out, train_out, atol=2e-2, rtol=2e-2)
 
 
 # ------------------------------------------------------------------ parameter counting

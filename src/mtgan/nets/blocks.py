@@ -11,11 +11,11 @@ import math
 from dataclasses import dataclass, replace
 from typing import Literal
 
-import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from mtgan.nets.stacked import (
+    SharedBatchNorm,
     StackedBatchNorm,
     StackedConv2d,
     StackedConvTranspose2d,
@@ -93,49 +93,25 @@ def make_affine(plan: LayerPlan, copies: int | None) -> nn.Module:
     return add_spectral_norm(module, copies) if plan.spectral else module
 
 
-def make_norm(plan: LayerPlan, copies: int | None) -> nn.Module | None:
+def make_norm(plan: LayerPlan, copies: int | None, family: int) -> nn.Module | None:
+    """Per-copy batch norm for stacked layers; for a layer shared by the `family` networks,
+    shared γ and β with per-network statistics."""
     if plan.norm == "none":
         return None
     channels = plan.out_shape[0]
     if copies is not None:
         return StackedBatchNorm(copies, channels)
-    return nn.BatchNorm1d(channels) if len(plan.out_shape) == 1 else nn.BatchNorm2d(channels)
-
-
-def _per_task_batch_norm(norm: nn.Module, y: Tensor, k: int) -> Tensor:
-    """A shared batch norm applied to (K·B, C, ...) with each task's own batch statistics.
-
-    γ, β and the running statistics are shared, but in training each task's B samples are
-    normalised by their own mean and variance, as K separate networks sharing the layer would do;
-    pooling the statistics over K·B samples would make each task's output (and the gradient into
-    the other tasks' own layers) depend on every other task's samples. The running statistics
-    move towards the mean of the K tasks' batch statistics. In eval mode nothing is batch-coupled.
-    """
-    if not norm.training:
-        return norm(y)
-    c, size = y.shape[1], math.prod(y.shape[2:])
-    # (K·B, C, ...) → (B, K·C, L): channel group k holds task k's samples.
-    flat = y.reshape(k, -1, c, size).transpose(0, 1).reshape(-1, k * c, size)
-    mean, var = norm.running_mean.repeat(k), norm.running_var.repeat(k)
-    norm.num_batches_tracked.add_(1)
-    momentum = norm.momentum if norm.momentum is not None else 1.0 / int(norm.num_batches_tracked)
-    out = F.batch_norm(
-        flat, mean, var, norm.weight.repeat(k), norm.bias.repeat(k), True, momentum, norm.eps
-    )
-    with torch.no_grad():
-        norm.running_mean.copy_(mean.view(k, c).mean(0))
-        norm.running_var.copy_(var.view(k, c).mean(0))
-    return out.reshape(-1, k, *y.shape[1:]).transpose(0, 1).reshape(y.shape)
+    return SharedBatchNorm(family, channels)
 
 
 class Block(nn.Module):
     """One layer of a network family: shared by all copies (`copies=None`) or stacked."""
 
-    def __init__(self, plan: LayerPlan, copies: int | None):
+    def __init__(self, plan: LayerPlan, copies: int | None, family: int | None = None):
         super().__init__()
         self.plan, self.copies = plan, copies
         self.affine = make_affine(plan, copies)
-        self.norm = make_norm(plan, copies)
+        self.norm = make_norm(plan, copies, family or copies or 1)
 
     @property
     def shared(self) -> bool:
@@ -150,10 +126,10 @@ class Block(nn.Module):
             # Piece-major (piece p of unit u is row p·units + u): reducing over a strided axis
             # vectorises along units, 1.6× faster than over the innermost 3–5 values.
             y = y.reshape(*lead, self.plan.pieces, -1).amax(-2)
-        y = y.reshape(*lead, *self.plan.out_shape)
+        y = y.reshape(k, b, *self.plan.out_shape)
         if self.norm is not None:
-            y = self.norm(y) if not self.shared else _per_task_batch_norm(self.norm, y, k)
-        return _activate(y, self.plan.activation).reshape(k, b, *self.plan.out_shape)
+            y = self.norm(y)
+        return _activate(y, self.plan.activation)
 
     def extra_repr(self) -> str:
         return ("shared: " if self.shared else f"{self.copies} copies: ") + self.plan.describe()
@@ -169,7 +145,7 @@ class StackedNet(nn.Module):
         super().__init__()
         self.copies = copies
         self.blocks = nn.ModuleList(
-            Block(plan, None if i in shared else copies) for i, plan in enumerate(plans)
+            Block(plan, None if i in shared else copies, copies) for i, plan in enumerate(plans)
         )
 
     def forward(self, x: Tensor) -> Tensor:

@@ -112,6 +112,48 @@ class StackedBatchNorm(nn.Module):
         return self.norm(flat).reshape(b, k, *x.shape[2:]).transpose(0, 1)
 
 
+class SharedBatchNorm(nn.Module):
+    """A batch norm whose γ and β are shared by K networks, each with its own statistics.
+
+    In training each network's B samples are normalised by their own mean and variance, as K
+    separate networks sharing the layer would do: pooling over K·B samples would make network
+    k's output (and the gradient into the others' own layers) depend on every other network's
+    samples. The running statistics are per network too: the networks' activations differ (own
+    first layers, different tasks), so one averaged set would normalise each of them wrongly in
+    eval mode, the mode samples are drawn in.
+    """
+
+    def __init__(self, copies: int, channels: int, momentum: float = 0.1, eps: float = 1e-5):
+        super().__init__()
+        self.copies, self.channels, self.momentum, self.eps = copies, channels, momentum, eps
+        self.weight = nn.Parameter(torch.ones(channels))
+        self.bias = nn.Parameter(torch.zeros(channels))
+        self.register_buffer("running_mean", torch.zeros(copies, channels))
+        self.register_buffer("running_var", torch.ones(copies, channels))
+        self.register_buffer("num_batches_tracked", torch.tensor(0, dtype=torch.long))
+
+    def forward(self, x: Tensor) -> Tensor:
+        k, b = x.shape[:2]
+        if k != self.copies:
+            raise ValueError(f"SharedBatchNorm made for {self.copies} networks got {k}")
+        if self.training:
+            self.num_batches_tracked.add_(1)
+        # (K, B, C, ...) → (B, K·C, L): channel group k holds network k's samples; the running
+        # statistics are views, so F.batch_norm updates them in place.
+        flat = x.transpose(0, 1).reshape(b, k * self.channels, -1)
+        out = F.batch_norm(
+            flat,
+            self.running_mean.view(-1),
+            self.running_var.view(-1),
+            self.weight.repeat(k),
+            self.bias.repeat(k),
+            self.training,
+            self.momentum,
+            self.eps,
+        )
+        return out.reshape(b, k, *x.shape[2:]).transpose(0, 1)
+
+
 class StackedSpectralNorm(nn.Module):
     """Per-copy spectral normalisation of a stacked weight, as a parametrization.
 
