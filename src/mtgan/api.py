@@ -142,6 +142,7 @@ def _write_tasks(run_dir: RunDir, trainer: Trainer) -> None:
         "names": trainer.data.names,
         "shape": list(trainer.data.shape),
         "kind": trainer.data.kind,
+        "num_classes": trainer.model.num_classes,
     }
     (run_dir.path / TASKS).write_text(json.dumps(info, indent=1))
 
@@ -160,6 +161,7 @@ class Run:
         self.task_names: list[str] = info["names"]
         self.shape: tuple[int, ...] = tuple(info["shape"])
         self.kind: str = info["kind"]
+        self.num_classes: int = info.get("num_classes", 0)
         self.checkpoint = checkpoint
         self._model: MultiGAN | None = None
         self._ema: EMA | None = None
@@ -198,7 +200,7 @@ class Run:
             return
         path = self._checkpoint_path()
         torch.manual_seed(self.config.seed)
-        model = MultiGAN(self.config.model, self.shape, len(self.task_names))
+        model = MultiGAN(self.config.model, self.shape, len(self.task_names), self.num_classes)
         modules: dict[str, torch.nn.Module] = {"model": model}
         if self.config.train.ema:
             self._ema = EMA(model.generator, self.config.train.ema)
@@ -219,24 +221,39 @@ class Run:
             return self.task_names.index(task)
         raise RunError(f"unknown task {task!r}; tasks: {', '.join(self.task_names)}")
 
-    def generate(self, z: Tensor, use_ema: bool = True) -> Tensor:
-        """Samples (NG, n, *shape) for noise (NG, n, z_dim): images in [0, 1], or points."""
+    def generate(self, z: Tensor, use_ema: bool = True, labels: Tensor | None = None) -> Tensor:
+        """Samples (NG, n, *shape) for noise (NG, n, z_dim): images in [0, 1], or points.
+        A conditional model makes the classes `labels` (NG, n) (default 0, 1, …, C−1, 0, …)."""
         self._load()
         assert self._model is not None
         net = self._ema.net if (use_ema and self._ema is not None) else self._model.generator
-        return to_display(self._model.sample_with(net, z), self.kind)
+        return to_display(self._model.sample_with(net, z, labels), self.kind)
 
     def sample(
-        self, task: int | str = 0, n: int = 64, seed: int = 0, use_ema: bool = True
+        self,
+        task: int | str = 0,
+        n: int = 64,
+        seed: int = 0,
+        use_ema: bool = True,
+        label: int | None = None,
     ) -> Tensor:
-        """n samples of one task: images (n, C, H, W) in [0, 1], or points (n, 2)."""
+        """n samples of one task: images (n, C, H, W) in [0, 1], or points (n, 2).
+        A conditional model makes class `label`, or every class in turn when it is None."""
         k = self.task_index(task)
         self._load()
         assert self._model is not None
-        tasks = self._model.generator_tasks
+        tasks, classes = self._model.generator_tasks, self._model.num_classes
+        if label is not None and not 0 <= label < classes:
+            raise RunError(
+                f"label {label}: this run's generators are not conditional"
+                if not classes
+                else f"label {label} does not exist; this run has classes 0..{classes - 1}"
+            )
         gen = torch.Generator().manual_seed(seed)
         shape = (self._model.num_generators, share_per_generator(n, tasks), self._model.z_dim)
-        return task_samples(self.generate(torch.randn(shape, generator=gen), use_ema), tasks, k, n)
+        labels = None if label is None else torch.full(shape[:2], label)
+        samples = self.generate(torch.randn(shape, generator=gen), use_ema, labels)
+        return task_samples(samples, tasks, k, n)
 
     def evaluate(
         self,
@@ -273,6 +290,7 @@ class Run:
             self._model.z_dim,
             self._model.generator_tasks,
             mixture=mixture_name(self.config),
+            num_classes=self._model.num_classes,
             records=self.metrics(),
             seed=self.config.seed,
             extractor=extractor,

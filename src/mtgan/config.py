@@ -103,6 +103,11 @@ class ModelConfig(Strict):
     shared_noise: bool = Field(
         default=False, description="one noise batch for all generators (CoGAN's coupling)"
     )
+    conditional: bool = Field(
+        default=False,
+        description="generators take a class label too, one-hot after z (AC-GAN); needs "
+        "labelled data",
+    )
 
 
 class LossConfig(Strict):
@@ -119,6 +124,12 @@ class LossConfig(Strict):
     )
     rotation_g: float = Field(
         default=0.0, ge=0.0, description="SS-GAN: G's rotation-prediction weight on its fakes"
+    )
+    classes: float = Field(
+        default=0.0,
+        ge=0.0,
+        description="AC-GAN: weight of the class cross-entropy that D (real and fake) and G "
+        "(fake) minimise (needs model.conditional and model.heads.class = number of classes)",
     )
     generator_id: float = Field(
         default=0.0,

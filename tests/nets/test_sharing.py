@@ -175,7 +175,7 @@ def test_shared_batch_norm_normalises_each_task_and_keeps_each_tasks_statistics(
     assert_close(block.norm.running_var, (1 - momentum) + momentum * pre.var(1))
     assert int(block.norm.num_batches_tracked) == 1
     # γ and β are one pair for all tasks: the sharing is in the parameters
-    assert block.norm.weight.shape == (256,)
+    assert block.norm.weight.shape == (1, 256)
 
 
 def test_eval_mode_normalises_each_task_by_its_own_running_statistics():

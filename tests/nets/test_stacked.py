@@ -7,7 +7,7 @@ import torch
 from torch import nn
 from torch.testing import assert_close
 
-from mtgan.nets import StackedBatchNorm, StackedConv2d, StackedConvTranspose2d, StackedLinear
+from mtgan.nets import StackedConv2d, StackedConvTranspose2d, StackedLinear, TaskBatchNorm
 from mtgan.nets.stacked import StackedSpectralNorm, add_spectral_norm
 
 K, B = 4, 5
@@ -120,16 +120,16 @@ def test_stacked_conv_transpose2d_equals_k_separate_layers_forward_and_backward(
 )
 def test_stacked_batch_norm_uses_per_copy_statistics_like_k_separate_batch_norms(spatial, ref_cls):
     channels = 3
-    stacked = StackedBatchNorm(K, channels)
+    stacked = TaskBatchNorm(K, channels)
     with torch.no_grad():  # non-trivial affine parameters, different per copy
-        stacked.norm.weight.uniform_(0.5, 2.0)
-        stacked.norm.bias.normal_()
+        stacked.weight.uniform_(0.5, 2.0)
+        stacked.bias.normal_()
     refs = []
     for k in range(K):
         ref = ref_cls(channels)
         with torch.no_grad():
-            ref.weight.copy_(stacked.norm.weight.view(K, channels)[k])
-            ref.bias.copy_(stacked.norm.bias.view(K, channels)[k])
+            ref.weight.copy_(stacked.weight.view(K, channels)[k])
+            ref.bias.copy_(stacked.bias.view(K, channels)[k])
         refs.append(ref)
     # Copies with very different means and scales: pooled statistics would give other outputs.
     shift = torch.tensor([-5.0, 0.0, 3.0, 10.0]).view(K, 1, 1, *[1] * len(spatial))
@@ -141,8 +141,8 @@ def test_stacked_batch_norm_uses_per_copy_statistics_like_k_separate_batch_norms
     assert y.shape == x.shape
     assert_close(y, y_ref, **TOL)
     assert_close(gx, gx_ref, atol=1e-4, rtol=1e-4)
-    running_mean = stacked.norm.running_mean.view(K, channels)
-    running_var = stacked.norm.running_var.view(K, channels)
+    running_mean = stacked.running_mean.view(K, channels)
+    running_var = stacked.running_var.view(K, channels)
     for k, ref in enumerate(refs):
         assert_close(running_mean[k], ref.running_mean, **TOL)
         assert_close(running_var[k], ref.running_var, **TOL)
@@ -224,3 +224,25 @@ def test_add_spectral_norm_without_copies_uses_torch_spectral_norm():
     assert not any(isinstance(p, StackedSpectralNorm) for p in module.parametrizations.weight)
     _power_iterate(module, torch.randn(B, 6))
     assert_close(torch.linalg.matrix_norm(module.weight.detach(), ord=2), torch.tensor(1.0))
+
+
+def test_networks_of_one_task_pool_their_statistics_and_keep_their_own_gamma_beta():
+    # MGAN: 4 generators on one task; an own layer's norm normalises their samples together
+    # (one mixture), then applies each generator's own γ, β; running statistics are the task's.
+    channels = 3
+    norm = TaskBatchNorm(K, channels, groups=1)
+    with torch.no_grad():
+        norm.weight.uniform_(0.5, 2.0)
+        norm.bias.normal_()
+    x = torch.randn(K, B, channels) * torch.tensor([0.1, 1.0, 4.0, 20.0]).view(K, 1, 1)
+    ref = torch.nn.BatchNorm1d(channels, affine=False)
+    pooled = ref(x.reshape(K * B, channels)).reshape(K, B, channels)
+    expected = pooled * norm.weight[:, None] + norm.bias[:, None]
+    assert_close(norm(x), expected, **TOL)
+    assert norm.running_mean.shape == (1, channels)
+    assert_close(norm.running_mean[0], ref.running_mean, **TOL)
+    norm.eval()
+    ref.eval()
+    with torch.no_grad():
+        pooled = ref(x.reshape(K * B, channels)).reshape(K, B, channels)
+        assert_close(norm(x), pooled * norm.weight[:, None] + norm.bias[:, None], **TOL)

@@ -80,6 +80,7 @@ def build_tasks(cfg: Any, seed: int, device: torch.device | str = "cpu") -> Task
         labels=torch.cat(labels).long(),
         domains=task_domains,
         source=torch.cat(sources).long(),
+        classes=int(y.max()) + 1 if y is not None and len(y) and int(y.min()) >= 0 else None,
     )
     return tasks.to(device)
 

@@ -28,6 +28,7 @@ class TaskSet:
     labels: Tensor
     domains: list[str]
     source: Tensor | None = None
+    classes: int | None = None  # classes of the whole source data set (before limit); None: infer
 
     def __post_init__(self) -> None:
         k = len(self.names)
@@ -47,6 +48,13 @@ class TaskSet:
     def shape(self) -> tuple[int, ...]:
         """Per-sample shape, e.g. (1, 28, 28) for MNIST or (2,) for points."""
         return tuple(self.x.shape[1:])
+
+    @property
+    def num_classes(self) -> int:
+        """Number of classes of the data set when every sample has a label 0..C−1, else 0."""
+        if len(self.labels) == 0 or int(self.labels.min()) < 0:
+            return 0
+        return self.classes if self.classes is not None else int(self.labels.max()) + 1
 
     @property
     def device(self) -> torch.device:
@@ -83,11 +91,18 @@ class TaskSet:
         With `shard`, the same global draw is made and only that slice of it is gathered,
         (K, len(shard), *shape): how each process of a distributed run takes its part.
         """
+        return self.sample_labelled(batch, generator, shard)[0]
+
+    def sample_labelled(
+        self, batch: int, generator: torch.Generator | None = None, shard: slice | None = None
+    ) -> tuple[Tensor, Tensor]:
+        """`sample` and the class label of every sample, (K, n) int64, from the same draw."""
         idx = self.sample_indices(batch, generator)
         if shard is not None:
             idx = idx[:, shard]
-        n = idx.shape[1]
-        return self.x.index_select(0, idx.reshape(-1)).reshape(self.num_tasks, n, *self.shape)
+        n, flat = idx.shape[1], idx.reshape(-1)
+        x = self.x.index_select(0, flat).reshape(self.num_tasks, n, *self.shape)
+        return x, self.labels.index_select(0, flat).reshape(self.num_tasks, n)
 
     def task(self, k: int) -> Tensor:
         """All samples of task k, (counts[k], *shape) (a view of x)."""

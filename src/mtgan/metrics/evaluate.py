@@ -27,7 +27,8 @@ from mtgan.metrics.prdc import prdc
 from mtgan.metrics.stability import stability_stats
 from mtgan.nets.routing import share_per_generator, task_samples
 
-Generate = Callable[[Tensor], Tensor]  # z (NG, n, z_dim) → samples (NG, n, *shape), display range
+# z (NG, n, z_dim), class labels (NG, n) or None → samples (NG, n, *shape), display range
+Generate = Callable[..., Tensor]
 MetricFn = Callable[["EvalContext"], dict[str, float]]
 METRICS: dict[str, MetricFn] = {}
 PACGAN_SAMPLES = 2500  # the PacGAN protocol scores 2,500 samples
@@ -52,6 +53,7 @@ class EvalContext:
         z_dim: int,
         generator_tasks: list[int],
         mixture: str | None = None,
+        num_classes: int = 0,
         records: list[dict[str, Any]] | None = None,
         seed: int = 0,
         device: torch.device | str = "cpu",
@@ -63,7 +65,7 @@ class EvalContext:
                 f"generators serve tasks {sorted(set(generator_tasks))}"
             )
         self.data, self.config, self.generate_fn = data, config, generate
-        self.z_dim, self.mixture = z_dim, mixture
+        self.z_dim, self.mixture, self.num_classes = z_dim, mixture, num_classes
         self.generator_tasks = generator_tasks
         self.num_generators = len(generator_tasks)
         self.records, self.seed, self.device = records or [], seed, torch.device(device)
@@ -84,13 +86,28 @@ class EvalContext:
         z = torch.randn(shape, generator=gen)
         return z.expand(self.num_generators, n, self.z_dim) if same_for_all else z
 
+    def labels(self, n: int) -> Tensor:
+        """The classes a conditional model is asked for, (NG, n): 0, 1, …, C−1, 0, … per
+        generator, so every class is equally represented (zeros if not conditional)."""
+        return (torch.arange(n) % max(self.num_classes, 1)).expand(self.num_generators, n)
+
     def generate(self, z: Tensor, batch: int = 1000) -> Tensor:
         """Samples for noise z (NG, n, z_dim), generated in chunks, on the CPU."""
-        parts = [
-            self.generate_fn(z[:, i : i + batch].to(self.device)).cpu()
-            for i in range(0, z.shape[1], batch)
-        ]
+        labels = self.labels(z.shape[1])
+        parts = []
+        for i in range(0, z.shape[1], batch):
+            chunk = z[:, i : i + batch].to(self.device)
+            if self.num_classes:
+                out = self.generate_fn(chunk, labels=labels[:, i : i + batch].to(self.device))
+            else:
+                out = self.generate_fn(chunk)
+            parts.append(out.cpu())
         return torch.cat(parts, dim=1)
+
+    def sample_labels(self, k: int) -> Tensor:
+        """The class each of `samples(k)` was generated for (conditional models), (n,)."""
+        m = share_per_generator(self.config.n, self.generator_tasks)
+        return task_samples(self.labels(m), self.generator_tasks, k, self.config.n)
 
     def samples(self, k: int) -> Tensor:
         """`config.n` samples of task k (display range), all tasks generated together once;
@@ -224,8 +241,9 @@ def _modes(ctx: EvalContext) -> dict[str, float]:
 
 @register_metric("accuracy")
 def _accuracy(ctx: EvalContext) -> dict[str, float]:
-    """Fraction of task k's samples that the digit classifier assigns to task k's classes;
-    only for tasks that are a proper subset of the classes, in their original domain."""
+    """Fraction of task k's samples that the digit classifier assigns to the class they were
+    generated for (conditional models, AC-GAN), or else to one of task k's classes (only for
+    tasks that are a proper subset of the classes, in their original domain)."""
     if tuple(ctx.data.shape) != (1, 28, 28):
         raise ConfigError("eval.metrics: `accuracy` needs 1×28×28 digit images")
     classifier = digit_classifier()  # samples live on the CPU; so does the classifier
@@ -233,16 +251,26 @@ def _accuracy(ctx: EvalContext) -> dict[str, float]:
     values = {}
     for k in ctx.tasks:
         classes = set(ctx.data.task_labels(k).unique().tolist())
-        if ctx.data.domains[k] != "identity" or classes == present or -1 in classes:
+        conditional = ctx.num_classes > 0
+        if ctx.data.domains[k] != "identity" or -1 in classes:
+            continue
+        if not conditional and classes == present:
             continue
         with torch.no_grad():
             logits = torch.cat(
                 [classifier(b.to(ctx.device)).cpu() for b in ctx.samples(k).split(1000)]
             )
-        wanted = torch.tensor(sorted(classes))
-        values[k] = torch.isin(logits.argmax(1), wanted).float().mean().item()
+        predicted = logits.argmax(1)
+        if conditional:
+            values[k] = (predicted == ctx.sample_labels(k)).float().mean().item()
+        else:
+            wanted = torch.tensor(sorted(classes))
+            values[k] = torch.isin(predicted, wanted).float().mean().item()
     if not values:
-        raise ConfigError("eval.metrics: `accuracy` needs tasks made of classes (data.tasks)")
+        raise ConfigError(
+            "eval.metrics: `accuracy` needs tasks made of classes (data.tasks) or a conditional "
+            "model (model.conditional)"
+        )
     out = {f"accuracy/task{k}": v for k, v in values.items()}
     out["accuracy"] = float(np.mean(list(values.values())))
     return out

@@ -4,10 +4,10 @@ from mtgan.nets.blocks import Block, LayerPlan, StackedNet
 from mtgan.nets.builder import MultiGAN, ParamRow, resolve_share
 from mtgan.nets.routing import route, task_samples, to_discriminators
 from mtgan.nets.stacked import (
-    StackedBatchNorm,
     StackedConv2d,
     StackedConvTranspose2d,
     StackedLinear,
+    TaskBatchNorm,
 )
 
 __all__ = [
@@ -15,7 +15,7 @@ __all__ = [
     "LayerPlan",
     "MultiGAN",
     "ParamRow",
-    "StackedBatchNorm",
+    "TaskBatchNorm",
     "StackedConv2d",
     "StackedConvTranspose2d",
     "StackedLinear",

@@ -15,11 +15,10 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from mtgan.nets.stacked import (
-    SharedBatchNorm,
-    StackedBatchNorm,
     StackedConv2d,
     StackedConvTranspose2d,
     StackedLinear,
+    TaskBatchNorm,
     add_spectral_norm,
 )
 
@@ -93,25 +92,29 @@ def make_affine(plan: LayerPlan, copies: int | None) -> nn.Module:
     return add_spectral_norm(module, copies) if plan.spectral else module
 
 
-def make_norm(plan: LayerPlan, copies: int | None, family: int) -> nn.Module | None:
+def make_norm(plan: LayerPlan, copies: int | None, family: int, groups: int) -> nn.Module | None:
     """Per-copy batch norm for stacked layers; for a layer shared by the `family` networks,
-    shared γ and β with per-network statistics."""
+    shared γ and β with statistics per task (`groups` tasks)."""
     if plan.norm == "none":
         return None
-    channels = plan.out_shape[0]
-    if copies is not None:
-        return StackedBatchNorm(copies, channels)
-    return SharedBatchNorm(family, channels)
+    return TaskBatchNorm(family, plan.out_shape[0], groups, shared_affine=copies is None)
 
 
 class Block(nn.Module):
     """One layer of a network family: shared by all copies (`copies=None`) or stacked."""
 
-    def __init__(self, plan: LayerPlan, copies: int | None, family: int | None = None):
+    def __init__(
+        self,
+        plan: LayerPlan,
+        copies: int | None,
+        family: int | None = None,
+        groups: int | None = None,
+    ):
         super().__init__()
         self.plan, self.copies = plan, copies
         self.affine = make_affine(plan, copies)
-        self.norm = make_norm(plan, copies, family or copies or 1)
+        family = family or copies or 1
+        self.norm = make_norm(plan, copies, family, groups or family)
 
     @property
     def shared(self) -> bool:
@@ -138,14 +141,18 @@ class Block(nn.Module):
 class StackedNet(nn.Module):
     """A family of `copies` networks with identical layer plans, some layers shared.
 
-    forward: (copies, B, *in_shape) → (copies, B, *out_shape).
+    forward: (copies, B, *in_shape) → (copies, B, *out_shape). The copies serve `groups` tasks
+    (one each, or all one task); shared batch norms keep statistics per task.
     """
 
-    def __init__(self, plans: list[LayerPlan], copies: int, shared: set[int]):
+    def __init__(
+        self, plans: list[LayerPlan], copies: int, shared: set[int], groups: int | None = None
+    ):
         super().__init__()
         self.copies = copies
         self.blocks = nn.ModuleList(
-            Block(plan, None if i in shared else copies, copies) for i, plan in enumerate(plans)
+            Block(plan, None if i in shared else copies, copies, groups or copies)
+            for i, plan in enumerate(plans)
         )
 
     def forward(self, x: Tensor) -> Tensor:

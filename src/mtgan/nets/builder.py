@@ -8,6 +8,7 @@ import math
 from dataclasses import dataclass
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from mtgan.config import ModelConfig, ShareSpec
@@ -16,11 +17,15 @@ from mtgan.nets.blocks import Block, LayerPlan, StackedNet
 from mtgan.nets.routing import route
 
 
-def generator_plans(cfg: ModelConfig, data_shape: tuple[int, ...]) -> list[LayerPlan]:
-    """Layers of one generator: z (z_dim,) → a sample of `data_shape`."""
+def generator_plans(
+    cfg: ModelConfig, data_shape: tuple[int, ...], num_classes: int = 0
+) -> list[LayerPlan]:
+    """Layers of one generator: z (z_dim,), with a one-hot class appended when conditional,
+    → a sample of `data_shape`."""
+    in_dim = cfg.z_dim + num_classes
     out_act = "identity" if len(data_shape) == 1 else "tanh"  # points are raw, images in [-1, 1]
     if cfg.arch == "mlp":
-        widths = [cfg.z_dim, *cfg.g_hidden, math.prod(data_shape)]
+        widths = [in_dim, *cfg.g_hidden, math.prod(data_shape)]
         return [
             LayerPlan(
                 "linear",
@@ -39,7 +44,7 @@ def generator_plans(cfg: ModelConfig, data_shape: tuple[int, ...]) -> list[Layer
     plans = [
         LayerPlan(
             "linear",
-            (cfg.z_dim,),
+            (in_dim,),
             (chans[0], base, base),
             activation="relu",
             norm=cfg.g_norm,
@@ -163,25 +168,46 @@ class ParamRow:
 class MultiGAN(nn.Module):
     """All generators and discriminators of a run, with their shared layers.
 
-    generate: z (NG, B, z_dim) → samples (NG, B, *data_shape)
+    generate: z (NG, B, z_dim) [, class labels (NG, B)] → samples (NG, B, *data_shape)
     discriminate: x (ND, B, *data_shape) → logits (ND, B)
+
+    With `model.conditional`, the generators take a class label as well (one-hot, appended to
+    z; AC-GAN); `num_classes` is then the data's number of classes.
     """
 
-    def __init__(self, cfg: ModelConfig, data_shape: tuple[int, ...], num_tasks: int):
+    def __init__(
+        self,
+        cfg: ModelConfig,
+        data_shape: tuple[int, ...],
+        num_tasks: int,
+        num_classes: int = 0,
+    ):
         super().__init__()
         self.data_shape = tuple(data_shape)
         self.z_dim = cfg.z_dim
         self.num_generators = cfg.generators or num_tasks
         self.num_discriminators = cfg.discriminators or num_tasks
-        g_plans = generator_plans(cfg, self.data_shape)
+        if cfg.conditional and num_classes < 2:
+            raise ConfigError(
+                "model.conditional needs labelled data with at least two classes (the bundled "
+                "digits or 2D mixtures, or an idx/npz/folder data set with labels)"
+            )
+        self.num_classes = num_classes if cfg.conditional else 0
+        if cfg.conditional and cfg.heads.get("class", num_classes) != num_classes:
+            raise ConfigError(
+                f"model.heads.class={cfg.heads['class']} must equal the data's number of "
+                f"classes, {num_classes}"
+            )
+        g_plans = generator_plans(cfg, self.data_shape, self.num_classes)
         d_plans = discriminator_plans(cfg, self.data_shape)
         g_shared = resolve_share(cfg.share.generator, len(g_plans), "model.share.generator")
         d_shared = resolve_share(cfg.share.discriminator, len(d_plans), "model.share.discriminator")
-        self.generator = StackedNet(g_plans, self.num_generators, g_shared)
-        self.discriminator = StackedNet(d_plans, self.num_discriminators, d_shared)
-        self.cross_groups = [self._tie(group) for group in cfg.share.cross]
         self.generator_tasks = route(self.num_generators, num_tasks, "model.generators")
         self.discriminator_tasks = route(self.num_discriminators, num_tasks, "model.discriminators")
+        g_groups, d_groups = len(set(self.generator_tasks)), len(set(self.discriminator_tasks))
+        self.generator = StackedNet(g_plans, self.num_generators, g_shared, g_groups)
+        self.discriminator = StackedNet(d_plans, self.num_discriminators, d_shared, d_groups)
+        self.cross_groups = [self._tie(group) for group in cfg.share.cross]
         # Extra heads read the discriminator's trunk (the input of its last layer) and are
         # shared or task-own like that last layer.
         last = self.discriminator.blocks[-1]
@@ -227,20 +253,35 @@ class MultiGAN(nn.Module):
             block.affine = first.affine
         return [(family, i) for family, i, _ in members]
 
+    def default_labels(self, n: int, device: torch.device | str = "cpu") -> Tensor:
+        """The labels sampling uses when none are given: 0, 1, …, C−1, 0, 1, … (n,), so any
+        n ≥ C samples cover every class evenly and a grid shows the classes in order."""
+        return torch.arange(n, device=device) % max(self.num_classes, 1)
+
+    def condition(self, z: Tensor, labels: Tensor | None = None) -> Tensor:
+        """The generators' input: z itself, or z with the one-hot class appended."""
+        if not self.num_classes:
+            return z
+        if labels is None:
+            labels = self.default_labels(z.shape[1], z.device).expand(z.shape[:2])
+        one_hot = F.one_hot(labels.expand(z.shape[:2]), self.num_classes).to(z.dtype)
+        return torch.cat([z, one_hot], dim=-1)
+
     @torch.no_grad()
-    def sample_with(self, net: nn.Module, z: Tensor) -> Tensor:
+    def sample_with(self, net: nn.Module, z: Tensor, labels: Tensor | None = None) -> Tensor:
         """`net` (the generators or their EMA copy) on z (NG, n, z_dim) in eval mode, without
-        gradients, leaving its mode as it was: samples (NG, n, *data_shape)."""
+        gradients, leaving its mode as it was: samples (NG, n, *data_shape). A conditional
+        model samples the `labels` given, else `default_labels`."""
         was_training = net.training
         net.eval()
         try:
-            out = net(z)
+            out = net(self.condition(z, labels))
         finally:
             net.train(was_training)
         return out.reshape(*z.shape[:2], *self.data_shape)
 
-    def generate(self, z: Tensor) -> Tensor:
-        out = self.generator(z)
+    def generate(self, z: Tensor, labels: Tensor | None = None) -> Tensor:
+        out = self.generator(self.condition(z, labels))
         return out.reshape(*out.shape[:2], *self.data_shape)
 
     def discriminate(self, x: Tensor) -> Tensor:

@@ -97,61 +97,72 @@ class StackedConvTranspose2d(_StackedConvBase):
         )
 
 
-class StackedBatchNorm(nn.Module):
-    """K independent batch norms (per-copy statistics) as one BatchNorm over K·C channels."""
+class TaskBatchNorm(nn.Module):
+    """Batch norm for a family of K networks: statistics per task, γ and β per network or
+    shared by all (`shared_affine`, the norm of a shared layer).
 
-    def __init__(self, copies: int, channels: int):
-        super().__init__()
-        self.copies, self.channels = copies, channels
-        self.norm = nn.BatchNorm1d(copies * channels)
-
-    def forward(self, x: Tensor) -> Tensor:
-        k, b = x.shape[:2]
-        # (K, B, C, ...) → (B, K·C, prod(...)) so that BatchNorm1d normalises each copy's channels.
-        flat = x.transpose(0, 1).reshape(b, k * self.channels, -1)
-        return self.norm(flat).reshape(b, k, *x.shape[2:]).transpose(0, 1)
-
-
-class SharedBatchNorm(nn.Module):
-    """A batch norm whose γ and β are shared by K networks, each with its own statistics.
-
-    In training each network's B samples are normalised by their own mean and variance, as K
-    separate networks sharing the layer would do: pooling over K·B samples would make network
-    k's output (and the gradient into the others' own layers) depend on every other network's
-    samples. The running statistics are per network too: the networks' activations differ (own
-    first layers, different tasks), so one averaged set would normalise each of them wrongly in
-    eval mode, the mode samples are drawn in.
+    The K networks serve `groups` tasks in contiguous runs (one network per task, or all on one
+    task). Each task's samples are normalised by their own mean and variance, in training and,
+    through per-task running statistics, in eval mode, as separate networks would be: pooling
+    over all tasks would make task k's output (and the gradient into the others' own layers)
+    depend on every other task's samples. Networks of one task (MGAN's generators) pool their
+    samples: together they are one mixture model, and normalising each generator's share of the
+    batch alone would be noise (10 samples each at batch 100).
+    forward: (K, B, C, ...) → same shape.
     """
 
-    def __init__(self, copies: int, channels: int, momentum: float = 0.1, eps: float = 1e-5):
+    def __init__(
+        self,
+        copies: int,
+        channels: int,
+        groups: int | None = None,
+        shared_affine: bool = False,
+        momentum: float = 0.1,
+        eps: float = 1e-5,
+    ):
         super().__init__()
-        self.copies, self.channels, self.momentum, self.eps = copies, channels, momentum, eps
-        self.weight = nn.Parameter(torch.ones(channels))
-        self.bias = nn.Parameter(torch.zeros(channels))
-        self.register_buffer("running_mean", torch.zeros(copies, channels))
-        self.register_buffer("running_var", torch.ones(copies, channels))
+        groups = groups or copies
+        if copies % groups:
+            raise ValueError(f"{copies} networks cannot form {groups} equal task groups")
+        self.copies, self.channels, self.groups = copies, channels, groups
+        self.momentum, self.eps = momentum, eps
+        affine = 1 if shared_affine else copies
+        self.weight = nn.Parameter(torch.ones(affine, channels))
+        self.bias = nn.Parameter(torch.zeros(affine, channels))
+        self.register_buffer("running_mean", torch.zeros(groups, channels))
+        self.register_buffer("running_var", torch.ones(groups, channels))
         self.register_buffer("num_batches_tracked", torch.tensor(0, dtype=torch.long))
 
     def forward(self, x: Tensor) -> Tensor:
-        k, b = x.shape[:2]
+        k, g, c = x.shape[0], self.groups, self.channels
         if k != self.copies:
-            raise ValueError(f"SharedBatchNorm made for {self.copies} networks got {k}")
+            raise ValueError(f"a batch norm made for {self.copies} networks got {k}")
         if self.training:
             self.num_batches_tracked.add_(1)
-        # (K, B, C, ...) → (B, K·C, L): channel group k holds network k's samples; the running
-        # statistics are views, so F.batch_norm updates them in place.
-        flat = x.transpose(0, 1).reshape(b, k * self.channels, -1)
+        # γ, β fold into the normalisation when they are per task group (or shared by all).
+        fused = self.weight.shape[0] in (1, g)
+        weight = self.weight.expand(g, c).reshape(-1) if fused else None
+        bias = self.bias.expand(g, c).reshape(-1) if fused else None
+        # (K, B, C, ...) → (n, G·C, L): channel group g holds task g's samples (all of its
+        # networks'); the running statistics are views, so F.batch_norm updates them in place.
+        grouped = x.reshape(g, -1, c, *x.shape[3:])
+        n = grouped.shape[1]
+        flat = grouped.transpose(0, 1).reshape(n, g * c, -1)
         out = F.batch_norm(
             flat,
             self.running_mean.view(-1),
             self.running_var.view(-1),
-            self.weight.repeat(k),
-            self.bias.repeat(k),
+            weight,
+            bias,
             self.training,
             self.momentum,
             self.eps,
         )
-        return out.reshape(b, k, *x.shape[2:]).transpose(0, 1)
+        out = out.reshape(n, g, *grouped.shape[2:]).transpose(0, 1).reshape(x.shape)
+        if fused:
+            return out
+        view = (k, 1, c) + (1,) * (x.dim() - 3)  # per-network γ, β over pooled statistics
+        return torch.addcmul(self.bias.view(view), out, self.weight.view(view))
 
 
 class StackedSpectralNorm(nn.Module):

@@ -133,6 +133,37 @@ def generator_id_terms(config: ExperimentConfig) -> list[Term]:
     return [Term("generator_id", "d", d_term), Term("generator_id", "g", g_term, weight=beta)]
 
 
+def _cross_entropy(logits: Tensor, target: Tensor) -> Tensor:
+    """Per-network mean cross-entropy of logits (N, n, C) against targets (N, n): (N,)."""
+    ce = F.cross_entropy(logits.flatten(0, 1).float(), target.flatten(), reduction="none")
+    return ce.reshape(target.shape).mean(1)
+
+
+@register_terms("classes")
+def class_terms(config: ExperimentConfig) -> list[Term]:
+    """AC-GAN (Odena et al. 2017): a class head on D's trunk predicts the class of real samples
+    (their labels) and of fakes (the class they were generated for); D minimises both
+    cross-entropies, G the one on its fakes, so that each sample looks like its class."""
+    weight = config.loss.classes
+    if weight <= 0:
+        return []
+    if not config.model.conditional or "class" not in config.model.heads:
+        raise ConfigError(
+            "loss.classes needs a conditional model with a class head: model.conditional=true "
+            "and model.heads={class: number of classes}"
+        )
+
+    def d_term(ctx: StepContext) -> Tensor:
+        real = _cross_entropy(ctx.outputs("real")["class"], ctx.real_labels_d)
+        fake = _cross_entropy(ctx.outputs("fake_detached")["class"], ctx.fake_labels_d)
+        return real + fake
+
+    def g_term(ctx: StepContext) -> Tensor:
+        return _cross_entropy(ctx.outputs("fake")["class"], ctx.fake_labels_d)
+
+    return [Term("classes", "d", d_term, weight=weight), Term("classes", "g", g_term, weight)]
+
+
 def rotations(x: Tensor) -> tuple[Tensor, Tensor]:
     """Every image of x (ND, n, C, H, W) turned by 0, 90, 180 and 270 degrees: (ND, 4n, C, H, W)
     and the rotation labels (ND, 4n)."""

@@ -18,20 +18,46 @@ from mtgan.nets.routing import to_discriminators
 
 
 class StepContext:
-    """real: (K, B, *shape) task batches; z: (NG, B, z_dim) one noise batch per generator."""
+    """real: (K, B, *shape) task batches and their class labels (K, B) (−1: unlabelled);
+    z: (NG, B, z_dim) one noise batch per generator; fake_labels (NG, B): the classes a
+    conditional model is asked for (None otherwise)."""
 
-    def __init__(self, model: MultiGAN, real: Tensor, z: Tensor, step: int, noise: torch.Generator):
+    def __init__(
+        self,
+        model: MultiGAN,
+        real: Tensor,
+        z: Tensor,
+        step: int,
+        noise: torch.Generator,
+        real_labels: Tensor | None = None,
+        fake_labels: Tensor | None = None,
+    ):
         self.model, self.real, self.z, self.step, self.noise = model, real, z, step, noise
         self._fake: Tensor | None = None
         self._cache: dict[str, dict[str, Tensor]] = {}
-        self.real_d = to_discriminators(real, list(range(real.shape[0])), model.discriminator_tasks)
+        tasks = list(range(real.shape[0]))
+        self.real_d = to_discriminators(real, tasks, model.discriminator_tasks)
+        self.real_labels_d = (
+            None
+            if real_labels is None
+            else to_discriminators(real_labels, tasks, model.discriminator_tasks)
+        )
+        self.fake_labels = fake_labels
 
     @property
     def fake(self) -> Tensor:
         """G(z): (NG, B, *shape), computed on first use and kept for the whole step."""
         if self._fake is None:
-            self._fake = self.model.generate(self.z)
+            self._fake = self.model.generate(self.z, self.fake_labels)
         return self._fake
+
+    @property
+    def fake_labels_d(self) -> Tensor:
+        """The class each sample of `fake_d` was generated for: (ND, n) int64."""
+        if self.fake_labels is None:
+            raise ValueError("this model is not conditional: its fakes have no class labels")
+        m = self.model
+        return to_discriminators(self.fake_labels, m.generator_tasks, m.discriminator_tasks)
 
     @property
     def fake_d(self) -> Tensor:

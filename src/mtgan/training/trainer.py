@@ -76,7 +76,9 @@ class Trainer:
         self.device = device_for(dist, pick_device(train.device))
         self.data = (data or build_tasks(config.data, config.seed)).to(self.device)
         torch.manual_seed(config.seed)  # network initialisation
-        self.model = MultiGAN(config.model, self.data.shape, self.data.num_tasks).to(self.device)
+        self.model = MultiGAN(
+            config.model, self.data.shape, self.data.num_tasks, self.data.num_classes
+        ).to(self.device)
         self.terms = build_terms(config)
         self.phases: list[Phase] = build_phases(config, self.model, self.terms)
         self.ema = EMA(self.model.generator, train.ema) if train.ema else None
@@ -121,13 +123,17 @@ class Trainer:
         faults.step_reached(self.dist.rank, self.step)
         # Every rank draws the same global batch and keeps its shard: the run equals a single
         # process with the same global batch, whatever the number of processes.
-        real = self.data.sample(cfg.batch_size, self.data_rng, self.shard)
+        real, real_labels = self.data.sample_labelled(cfg.batch_size, self.data_rng, self.shard)
+        noise_shape = (self.noise_batches, self.per_generator)
         z = torch.randn(
-            (self.noise_batches, self.per_generator, self.model.z_dim),
-            generator=self.noise_rng,
-            device=self.device,
+            (*noise_shape, self.model.z_dim), generator=self.noise_rng, device=self.device
         )[:, self.z_shard].expand(self.model.num_generators, -1, -1)
-        ctx = StepContext(self.model, real, z, self.step, self.noise_rng)
+        fake_labels = None
+        if self.model.num_classes:  # a conditional model: a uniform class for every z
+            fake_labels = torch.randint(
+                self.model.num_classes, noise_shape, generator=self.noise_rng, device=self.device
+            )[:, self.z_shard].expand(self.model.num_generators, -1)
+        ctx = StepContext(self.model, real, z, self.step, self.noise_rng, real_labels, fake_labels)
         logged: dict[str, Tensor] = {}
         pending = []
         finite = True
@@ -201,10 +207,13 @@ class Trainer:
 
     # ------------------------------------------------------------------ sampling
 
-    def generate(self, z: Tensor, use_ema: bool = True) -> Tensor:
-        """Samples (NG, N, *shape) from noise (NG, N, z_dim), in the data's display range."""
+    def generate(self, z: Tensor, use_ema: bool = True, labels: Tensor | None = None) -> Tensor:
+        """Samples (NG, N, *shape) from noise (NG, N, z_dim), in the data's display range;
+        a conditional model makes the classes `labels` (NG, N) (default: 0, 1, …, C−1, 0, …)."""
         net = self.ema.net if (use_ema and self.ema is not None) else self.model.generator
-        return self.data.to_display(self.model.sample_with(net, z.to(self.device)))
+        if labels is not None:
+            labels = labels.to(self.device)
+        return self.data.to_display(self.model.sample_with(net, z.to(self.device), labels))
 
     # ------------------------------------------------------------------ state
 
@@ -340,6 +349,7 @@ class Trainer:
             self.model.z_dim,
             self.model.generator_tasks,
             mixture=mixture_name(self.config),
+            num_classes=self.model.num_classes,
             records=records,
             seed=self.config.seed,
             device=self.device,
