@@ -113,8 +113,11 @@ class ModelConfig(Strict):
 class LossConfig(Strict):
     """Adversarial loss and regularisers (see mtgan.objectives for the formulas)."""
 
-    adversarial: Literal["minimax", "nonsaturating", "hinge", "wasserstein", "lsgan"] = (
-        "nonsaturating"
+    adversarial: Literal["minimax", "nonsaturating", "hinge", "wasserstein", "lsgan", "none"] = (
+        Field(
+            default="nonsaturating",
+            description="none: no real/fake term (MAD-GAN's source head replaces it)",
+        )
     )
     gp: float = Field(default=0.0, ge=0.0, description="WGAN-GP weight λ")
     r1: float = Field(default=0.0, ge=0.0, description="R1 weight γ (loss γ/2 · ‖∇D‖²)")
@@ -130,6 +133,12 @@ class LossConfig(Strict):
         ge=0.0,
         description="AC-GAN: weight of the class cross-entropy that D (real and fake) and G "
         "(fake) minimise (needs model.conditional and model.heads.class = number of classes)",
+    )
+    source: float = Field(
+        default=0.0,
+        ge=0.0,
+        description="MAD-GAN: weight of D's (generators + 1)-way 'real, or which generator' "
+        "cross-entropy; each generator's fakes aim at 'real' (needs model.heads.source)",
     )
     generator_id: float = Field(
         default=0.0,

@@ -117,7 +117,7 @@ class TaskBatchNorm(nn.Module):
         channels: int,
         groups: int | None = None,
         shared_affine: bool = False,
-        momentum: float = 0.1,
+        momentum: float | None = 0.1,
         eps: float = 1e-5,
     ):
         super().__init__()
@@ -155,7 +155,8 @@ class TaskBatchNorm(nn.Module):
             weight,
             bias,
             self.training,
-            self.momentum,
+            # None: a cumulative average (standing statistics, see training.ema)
+            self.momentum if self.momentum is not None else 1.0 / int(self.num_batches_tracked),
             self.eps,
         )
         out = out.reshape(n, g, *grouped.shape[2:]).transpose(0, 1).reshape(x.shape)

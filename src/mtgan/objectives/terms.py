@@ -65,6 +65,8 @@ def build_terms(config: ExperimentConfig) -> list[Term]:
 def adversarial_terms(config: ExperimentConfig) -> list[Term]:
     """Each discriminator tells its task's real samples from the fakes routed to it (its
     task's generators); the generators try to fool it. Per-discriminator losses (ND,)."""
+    if config.loss.adversarial == "none":
+        return []
     loss = get_adversarial(config.loss.adversarial)
 
     def d_term(ctx: StepContext) -> Tensor:
@@ -162,6 +164,37 @@ def class_terms(config: ExperimentConfig) -> list[Term]:
         return _cross_entropy(ctx.outputs("fake")["class"], ctx.fake_labels_d)
 
     return [Term("classes", "d", d_term, weight=weight), Term("classes", "g", g_term, weight)]
+
+
+@register_terms("source")
+def source_terms(config: ExperimentConfig) -> list[Term]:
+    """MAD-GAN (Ghosh et al. 2018): D classifies every sample K + 1 ways, real (class K) or
+    made by generator k (class k); each generator wants its fakes taken for real. Together with
+    `loss.adversarial=none` this replaces the real/fake game; the generators, differing only
+    in their last layer, are pushed apart because D must tell them from one another."""
+    weight = config.loss.source
+    if weight <= 0:
+        return []
+    count = config.model.generators or 0
+    if count < 2 or config.model.heads.get("source") != count + 1:
+        raise ConfigError(
+            "loss.source needs several generators on one task and a discriminator head with "
+            "one output per generator plus one for real: model.generators=K, "
+            "model.heads={source: K+1}"
+        )
+
+    def real_class(x: Tensor) -> Tensor:
+        """Target "real" (class K) for every sample of x (N, n, ...)."""
+        return torch.full(x.shape[:2], count, dtype=torch.long, device=x.device)
+
+    def d_term(ctx: StepContext) -> Tensor:
+        real = _cross_entropy(ctx.outputs("real")["source"], real_class(ctx.real_d))
+        return real + _cross_entropy(ctx.outputs("fake_detached")["source"], ctx.fake_owner)
+
+    def g_term(ctx: StepContext) -> Tensor:
+        return _cross_entropy(ctx.outputs("fake")["source"], real_class(ctx.fake_d))
+
+    return [Term("source", "d", d_term, weight=weight), Term("source", "g", g_term, weight)]
 
 
 def rotations(x: Tensor) -> tuple[Tensor, Tensor]:

@@ -46,11 +46,14 @@ class Phase:
         weights = {t.name: t.weight for t in self.terms}
         return self.balancer.combine(losses, weights)
 
-    def gradients(self, loss: Tensor) -> list[Tensor | None]:
-        """∂loss/∂params for this phase's parameters only (nothing accumulates elsewhere)."""
-        return list(torch.autograd.grad(loss, self.params, allow_unused=True))
+    def gradients(self, loss: Tensor) -> list[Tensor]:
+        """∂loss/∂params for this phase's parameters only (nothing accumulates elsewhere).
+        A parameter no term of the phase reaches (MAD-GAN's unused adversarial logit) gets zeros,
+        so that every rank reduces the same list of tensors."""
+        grads = torch.autograd.grad(loss, self.params, allow_unused=True)
+        return [torch.zeros_like(p) if g is None else g for p, g in zip(self.params, grads)]
 
-    def apply(self, grads: list[Tensor | None]) -> None:
+    def apply(self, grads: list[Tensor]) -> None:
         for p, g in zip(self.params, grads):
             p.grad = g
         self.optimizer.step()

@@ -210,10 +210,32 @@ class Trainer:
     def generate(self, z: Tensor, use_ema: bool = True, labels: Tensor | None = None) -> Tensor:
         """Samples (NG, N, *shape) from noise (NG, N, z_dim), in the data's display range;
         a conditional model makes the classes `labels` (NG, N) (default: 0, 1, …, C−1, 0, …)."""
-        net = self.ema.net if (use_ema and self.ema is not None) else self.model.generator
+        net = self.ema_net() if (use_ema and self.ema is not None) else self.model.generator
         if labels is not None:
             labels = labels.to(self.device)
         return self.data.to_display(self.model.sample_with(net, z.to(self.device), labels))
+
+    def ema_net(self, batches: int = 16) -> torch.nn.Module:
+        """The EMA generators, with batch-norm statistics of their own weights: recomputed
+        when the average has moved, from `batches` training-shaped noise batches (seeded, so
+        a resumed run computes the same)."""
+        assert self.ema is not None
+        if self.ema.stale:
+            gen = torch.Generator(self.device).manual_seed(self.config.seed + 5)
+            m, ng = self.model, self.model.num_generators
+            shape = (self.noise_batches, self.per_generator)
+
+            def inputs():
+                for _ in range(batches):
+                    z = torch.randn((*shape, m.z_dim), generator=gen, device=self.device)
+                    labels = None
+                    if m.num_classes:
+                        labels = torch.randint(m.num_classes, shape, generator=gen, device=z.device)
+                        labels = labels.expand(ng, -1)
+                    yield m.condition(z.expand(ng, -1, -1), labels)
+
+            self.ema.recompute_statistics(inputs())
+        return self.ema.net
 
     # ------------------------------------------------------------------ state
 
@@ -221,6 +243,7 @@ class Trainer:
         """The module whose tensors are saved as weights (model and, if any, EMA)."""
         modules = {"model": self.model}
         if self.ema is not None:
+            self.ema_net()  # checkpoints hold the statistics that go with the averaged weights
             modules["ema"] = self.ema
         return torch.nn.ModuleDict(modules)
 
