@@ -8,7 +8,7 @@ import torch
 
 from mtgan.config import load_config
 from mtgan.errors import ConfigError
-from mtgan.nets.routing import to_discriminators
+from mtgan.nets.routing import task_samples, to_discriminators
 from mtgan.training import Trainer
 from mtgan.training.context import StepContext
 
@@ -81,3 +81,26 @@ def test_gman_softmax_is_the_mean_at_zero_and_the_max_when_large():
     assert v.grad[2] == pytest.approx(1.0, abs=1e-6) and v.grad[:2].abs().max() < 1e-6
     with pytest.raises(ConfigError, match="lam"):
         build_balancer("gman", {"lam": -1}, "balance.g")
+
+
+def test_task_samples_interleave_generators_so_every_prefix_is_balanced():
+    # 10 generators × 500 samples; the PacGAN metric scores the first 2,500 of the pool, which
+    # must come from all ten generators equally, not from generators 0–4.
+    out = torch.arange(10)[:, None, None].expand(10, 500, 2).float()
+    pooled = task_samples(out, [0] * 10, task=0, n=2500)
+    assert pooled.shape == (2500, 2)
+    assert torch.bincount(pooled[:, 0].long(), minlength=10).tolist() == [250] * 10
+
+
+def test_mgan_discriminator_sees_as_many_fakes_as_reals():
+    # Generators of one task split its batch: 5 generators × 4 = 20 fakes against 20 reals.
+    overrides = ["train.batch_size=20", "model.generators=5", "model.heads={generator: 5}"]
+    trainer = Trainer(load_config("mgan", [*FAST, *overrides]))
+    assert trainer.per_generator == 4
+    seen = []
+    hook = trainer.model.discriminator.blocks[0].register_forward_hook(
+        lambda _m, args, _out: seen.append(args[0].shape[1])
+    )
+    trainer.train_step()
+    hook.remove()
+    assert seen[0] == 40  # the D phase: 20 reals and 20 fakes in one pass

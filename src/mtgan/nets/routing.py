@@ -47,6 +47,7 @@ def share_per_generator(n: int, generator_tasks: list[int]) -> int:
 
 
 def task_samples(samples: Tensor, generator_tasks: list[int], task: int, n: int) -> Tensor:
-    """n samples of `task` from generator outputs (NG, m, ...): equal shares of its generators."""
+    """n samples of `task` from generator outputs (NG, m, ...): equal shares of its generators,
+    interleaved (g0, g1, …, g0, g1, …) so that any prefix draws on all of them evenly."""
     owners = [g for g, t in enumerate(generator_tasks) if t == task]
-    return samples[owners].reshape(-1, *samples.shape[2:])[:n]
+    return samples[owners].transpose(0, 1).reshape(-1, *samples.shape[2:])[:n]
