@@ -104,6 +104,15 @@ def cmd_describe(ns: argparse.Namespace) -> int:
 def cmd_presets(ns: argparse.Namespace) -> int:
     from mtgan.config import preset_descriptions
 
+    if ns.balancers:
+        from mtgan.balance import describe_balancers
+
+        rows = describe_balancers()
+        width = max(len(name) for name, _ in rows)
+        print("balancers (balance.d=NAME, balance.g=NAME; options under balance.d_options):")
+        for name, text in rows:
+            print(f"{name:{width}s}  {text}")
+        return 0
     descriptions = preset_descriptions()
     width = max(map(len, descriptions))
     for name, text in descriptions.items():
@@ -153,6 +162,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_describe)
 
     p = sub.add_parser("presets", help="list the presets shipped with mtgan")
+    p.add_argument("--balancers", action="store_true", help="list the balancers instead")
     p.set_defaults(func=cmd_presets)
     return parser
 

@@ -18,6 +18,9 @@ class Balancer:
     """Base class: subclasses implement `combine`."""
 
     name = "base"
+    summary = ""  # one line for `mtgan presets --balancers`
+    # objective → the weight chosen at the last combine, for the logs (replaced, never mutated)
+    last_weights: dict[str, float] = {}  # noqa: RUF012
 
     def __init__(self, **options: Any):
         if options:
@@ -52,6 +55,7 @@ class FixedWeights(Balancer):
     the sum of its tasks' gradients."""
 
     name = "fixed"
+    summary = "Σ weight·loss, every task at its own scale (default)"
 
     def combine(self, losses: dict[str, Tensor], weights: dict[str, float]) -> Tensor:
         return sum(weights[name] * loss.sum() for name, loss in losses.items())

@@ -18,6 +18,7 @@ class GMANSoftmax(Balancer):
     """
 
     name = "gman"
+    summary = "GMAN: softmax(λ·V)-weighted mean over discriminators (lam: 0 mean, ∞ max)"
 
     def __init__(self, lam: float = 1.0):
         if not isinstance(lam, (int, float)) or lam < 0:

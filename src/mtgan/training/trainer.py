@@ -149,6 +149,10 @@ class Trainer:
             finite = bool(torch.isfinite(loss) & torch.isfinite(norm))
             if record or not finite:
                 logged.update(_phase_record(phase.name, loss, losses, norm))
+                weights = phase.balancer.last_weights
+                logged.update(
+                    {f"{phase.name}/weight/{k}": loss.new_tensor(v) for k, v in weights.items()}
+                )
             if not finite:
                 break
             if cfg.schedule == "alternating":

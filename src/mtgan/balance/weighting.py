@@ -1,0 +1,241 @@
+"""Loss-based balancers: each objective's weight comes from the loss values alone.
+
+An objective is one term's loss for one task (or one discriminator): a phase with terms T and
+K tasks balances |T|·K objectives. Every balancer returns Σ_i α_i · w_i · L_i with the configured
+term weight w_i and its own α_i (detached unless the formula is differentiated as written), and
+records the α it chose in `last_weights` for the logs.
+
+Formulas that need positive losses (uncertainty, DWA, geometric) read L⁺ = max(L, ε) when they
+compute weights; hinge and Wasserstein losses can be negative. The gradient still flows through
+the raw L.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from mtgan.balance.base import Balancer, register
+from mtgan.errors import ConfigError
+
+EPS = 1e-8
+
+
+def flatten(
+    losses: dict[str, Tensor], weights: dict[str, float]
+) -> tuple[Tensor, Tensor, list[str]]:
+    """Every objective of a phase: losses (m,), term weights (m,), names ("adversarial/task3")."""
+    values, base, names = [], [], []
+    for term, per_task in losses.items():
+        per_task = per_task.reshape(-1)
+        values.append(per_task)
+        base.append(torch.full_like(per_task, weights[term], dtype=torch.float32))
+        names += (
+            [term] if per_task.numel() == 1 else [f"{term}/task{k}" for k in range(len(per_task))]
+        )
+    return torch.cat(values).float(), torch.cat(base), names
+
+
+def positive(x: Tensor) -> Tensor:
+    return x.detach().clamp_min(EPS)
+
+
+def _number(value: Any, name: str, low: float = 0.0, strict: bool = False) -> float:
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+    if not ok or value < low or (strict and value == low):
+        sign = ">" if strict else "≥"
+        raise ConfigError(f"{name} must be a number {sign} {low}, got {value!r}")
+    return float(value)
+
+
+class LossWeighting(Balancer):
+    """Shared plumbing: subclasses give `alphas(values) -> (m,)`, detached."""
+
+    def __init__(self) -> None:
+        self.last_weights: dict[str, float] = {}
+
+    def alphas(self, values: Tensor) -> Tensor:
+        raise NotImplementedError
+
+    def combine(self, losses: dict[str, Tensor], weights: dict[str, float]) -> Tensor:
+        values, base, names = flatten(losses, weights)
+        alpha = self.alphas(values).detach()
+        self.last_weights = dict(zip(names, alpha.tolist()))
+        return (alpha * base * values).sum()
+
+
+@register
+class RandomLossWeighting(LossWeighting):
+    """RLW (Lin et al. 2022): α = m · softmax(N(0, I)) drawn afresh every step, so the weights
+    average to 1 like fixed weights; the draw is seeded and its state is checkpointed."""
+
+    name = "rlw"
+    summary = "random loss weighting, m·softmax(N(0, I)) per step (Lin et al. 2022)"
+
+    def __init__(self, seed: int = 0):
+        super().__init__()
+        self.generator = torch.Generator().manual_seed(int(seed))
+
+    def alphas(self, values: Tensor) -> Tensor:
+        m = values.numel()
+        draw = torch.randn(m, generator=self.generator)
+        return (m * torch.softmax(draw, 0)).to(values.device)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"generator": self.generator.get_state()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.generator.set_state(state["generator"])
+
+
+@register
+class UncertaintyWeighting(LossWeighting):
+    """Kendall et al. (2018): learned log-variances s_i, loss Σ exp(−s_i)·L_i + s_i.
+
+    s is learned by its own Adam on the same objective (∂/∂s_i = 1 − exp(−s_i)·L⁺_i, pulling
+    s_i towards log L⁺_i); the trunk sees α_i = exp(−s_i). State: s and Adam's moments."""
+
+    name = "uncertainty"
+    summary = "learned log-variances, exp(−s)·L + s (Kendall et al. 2018; lr)"
+
+    def __init__(self, lr: float = 1e-2):
+        super().__init__()
+        self.lr = _number(lr, "lr", strict=True)
+        self.log_vars: Tensor | None = None
+        self.optimizer: torch.optim.Adam | None = None
+        self._pending_state: dict[str, Any] | None = None
+
+    def _ensure(self, m: int) -> None:
+        if self.log_vars is None or self.log_vars.numel() != m:
+            self.log_vars = torch.zeros(m, requires_grad=True)
+            self.optimizer = torch.optim.Adam([self.log_vars], lr=self.lr)
+            if self._pending_state is not None:
+                with torch.no_grad():
+                    self.log_vars.copy_(self._pending_state["log_vars"])
+                self.optimizer.load_state_dict(self._pending_state["optimizer"])
+                self._pending_state = None
+
+    def alphas(self, values: Tensor) -> Tensor:
+        self._ensure(values.numel())
+        assert self.log_vars is not None and self.optimizer is not None
+        s = self.log_vars
+        objective = (torch.exp(-s) * positive(values).cpu() + s).sum()
+        self.optimizer.zero_grad()
+        objective.backward()
+        self.optimizer.step()
+        return torch.exp(-s.detach()).to(values.device)
+
+    def state_dict(self) -> dict[str, Any]:
+        if self.log_vars is None:
+            return {}
+        assert self.optimizer is not None
+        return {
+            "log_vars": self.log_vars.detach().clone(),
+            "optimizer": self.optimizer.state_dict(),
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        if state:
+            self.log_vars, self._pending_state = None, state
+            self._ensure(state["log_vars"].numel())
+
+
+@register
+class DynamicWeightAverage(LossWeighting):
+    """DWA (Liu et al. 2019): α_i = m · softmax(r_i / T), r_i = L̄_i(t−1) / L̄_i(t−2), the
+    ratio of the last two values of a running average of L⁺_i (a GAN loss is too noisy step to
+    step; the paper used epoch means). α = 1 until two averages exist."""
+
+    name = "dwa"
+    summary = "dynamic weight average of loss ratios (Liu et al. 2019; temperature, beta)"
+
+    def __init__(self, temperature: float = 2.0, beta: float = 0.9):
+        super().__init__()
+        self.temperature = _number(temperature, "temperature", strict=True)
+        self.beta = _number(beta, "beta")
+        if self.beta >= 1:
+            raise ConfigError(f"beta must be below 1, got {beta!r}")
+        self.avg: Tensor | None = None
+        self.prev: Tensor | None = None
+
+    def alphas(self, values: Tensor) -> Tensor:
+        now = positive(values).cpu()
+        m = now.numel()
+        if self.avg is None or self.prev is None:
+            alpha = torch.ones(m)
+        else:
+            alpha = m * torch.softmax((self.avg / self.prev) / self.temperature, 0)
+        self.prev = now.clone() if self.avg is None else self.avg.clone()
+        self.avg = now if self.avg is None else self.beta * self.avg + (1 - self.beta) * now
+        return alpha.to(values.device)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"avg": self.avg, "prev": self.prev}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.avg, self.prev = state.get("avg"), state.get("prev")
+
+
+@register
+class GeometricMean(Balancer):
+    """Geometric loss strategy (Chennupati et al. 2019): m · (Π_i w_i·L⁺_i)^(1/m),
+    differentiated as written: objective i's gradient is scaled by G / L⁺_i, so every objective
+    counts by its relative, not absolute, change (the log-loss view)."""
+
+    name = "geometric"
+    summary = "geometric mean of the losses (Chennupati et al. 2019)"
+
+    def __init__(self) -> None:
+        self.last_weights: dict[str, float] = {}
+
+    def combine(self, losses: dict[str, Tensor], weights: dict[str, float]) -> Tensor:
+        values, base, names = flatten(losses, weights)
+        m = values.numel()
+        # L⁺ + (L − L.detach()): the value of L⁺ with the gradient of L
+        safe = positive(values) + (values - values.detach())
+        loss = m * torch.exp(torch.log(base.clamp_min(EPS) * safe).mean())
+        alpha = loss.detach() / (m * positive(values))
+        self.last_weights = dict(zip(names, alpha.tolist()))
+        return loss
+
+
+@register
+class Hypervolume(LossWeighting):
+    """Hypervolume maximisation (Albuquerque et al. 2019), for many discriminators:
+    −Σ log(η − L_i) with the nadir point η = max_i L_i + δ·|max_i L_i| + ε, set afresh every
+    step; objective i's gradient is scaled by 1 / (η − L_i), the largest loss most. α is
+    normalised to mean 1 so the step size matches fixed weights. Works for negative losses."""
+
+    name = "hypervolume"
+    summary = "−Σ log(η − L), many discriminators (Albuquerque et al. 2019; delta)"
+
+    def __init__(self, delta: float = 0.1):
+        super().__init__()
+        self.delta = _number(delta, "delta", strict=True)
+
+    def alphas(self, values: Tensor) -> Tensor:
+        v = values.detach()
+        top = v.max()
+        eta = top + self.delta * top.abs() + 1e-3
+        alpha = 1.0 / (eta - v)
+        return alpha * (alpha.numel() / alpha.sum())
+
+
+def describe_balancers() -> list[tuple[str, str]]:
+    """(name, one-line summary) for every registered balancer."""
+    from mtgan.balance.base import BALANCERS
+
+    return [(name, cls.summary) for name, cls in sorted(BALANCERS.items())]
+
+
+__all__ = [
+    "DynamicWeightAverage",
+    "GeometricMean",
+    "Hypervolume",
+    "RandomLossWeighting",
+    "UncertaintyWeighting",
+    "describe_balancers",
+    "flatten",
+]

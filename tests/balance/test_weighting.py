@@ -1,0 +1,134 @@
+"""Loss-based balancers: the direction each formula says, finite output on degenerate input,
+and state that survives a checkpoint."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from mtgan.balance import BALANCERS, build_balancer
+from mtgan.balance.weighting import flatten
+from mtgan.config import load_config
+from mtgan.training import Trainer
+
+LOSS_BASED = ["rlw", "uncertainty", "dwa", "geometric", "hypervolume", "gman", "fixed"]
+
+
+def _combine(name: str, values: torch.Tensor, options: dict | None = None, steps: int = 1):
+    balancer = build_balancer(name, options or {}, "balance.g")
+    for _ in range(steps):
+        x = values.clone().requires_grad_(True)
+        total = balancer.combine({"adversarial": x}, {"adversarial": 1.0})
+        total.backward()
+    return balancer, total, x.grad
+
+
+def test_every_listed_loss_balancer_is_registered():
+    assert set(LOSS_BASED) <= set(BALANCERS)
+
+
+@pytest.mark.parametrize("name", LOSS_BASED)
+@pytest.mark.parametrize(
+    "values",
+    [
+        torch.tensor([0.0, 0.0, 0.0]),  # zero losses
+        torch.tensor([1.3, 1.3, 1.3]),  # identical
+        torch.tensor([0.7]),  # one objective
+        torch.tensor([-2.0, 0.5, 3.0]),  # hinge / Wasserstein losses can be negative
+    ],
+    ids=["zeros", "identical", "one", "negative"],
+)
+def test_output_and_gradients_are_finite_on_degenerate_input(name, values):
+    _, total, grad = _combine(name, values, steps=3)
+    assert total.dim() == 0 and torch.isfinite(total)
+    assert grad is not None and torch.isfinite(grad).all()
+
+
+def test_flatten_names_every_objective_and_repeats_the_term_weight():
+    values, base, names = flatten(
+        {"adversarial": torch.tensor([1.0, 2.0]), "gp": torch.tensor([3.0])},
+        {"adversarial": 1.0, "gp": 10.0},
+    )
+    assert values.tolist() == [1.0, 2.0, 3.0]
+    assert base.tolist() == [1.0, 1.0, 10.0]
+    assert names == ["adversarial/task0", "adversarial/task1", "gp"]
+
+
+def test_uncertainty_lowers_the_weight_of_the_larger_loss():
+    # ∂/∂s_i (exp(−s_i) L_i + s_i) = 1 − exp(−s_i) L_i: s grows where L > 1, shrinks where L < 1
+    balancer, _, _ = _combine("uncertainty", torch.tensor([4.0, 0.25]), {"lr": 0.1}, steps=20)
+    w = balancer.last_weights
+    assert w["adversarial/task0"] < 1.0 < w["adversarial/task1"]
+    # and the log-variances head for log L (the optimum of exp(−s)·L + s)
+    s = balancer.log_vars.detach()
+    assert s[0] > 0 > s[1]
+
+
+def test_dwa_favours_the_objective_that_improves_slowest():
+    balancer = build_balancer("dwa", {"beta": 0.0}, "balance.g")
+    for values in ([1.0, 1.0], [1.0, 0.5], [1.0, 0.25]):
+        balancer.combine({"adversarial": torch.tensor(values)}, {"adversarial": 1.0})
+    w = balancer.last_weights
+    assert w["adversarial/task0"] > w["adversarial/task1"]
+    assert sum(w.values()) == pytest.approx(2.0)
+
+
+def test_hypervolume_weights_the_largest_loss_most_and_averages_one():
+    balancer, _, grad = _combine("hypervolume", torch.tensor([0.5, 1.0, 2.0]))
+    assert grad[2] > grad[1] > grad[0] > 0
+    assert sum(balancer.last_weights.values()) == pytest.approx(3.0)
+
+
+def test_geometric_scales_each_gradient_by_the_inverse_of_its_loss():
+    _, total, grad = _combine("geometric", torch.tensor([1.0, 4.0]))
+    # m · sqrt(L0 · L1) = 4; ∂/∂L_i = G / L_i with G = sqrt(4) = 2
+    assert total.item() == pytest.approx(4.0)
+    assert grad.tolist() == pytest.approx([2.0, 0.5])
+
+
+def test_rlw_weights_average_one_and_replay_after_state_roundtrip():
+    a = build_balancer("rlw", {"seed": 3}, "balance.g")
+    losses, weights = {"adversarial": torch.ones(4)}, {"adversarial": 1.0}
+    a.combine(losses, weights)
+    assert sum(a.last_weights.values()) == pytest.approx(4.0)
+    state = a.state_dict()
+    a.combine(losses, weights)
+    b = build_balancer("rlw", {"seed": 99}, "balance.g")
+    b.load_state_dict(state)
+    b.combine(losses, weights)
+    assert a.last_weights == b.last_weights
+
+
+def test_bad_options_name_the_field():
+    from mtgan.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=r"balance\.g_options: .*temperature"):
+        build_balancer("dwa", {"temperature": -1}, "balance.g")
+    with pytest.raises(ConfigError, match=r"balance\.d_options"):
+        build_balancer("uncertainty", {"nope": 1}, "balance.d")
+
+
+@pytest.mark.parametrize("name", ["uncertainty", "dwa", "rlw"])
+def test_resume_gives_the_weights_of_an_uninterrupted_run(tiny, name):
+    overrides = [*tiny, f"balance.g={name}", f"balance.d={name}"]
+    straight = Trainer(load_config("pertask", overrides))
+    for _ in range(4):
+        last = straight.train_step(record=True)
+
+    first = Trainer(load_config("pertask", overrides))
+    for _ in range(2):
+        first.train_step()
+    resumed = Trainer(load_config("pertask", overrides))
+    resumed.weights().load_state_dict(first.weights().state_dict())
+    resumed.load_state_dict(first.state_dict())
+    for _ in range(2):
+        again = resumed.train_step(record=True)
+    keys = [k for k in last if "/weight/" in k]
+    assert keys, "balancer weights are logged"
+    assert {k: last[k] for k in keys} == {k: again[k] for k in keys}
+
+
+def test_weights_are_logged_per_objective(tiny):
+    trainer = Trainer(load_config("pertask", [*tiny, "balance.g=hypervolume"]))
+    record = trainer.train_step(record=True)
+    assert {f"g/weight/adversarial/task{k}" for k in range(3)} <= set(record)
