@@ -2,6 +2,16 @@
 
 from mtgan.balance.base import BALANCERS, Balancer, FixedWeights, build_balancer, register
 from mtgan.balance.gman import GMANSoftmax
+from mtgan.balance.gradients import (
+    IMTLG,
+    MGDA,
+    CAGrad,
+    GradNorm,
+    NashMTL,
+    PCGrad,
+    jacobian_at,
+    min_norm_weights,
+)
 from mtgan.balance.weighting import (
     DynamicWeightAverage,
     GeometricMean,
@@ -12,7 +22,15 @@ from mtgan.balance.weighting import (
 )
 
 __all__ = [
+    "IMTLG",
+    "MGDA",
     "BALANCERS",
+    "CAGrad",
+    "GradNorm",
+    "NashMTL",
+    "PCGrad",
+    "jacobian_at",
+    "min_norm_weights",
     "Balancer",
     "DynamicWeightAverage",
     "FixedWeights",

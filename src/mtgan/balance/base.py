@@ -19,6 +19,8 @@ class Balancer:
 
     name = "base"
     summary = ""  # one line for `mtgan presets --balancers`
+    needs_gradients = False  # True: `combine` gets `jacobian`, per-objective gradients
+    at = "shared"  # where a gradient balancer takes them: the shared parameters, or "all"
     # objective → the weight chosen at the last combine, for the logs (replaced, never mutated)
     last_weights: dict[str, float] = {}  # noqa: RUF012
 
@@ -28,8 +30,11 @@ class Balancer:
                 f"balancer {self.name!r} takes no options, got {', '.join(sorted(options))}"
             )
 
-    def combine(self, losses: dict[str, Tensor], weights: dict[str, float]) -> Tensor:
-        """losses: term → per-task losses (n,); weights: term → weight. Returns a scalar."""
+    def combine(
+        self, losses: dict[str, Tensor], weights: dict[str, float], jacobian: Any = None
+    ) -> Tensor:
+        """losses: term → per-task losses (n,); weights: term → weight. Returns a scalar.
+        `jacobian(objectives (m,)) -> (m, P)` is given to balancers that need gradients."""
         raise NotImplementedError
 
     def state_dict(self) -> dict[str, Any]:
@@ -57,7 +62,9 @@ class FixedWeights(Balancer):
     name = "fixed"
     summary = "Σ weight·loss, every task at its own scale (default)"
 
-    def combine(self, losses: dict[str, Tensor], weights: dict[str, float]) -> Tensor:
+    def combine(
+        self, losses: dict[str, Tensor], weights: dict[str, float], jacobian: Any = None
+    ) -> Tensor:
         return sum(weights[name] * loss.sum() for name, loss in losses.items())
 
 

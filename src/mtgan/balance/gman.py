@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 from torch import Tensor
 
@@ -25,7 +27,9 @@ class GMANSoftmax(Balancer):
             raise ConfigError(f"lam must be a number ≥ 0, got {lam!r}")
         self.lam = float(lam)
 
-    def combine(self, losses: dict[str, Tensor], weights: dict[str, float]) -> Tensor:
+    def combine(
+        self, losses: dict[str, Tensor], weights: dict[str, float], jacobian: Any = None
+    ) -> Tensor:
         total = 0.0
         for name, values in losses.items():
             mixed = (torch.softmax(self.lam * values, dim=0) * values).sum()

@@ -59,7 +59,9 @@ class LossWeighting(Balancer):
     def alphas(self, values: Tensor) -> Tensor:
         raise NotImplementedError
 
-    def combine(self, losses: dict[str, Tensor], weights: dict[str, float]) -> Tensor:
+    def combine(
+        self, losses: dict[str, Tensor], weights: dict[str, float], jacobian: Any = None
+    ) -> Tensor:
         values, base, names = flatten(losses, weights)
         alpha = self.alphas(values).detach()
         self.last_weights = dict(zip(names, alpha.tolist()))
@@ -190,7 +192,9 @@ class GeometricMean(Balancer):
     def __init__(self) -> None:
         self.last_weights: dict[str, float] = {}
 
-    def combine(self, losses: dict[str, Tensor], weights: dict[str, float]) -> Tensor:
+    def combine(
+        self, losses: dict[str, Tensor], weights: dict[str, float], jacobian: Any = None
+    ) -> Tensor:
         values, base, names = flatten(losses, weights)
         m = values.numel()
         # L⁺ + (L − L.detach()): the value of L⁺ with the gradient of L

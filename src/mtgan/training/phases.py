@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-from mtgan.balance import Balancer, build_balancer
+from mtgan.balance import Balancer, build_balancer, jacobian_at
 from mtgan.config import ExperimentConfig
 from mtgan.nets import MultiGAN
 from mtgan.objectives.terms import Term
@@ -28,6 +28,7 @@ class Phase:
     terms: list[Term]
     balancer: Balancer
     lr: float
+    shared: list[nn.Parameter]  # the parameters the phase's networks share (gradient balancers)
 
     def set_lr_scale(self, scale: float) -> None:
         """Learning rate = configured rate × scale (lowered after a rollback)."""
@@ -44,7 +45,10 @@ class Phase:
 
     def loss(self, losses: dict[str, Tensor]) -> Tensor:
         weights = {t.name: t.weight for t in self.terms}
-        return self.balancer.combine(losses, weights)
+        jacobian = None
+        if self.balancer.needs_gradients:
+            jacobian = jacobian_at(self.shared if self.balancer.at == "shared" else self.params)
+        return self.balancer.combine(losses, weights, jacobian)
 
     def gradients(self, loss: Tensor) -> list[Tensor]:
         """∂loss/∂params for this phase's parameters only (nothing accumulates elsewhere).
@@ -64,6 +68,14 @@ class Phase:
 def unique_parameters(module: nn.Module) -> list[nn.Parameter]:
     """Trainable parameters, each once even if several submodules hold it."""
     return list({id(p): p for p in module.parameters() if p.requires_grad}.values())
+
+
+def shared_parameters(family: nn.Module, params: list[nn.Parameter]) -> list[nn.Parameter]:
+    """The parameters of the layers a family's networks share; with a single network (or
+    nothing shared) every parameter of the phase, since all its objectives then meet there."""
+    shared = {id(p) for block in family.blocks if block.shared for p in block.parameters()}
+    chosen = [p for p in params if id(p) in shared]
+    return chosen if family.copies > 1 and chosen else params
 
 
 def make_optimizer(params: list[nn.Parameter], lr: float, betas: tuple[float, float]):
@@ -99,6 +111,7 @@ def build_phases(config: ExperimentConfig, model: MultiGAN, terms: list[Term]) -
     phases = []
     for name, every, net, lr, balancer, options in specs:
         params = unique_parameters(net)
+        family = model.discriminator if name == "d" else model.generator
         phases.append(
             Phase(
                 name=name,
@@ -108,6 +121,7 @@ def build_phases(config: ExperimentConfig, model: MultiGAN, terms: list[Term]) -
                 terms=[t for t in terms if t.phase == name],
                 balancer=build_balancer(balancer, options, f"balance.{name}"),
                 lr=lr,
+                shared=shared_parameters(family, params),
             )
         )
     return phases

@@ -1,0 +1,319 @@
+"""Gradient-based balancers: the weights come from the objectives' gradients.
+
+Where the gradients are taken. Each objective's gradient is taken w.r.t. the phase's *shared
+parameters* (the layers its networks share; all of the phase's parameters when it has a single
+network, or when `at: all`), as one batched backward pass (`is_grads_batched`, a vmap over the m
+objectives) and reduced to the m × m Gram matrix G = J Jᵀ where the method needs only inner
+products. The objectives of different tasks meet only in shared parameters, so this is where
+their gradients can conflict; a shared *activation* (MGDA-UB's trick) would not do here, since
+each task's loss reads its own rows of a shared layer's output and the Gram matrix would be
+diagonal. The cost is that batched pass (see benchmarks/balancers.py).
+
+Every method returns loss weights α (detached): the phase then differentiates Σ α_i·w_i·L_i,
+so the update direction is the method's combination of gradients at the shared parameters and
+the matching combination at every task-own parameter. α is scaled so that plain averaging gives
+α = 1, the fixed-weight step.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import torch
+from scipy.optimize import minimize
+from torch import Tensor
+
+from mtgan.balance.base import Balancer, register
+from mtgan.balance.weighting import EPS, _number, flatten, positive
+from mtgan.errors import ConfigError
+
+Jacobian = Callable[[Tensor], Tensor]  # objectives (m,) → gradients (m, P), detached
+
+
+def jacobian_at(params: list[torch.nn.Parameter]) -> Jacobian:
+    """Per-objective gradients w.r.t. `params`, flattened: one vmapped backward pass, with a
+    loop over objectives as the fallback for operations vmap cannot batch."""
+
+    def jacobian(values: Tensor) -> Tensor:
+        m = values.numel()
+        try:
+            eye = torch.eye(m, device=values.device, dtype=values.dtype)
+            grads = torch.autograd.grad(
+                values, params, eye, retain_graph=True, allow_unused=True, is_grads_batched=True
+            )
+        except RuntimeError:
+            rows = [
+                torch.autograd.grad(values[i], params, retain_graph=True, allow_unused=True)
+                for i in range(m)
+            ]
+            grads = tuple(
+                torch.stack([r[j] if r[j] is not None else torch.zeros_like(p) for r in rows])
+                if any(r[j] is not None for r in rows)
+                else None
+                for j, p in enumerate(params)
+            )
+        flat = [
+            (g if g is not None else torch.zeros(m, *p.shape, device=p.device)).reshape(m, -1)
+            for g, p in zip(grads, params)
+        ]
+        return torch.cat(flat, dim=1).detach().float()
+
+    return jacobian
+
+
+class GradientWeighting(Balancer):
+    """Shared plumbing: subclasses give `alphas(gram or jacobian, values) -> (m,)`."""
+
+    needs_gradients = True
+    uses_gram = True  # False: `alphas` receives the Jacobian (m, P) itself
+
+    def __init__(self, at: str = "shared"):
+        if at not in ("shared", "all"):
+            raise ConfigError(f"at must be 'shared' or 'all', got {at!r}")
+        self.at = at
+        self.last_weights: dict[str, float] = {}
+
+    def alphas(self, grads: Tensor, values: Tensor) -> Tensor:
+        raise NotImplementedError
+
+    def combine(
+        self, losses: dict[str, Tensor], weights: dict[str, float], jacobian: Jacobian | None = None
+    ) -> Tensor:
+        values, base, names = flatten(losses, weights)
+        objectives = base * values
+        if jacobian is None:
+            raise ConfigError(f"balancer {self.name!r} needs the phase's gradients")
+        if objectives.numel() == 1:
+            alpha = torch.ones(1)
+        else:
+            j = jacobian(objectives)
+            grads = j @ j.T if self.uses_gram else j
+            alpha = self.alphas(grads.double().cpu(), values.detach().double().cpu())
+        alpha = torch.nan_to_num(alpha.float(), nan=1.0).to(objectives.device)
+        self.last_weights = dict(zip(names, alpha.tolist()))
+        return (alpha * objectives).sum()
+
+
+def project_simplex(v: Tensor) -> Tensor:
+    """Euclidean projection onto {w ≥ 0, Σw = 1} (Duchi et al. 2008)."""
+    u, _ = torch.sort(v, descending=True)
+    css = torch.cumsum(u, 0) - 1
+    k = torch.arange(1, len(v) + 1, dtype=v.dtype)
+    rho = int(torch.nonzero(u - css / k > 0).max())
+    return (v - css[rho] / (rho + 1)).clamp_min(0)
+
+
+def min_norm_weights(gram: Tensor, iters: int = 300) -> Tensor:
+    """Weights on the simplex minimising ‖Σ w_i g_i‖² given the Gram matrix (MGDA's subproblem):
+    the closed form for two gradients; for more, accelerated projected gradient (FISTA) rather
+    than MGDA's Frank–Wolfe, which zigzags between faces and stalls a few 1e-3 short of the
+    minimum when it lies on an edge (tests/balance/test_gradients.py); m is small, so each
+    iteration is an m × m product."""
+    m = gram.shape[0]
+    if m == 2:
+        diff = gram[0, 0] - 2 * gram[0, 1] + gram[1, 1]
+        if diff <= EPS:
+            return torch.full((2,), 0.5, dtype=gram.dtype)
+        a = ((gram[1, 1] - gram[0, 1]) / diff).clamp(0.0, 1.0)
+        return torch.stack([a, 1 - a])
+    lipschitz = float(torch.linalg.eigvalsh(gram).max())
+    w = torch.full((m,), 1.0 / m, dtype=gram.dtype)
+    if lipschitz <= EPS:
+        return w
+    y, t = w.clone(), 1.0
+    for _ in range(iters):
+        w_next = project_simplex(y - (gram @ y) / lipschitz)
+        t_next = (1 + (1 + 4 * t * t) ** 0.5) / 2
+        y = w_next + ((t - 1) / t_next) * (w_next - w)
+        w, t = w_next, t_next
+    return w
+
+
+@register
+class MGDA(GradientWeighting):
+    """MGDA (Désidéri 2012; Sener & Koltun 2018): the min-norm point of the convex hull of the
+    objectives' gradients, a direction that decreases every objective when one exists.
+    α = m·w so that equal weights would match the fixed-weight step."""
+
+    name = "mgda"
+    summary = "min-norm convex combination of the gradients (Sener & Koltun 2018)"
+
+    def alphas(self, grads: Tensor, values: Tensor) -> Tensor:
+        return grads.shape[0] * min_norm_weights(grads)
+
+
+@register
+class PCGrad(GradientWeighting):
+    """PCGrad (Yu et al. 2020): each objective's gradient loses its component along any other
+    gradient it conflicts with (negative inner product), in a random order per step; the sum
+    of the projected gradients is the update. Projections need only inner products, so each
+    projected gradient is kept as coefficients over the original ones: g'_i = Σ_j C_ij g_j,
+    and α = Σ_i C_i."""
+
+    name = "pcgrad"
+    summary = "project away conflicting gradient components (Yu et al. 2020; seed)"
+
+    def __init__(self, at: str = "shared", seed: int = 0):
+        super().__init__(at)
+        self.generator = torch.Generator().manual_seed(int(seed))
+
+    def alphas(self, grads: Tensor, values: Tensor) -> Tensor:
+        gram, m = grads, grads.shape[0]
+        coeffs = torch.eye(m, dtype=gram.dtype)
+        for i in range(m):
+            for j in torch.randperm(m, generator=self.generator).tolist():
+                if j == i or gram[j, j] <= EPS:
+                    continue
+                dot = coeffs[i] @ gram[:, j]  # g'_i · g_j
+                if dot < 0:
+                    coeffs[i, j] -= dot / gram[j, j]
+        return coeffs.sum(0)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"generator": self.generator.get_state()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.generator.set_state(state["generator"])
+
+
+@register
+class CAGrad(GradientWeighting):
+    """CAGrad (Liu et al. 2021): the direction d = g0 + (√φ / ‖g_w‖)·g_w, g0 the mean gradient,
+    w on the simplex minimising g_wᵀg0 + √φ·‖g_w‖ with φ = c²‖g0‖²: the mean, bent towards the
+    worst objective within a ball of radius c‖g0‖; scaled by 1/(1 + c²) as in the authors' code.
+    c = 0 is plain averaging."""
+
+    name = "cagrad"
+    summary = "conflict-averse direction near the mean gradient (Liu et al. 2021; c)"
+
+    def __init__(self, at: str = "shared", c: float = 0.4):
+        super().__init__(at)
+        self.c = _number(c, "c")
+
+    def alphas(self, grads: Tensor, values: Tensor) -> Tensor:
+        gram, m = grads.numpy(), grads.shape[0]
+        mean = np.full(m, 1.0 / m)
+        g0_norm = float(np.sqrt(max(mean @ gram @ mean, 0.0)))
+        if self.c == 0 or g0_norm <= EPS:
+            return torch.ones(m, dtype=grads.dtype)
+        sqrt_phi = self.c * g0_norm
+
+        def objective(w: np.ndarray) -> float:
+            return float(w @ gram @ mean + sqrt_phi * np.sqrt(max(w @ gram @ w, EPS)))
+
+        result = minimize(
+            objective,
+            mean,
+            bounds=[(0.0, 1.0)] * m,
+            constraints={"type": "eq", "fun": lambda w: w.sum() - 1.0},
+            method="SLSQP",
+        )
+        w = result.x
+        gw_norm = float(np.sqrt(max(w @ gram @ w, EPS)))
+        direction = mean + (sqrt_phi / gw_norm) * w
+        return torch.from_numpy(m * direction / (1 + self.c**2))
+
+
+@register
+class IMTLG(GradientWeighting):
+    """IMTL-G (Liu et al. 2021): the combination whose projections onto every objective's unit
+    gradient are equal, so no objective dominates the update; closed form
+    α_{2..m} = g_1 Uᵀ (D Uᵀ)⁻¹ with D_i = g_1 − g_i, U_i = u_1 − u_i, α_1 = 1 − Σ α_{2..m}."""
+
+    name = "imtl-g"
+    summary = "equal projections onto every unit gradient (Liu et al. 2021)"
+    uses_gram = False
+
+    def alphas(self, grads: Tensor, values: Tensor) -> Tensor:
+        g, m = grads, grads.shape[0]
+        u = g / g.norm(dim=1, keepdim=True).clamp_min(EPS)
+        d, uu = g[:1] - g[1:], u[:1] - u[1:]
+        rest = g[:1] @ uu.T @ torch.linalg.pinv(d @ uu.T)
+        alpha = torch.cat([1 - rest.sum(1), rest[0]])
+        return m * alpha
+
+
+@register
+class GradNorm(GradientWeighting):
+    """GradNorm (Chen et al. 2018): learned weights w_i pulled so that each weighted gradient
+    norm w_i‖g_i‖ approaches mean_j(w_j‖g_j‖) · r_i^a, r_i the objective's loss relative to its
+    first value (normalised to mean 1): objectives that train slower get larger weights.
+    Σ w = m after every update. Uses L⁺ for the ratios."""
+
+    name = "gradnorm"
+    summary = "learned weights equalising gradient norms by training rate (Chen et al. 2018)"
+
+    def __init__(self, at: str = "shared", alpha: float = 1.5, lr: float = 0.025):
+        super().__init__(at)
+        self.a = _number(alpha, "alpha")
+        self.lr = _number(lr, "lr", strict=True)
+        self.w: Tensor | None = None
+        self.initial: Tensor | None = None
+
+    def alphas(self, grads: Tensor, values: Tensor) -> Tensor:
+        m = grads.shape[0]
+        norms = grads.diagonal().clamp_min(0).sqrt()
+        losses = positive(values)
+        if self.w is None or self.w.numel() != m:
+            self.w, self.initial = torch.ones(m, dtype=grads.dtype), losses.clone()
+        assert self.initial is not None
+        ratio = losses / self.initial
+        ratio = ratio / ratio.mean().clamp_min(EPS)
+        weighted = self.w * norms
+        target = weighted.mean() * ratio**self.a
+        # ∂/∂w_i Σ_j |w_j‖g_j‖ − target_j| (target held fixed, as in the paper)
+        self.w = (self.w - self.lr * torch.sign(weighted - target) * norms).clamp_min(EPS)
+        self.w = self.w * (m / self.w.sum())
+        return self.w.clone()
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"w": self.w, "initial": self.initial}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.w, self.initial = state.get("w"), state.get("initial")
+
+
+@register
+class NashMTL(GradientWeighting):
+    """Nash-MTL (Navon et al. 2022): the bargaining solution α > 0 with (Gα)_i = 1/α_i, so
+    every objective's share of the update is proportional to its weight's inverse; solved by
+    bounded least squares on α ⊙ Gα − 1 (scipy) and refreshed every `update_every` steps
+    (the paper's speed-up), the weights held in between. α is rescaled to mean 1."""
+
+    name = "nash-mtl"
+    summary = "Nash bargaining weights, refreshed every N steps (Navon et al. 2022; update_every)"
+
+    def __init__(self, at: str = "shared", update_every: int = 25):
+        super().__init__(at)
+        if not isinstance(update_every, int) or update_every < 1:
+            raise ConfigError(f"update_every must be an integer ≥ 1, got {update_every!r}")
+        self.update_every = update_every
+        self.calls = 0
+        self.alpha: Tensor | None = None
+
+    def alphas(self, grads: Tensor, values: Tensor) -> Tensor:
+        m = grads.shape[0]
+        due = self.calls % self.update_every == 0
+        self.calls += 1
+        if not due and self.alpha is not None and self.alpha.numel() == m:
+            return self.alpha.clone()
+        gram = grads.numpy()
+        scale = max(float(np.abs(gram).max()), EPS)
+        g = gram / scale  # the solution scales by 1/√scale; the mean-1 rescale removes it
+
+        def residual(a: np.ndarray) -> float:
+            return float(np.sum((a * (g @ a) - 1.0) ** 2))
+
+        start = np.ones(m) / np.sqrt(max(float(np.ones(m) @ g @ np.ones(m)) / m, EPS))
+        result = minimize(residual, start, bounds=[(1e-6, None)] * m, method="L-BFGS-B")
+        alpha = torch.from_numpy(result.x)
+        self.alpha = alpha * (m / alpha.sum().clamp_min(EPS))
+        return self.alpha.clone()
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"calls": self.calls, "alpha": self.alpha}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.calls, self.alpha = int(state.get("calls", 0)), state.get("alpha")

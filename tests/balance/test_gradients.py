@@ -1,0 +1,150 @@
+"""Gradient-based balancers: known solutions on small problems, finite on degenerate input,
+and wired into training (weights logged, resume-exact)."""
+
+from __future__ import annotations
+
+import itertools
+
+import pytest
+import torch
+
+from mtgan.balance import build_balancer, jacobian_at, min_norm_weights
+from mtgan.config import load_config
+from mtgan.training import Trainer
+
+GRADIENT_BASED = ["mgda", "pcgrad", "cagrad", "imtl-g", "gradnorm", "nash-mtl"]
+
+
+def _linear_problem(rows: list[list[float]]):
+    """Objectives L_i = g_i · θ: their gradients at θ are exactly the rows."""
+    theta = torch.nn.Parameter(torch.zeros(len(rows[0])))
+    g = torch.tensor(rows)
+    losses = {"adversarial": g @ theta + 1.0}
+    return theta, losses, g
+
+
+def _alphas(name: str, rows: list[list[float]], options: dict | None = None) -> torch.Tensor:
+    theta, losses, _ = _linear_problem(rows)
+    balancer = build_balancer(name, options or {}, "balance.g")
+    total = balancer.combine(losses, {"adversarial": 1.0}, jacobian_at([theta]))
+    assert torch.isfinite(total)
+    return torch.tensor(list(balancer.last_weights.values()))
+
+
+def test_pcgrad_projects_two_conflicting_gradients():
+    # g1 = (1, 0), g2 = (−1, 1), g1·g2 = −1: g1' = g1 + g2/2 = (½, ½), g2' = g2 + g1 = (0, 1).
+    alpha = _alphas("pcgrad", [[1.0, 0.0], [-1.0, 1.0]])
+    assert alpha.tolist() == pytest.approx([2.0, 1.5])
+    g = torch.tensor([[1.0, 0.0], [-1.0, 1.0]])
+    assert (alpha @ g).tolist() == pytest.approx([0.5, 1.5])
+
+
+def test_pcgrad_leaves_agreeing_gradients_alone():
+    assert _alphas("pcgrad", [[1.0, 0.0], [1.0, 1.0]]).tolist() == pytest.approx([1.0, 1.0])
+
+
+def test_mgda_two_gradients_match_the_closed_form():
+    # min over w of ‖w g1 + (1−w) g2‖², g1 = (1, 0), g2 = (0, 2): w = 4 / 5
+    alpha = _alphas("mgda", [[1.0, 0.0], [0.0, 2.0]])
+    assert alpha.tolist() == pytest.approx([1.6, 0.4], abs=1e-6)
+
+
+@pytest.mark.parametrize(
+    "rows",
+    [[[1.0, 0.2], [-0.4, 1.0], [0.3, -0.9]], [[1.0, 0.2], [0.4, 1.0], [0.8, 0.9]]],
+    ids=["origin-inside", "on-an-edge"],
+)
+def test_frank_wolfe_finds_the_min_norm_point_of_three_gradients(rows):
+    g = torch.tensor(rows, dtype=torch.float64)
+    w = min_norm_weights(g @ g.T, iters=500)
+    assert w.sum().item() == pytest.approx(1.0) and (w >= 0).all()
+    grid = torch.linspace(0, 1, 401).tolist()
+    best = min(
+        (torch.tensor([a, b, 1 - a - b], dtype=torch.float64) @ g).norm().item() ** 2
+        for a, b in itertools.product(grid, repeat=2)
+        if a + b <= 1
+    )
+    assert (w @ g).norm().item() ** 2 == pytest.approx(best, abs=1e-4)
+
+
+def test_cagrad_is_the_mean_at_c_zero():
+    alpha = _alphas("cagrad", [[1.0, 0.0], [-1.0, 1.0], [0.2, 0.3]], {"c": 0.0})
+    assert alpha.tolist() == pytest.approx([1.0, 1.0, 1.0])
+
+
+def test_cagrad_bends_towards_the_objective_the_mean_neglects():
+    # the mean of (1, 0) and (−0.9, 0.1) nearly cancels in x: CAGrad lifts the weaker one
+    rows = [[1.0, 0.0], [-0.9, 0.1]]
+    alpha = _alphas("cagrad", rows, {"c": 0.5})
+    d = alpha @ torch.tensor(rows)
+    g = torch.tensor(rows)
+    assert min(g @ d) > min(g @ g.mean(0) * 2)  # the worst objective's decrease improves
+
+
+def test_imtl_g_gives_equal_projections_onto_every_unit_gradient():
+    rows = [[2.0, 0.0, 0.0], [0.5, 1.0, 0.0], [0.0, -1.0, 3.0]]
+    alpha = _alphas("imtl-g", rows)
+    g = torch.tensor(rows)
+    d = alpha @ g
+    projections = (g / g.norm(dim=1, keepdim=True)) @ d
+    assert projections.tolist() == pytest.approx([projections[0].item()] * 3, rel=1e-4)
+
+
+def test_nash_mtl_solves_the_bargaining_equations():
+    rows = [[2.0, 0.0], [0.5, 1.0], [0.0, 0.5]]
+    alpha = _alphas("nash-mtl", rows).double()
+    g = torch.tensor(rows, dtype=torch.float64)
+    product = alpha * ((g @ g.T) @ alpha)  # (Gα)_i · α_i is the same for every i
+    assert product.tolist() == pytest.approx([product[0].item()] * 3, rel=1e-3)
+
+
+def test_gradnorm_raises_the_weight_of_the_smaller_gradient():
+    alpha = _alphas("gradnorm", [[4.0, 0.0], [0.0, 0.5]], {"lr": 0.1})
+    assert alpha[1] > alpha[0] and alpha.sum().item() == pytest.approx(2.0)
+
+
+@pytest.mark.parametrize("name", GRADIENT_BASED)
+@pytest.mark.parametrize(
+    "rows",
+    [[[0.0, 0.0], [0.0, 0.0]], [[1.0, 2.0], [1.0, 2.0]], [[0.5, -1.0]], [[1.0, 0.0], [0.0, 0.0]]],
+    ids=["zero", "identical", "one", "one-zero"],
+)
+def test_finite_on_degenerate_gradients(name, rows):
+    alpha = _alphas(name, rows)
+    assert torch.isfinite(alpha).all()
+
+
+@pytest.mark.parametrize("name", GRADIENT_BASED)
+def test_trains_pertask_and_logs_its_weights(tiny, name):
+    trainer = Trainer(load_config("pertask", [*tiny, f"balance.g={name}", f"balance.d={name}"]))
+    for _ in range(2):
+        record = trainer.train_step(record=True)
+    assert {f"g/weight/adversarial/task{k}" for k in range(3)} <= set(record)
+    assert all(torch.isfinite(torch.tensor(v)) for v in record.values())
+
+
+@pytest.mark.parametrize("name", ["pcgrad", "gradnorm", "nash-mtl"])
+def test_resume_gives_the_weights_of_an_uninterrupted_run(tiny, name):
+    overrides = [*tiny, f"balance.g={name}", "balance.g_options={update_every: 2}"]
+    if name != "nash-mtl":
+        overrides.pop()
+    straight = Trainer(load_config("pertask", overrides))
+    for _ in range(5):
+        last = straight.train_step(record=True)
+    first = Trainer(load_config("pertask", overrides))
+    for _ in range(2):
+        first.train_step()
+    resumed = Trainer(load_config("pertask", overrides))
+    resumed.weights().load_state_dict(first.weights().state_dict())
+    resumed.load_state_dict(first.state_dict())
+    for _ in range(3):
+        again = resumed.train_step(record=True)
+    keys = [k for k in last if "/weight/" in k]
+    assert keys and all(last[k] == pytest.approx(again[k], rel=1e-5) for k in keys)
+
+
+def test_shared_parameters_are_the_trunk_for_pertask(tiny):
+    trainer = Trainer(load_config("pertask", tiny))
+    g_phase = next(p for p in trainer.phases if p.name == "g")
+    trunk = {id(p) for b in trainer.model.generator.blocks if b.shared for p in b.parameters()}
+    assert trunk and {id(p) for p in g_phase.shared} == trunk
