@@ -96,3 +96,24 @@ def test_module_entry_point_runs(tmp_path):
         [sys.executable, "-m", "mtgan", "presets"], capture_output=True, text=True, timeout=120
     )
     assert result.returncode == 0 and "pertask" in result.stdout
+
+
+def test_conditional_run_samples_one_class_and_refuses_others(tmp_path, capsys):
+    out = tmp_path / "acgan"
+    small = ["data.limit=40", "model.g_hidden=[16,16]", "model.d_hidden=[16,16]", "model.z_dim=8"]
+    small += ["train.steps=4", "train.batch_size=10", "train.tensorboard=false", "eval.metrics=[]"]
+    assert main(["train", "acgan", *small, "train.progress=false", "--out", str(out)]) == 0
+    assert (
+        main(["sample", str(out), "--label", "3", "--n", "4", "--out", str(tmp_path / "3.npz")])
+        == 0
+    )
+    assert np.load(tmp_path / "3.npz")["x"].shape == (4, 1, 28, 28)
+    capsys.readouterr()
+    assert main(["sample", str(out), "--label", "12", "--out", str(tmp_path / "x.npz")]) == 2
+    assert "classes 0..9" in capsys.readouterr().err
+
+
+def test_presets_balancers_lists_the_registry(capsys):
+    assert main(["presets", "--balancers"]) == 0
+    names = {line.split()[0] for line in capsys.readouterr().out.splitlines()[1:]}
+    assert {"fixed", "pcgrad", "mgda", "cagrad", "uncertainty", "rlw", "gman"} <= names

@@ -64,7 +64,7 @@ def cmd_sample(ns: argparse.Namespace) -> int:
     from mtgan.report import save_image_grid, save_npz, save_points_plot
 
     run = api.Run(ns.run)
-    samples = run.sample(ns.task, ns.n, seed=ns.seed, use_ema=not ns.no_ema)
+    samples = run.sample(ns.task, ns.n, seed=ns.seed, use_ema=not ns.no_ema, label=ns.label)
     out = Path(ns.out)
     if out.suffix == ".npz":
         save_npz(samples, out)
@@ -143,6 +143,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="output file: .png or .npz")
     p.add_argument("--seed", type=int, default=0, help="noise seed (default 0)")
     p.add_argument("--no-ema", action="store_true", help="use the raw generator, not its EMA")
+    p.add_argument(
+        "--label", type=int, default=None, help="conditional runs (acgan): only this class"
+    )
     p.set_defaults(func=cmd_sample)
 
     p = sub.add_parser("eval", help="evaluate a run's latest (or a given) checkpoint → eval.json")
