@@ -29,14 +29,16 @@ from mtgan.balance.base import Balancer, register
 from mtgan.balance.weighting import EPS, _number, flatten, positive
 from mtgan.errors import ConfigError
 
-Jacobian = Callable[[Tensor], Tensor]  # objectives (m,) → gradients (m, P), detached
+# each term's weighted per-task losses [(n_t,), ...] → gradients (Σ n_t, P), detached
+Jacobian = Callable[[list[Tensor]], Tensor]
 
 
 def jacobian_at(params: list[torch.nn.Parameter]) -> Jacobian:
     """Per-objective gradients w.r.t. `params`, flattened: one vmapped backward pass, with a
     loop over objectives as the fallback for operations vmap cannot batch."""
 
-    def jacobian(values: Tensor) -> Tensor:
+    def jacobian(per_term: list[Tensor]) -> Tensor:
+        values = torch.cat([t.reshape(-1) for t in per_term])
         m = values.numel()
         try:
             eye = torch.eye(m, device=values.device, dtype=values.dtype)
@@ -88,7 +90,7 @@ class GradientWeighting(Balancer):
         if objectives.numel() == 1:
             alpha = torch.ones(1)
         else:
-            j = jacobian(objectives)
+            j = jacobian([weights[k] * v.reshape(-1).float() for k, v in losses.items()])
             grads = j @ j.T if self.uses_gram else j
             alpha = self.alphas(grads.double().cpu(), values.detach().double().cpu())
         alpha = torch.nan_to_num(alpha.float(), nan=1.0).to(objectives.device)
@@ -127,7 +129,10 @@ def min_norm_weights(gram: Tensor, iters: int = 300) -> Tensor:
         w_next = project_simplex(y - (gram @ y) / lipschitz)
         t_next = (1 + (1 + 4 * t * t) ** 0.5) / 2
         y = w_next + ((t - 1) / t_next) * (w_next - w)
+        converged = float((w_next - w).abs().max()) < 1e-10
         w, t = w_next, t_next
+        if converged:
+            break
     return w
 
 

@@ -33,6 +33,8 @@ class Term:
     fn: Callable[[StepContext], Tensor]
     weight: float = 1.0
     every: int = 1
+    # differentiates through a gradient (GP, R1): weights act on it along the backward pass too
+    second_order: bool = False
 
     def due(self, step: int) -> bool:
         return step % self.every == 0
@@ -90,7 +92,7 @@ def gradient_penalty_terms(config: ExperimentConfig) -> list[Term]:
         fake = ctx.fake_d.detach()[:, : real.shape[1]]  # pairs for the interpolation
         return gradient_penalty(ctx.model.discriminate, real, fake, ctx.noise)
 
-    return [Term("gp", "d", gp, weight=config.loss.gp)]
+    return [Term("gp", "d", gp, weight=config.loss.gp, second_order=True)]
 
 
 @register_terms("r1")
@@ -104,7 +106,7 @@ def r1_terms(config: ExperimentConfig) -> list[Term]:
     def r1(ctx: StepContext) -> Tensor:
         return r1_penalty(ctx.model.discriminate, ctx.real_d)
 
-    return [Term("r1", "d", r1, weight=config.loss.r1 / 2 * every, every=every)]
+    return [Term("r1", "d", r1, weight=config.loss.r1 / 2 * every, every=every, second_order=True)]
 
 
 @register_terms("generator_id")

@@ -13,6 +13,7 @@ import torch
 from torch import Tensor, nn
 
 from mtgan.balance import Balancer, build_balancer, jacobian_at
+from mtgan.balance.tape import ActivationTape, discriminator_owners, generator_owners
 from mtgan.config import ExperimentConfig
 from mtgan.nets import MultiGAN
 from mtgan.objectives.terms import Term
@@ -29,6 +30,15 @@ class Phase:
     balancer: Balancer
     lr: float
     shared: list[nn.Parameter]  # the parameters the phase's networks share (gradient balancers)
+    tape: ActivationTape | None = None  # per-objective gradients at shared linear layers
+
+    def begin_step(self) -> None:
+        if self.tape is not None:
+            self.tape.start()
+
+    def end_step(self) -> None:
+        if self.tape is not None:
+            self.tape.stop()  # drop the recorded activations: they would outlive the step
 
     def set_lr_scale(self, scale: float) -> None:
         """Learning rate = configured rate × scale (lowered after a rollback)."""
@@ -46,7 +56,9 @@ class Phase:
     def loss(self, losses: dict[str, Tensor]) -> Tensor:
         weights = {t.name: t.weight for t in self.terms}
         jacobian = None
-        if self.balancer.needs_gradients:
+        if self.tape is not None:
+            jacobian = self.tape.jacobian
+        elif self.balancer.needs_gradients:
             jacobian = jacobian_at(self.shared if self.balancer.at == "shared" else self.params)
         return self.balancer.combine(losses, weights, jacobian)
 
@@ -109,19 +121,34 @@ def build_phases(config: ExperimentConfig, model: MultiGAN, terms: list[Term]) -
         ),
     ]
     phases = []
-    for name, every, net, lr, balancer, options in specs:
+    for name, every, net, lr, balancer_name, options in specs:
         params = unique_parameters(net)
         family = model.discriminator if name == "d" else model.generator
+        balancer = build_balancer(balancer_name, options, f"balance.{name}")
+        tape = None
+        own_terms = [t for t in terms if t.phase == name]
+        # The tape's outer products miss a weight's part in a penalty's inner gradient.
+        first_order = not any(t.second_order for t in own_terms)
+        if (
+            balancer.needs_gradients
+            and balancer.at == "shared"
+            and family.copies > 1
+            and first_order
+        ):
+            owners = discriminator_owners(model) if name == "d" else generator_owners(model)
+            tape = ActivationTape(family, owners)
+            tape = tape if tape.covers and family.copies > 1 else None
         phases.append(
             Phase(
                 name=name,
                 every=every,
                 params=params,
                 optimizer=make_optimizer(params, lr, tuple(train.betas)),
-                terms=[t for t in terms if t.phase == name],
-                balancer=build_balancer(balancer, options, f"balance.{name}"),
+                terms=own_terms,
+                balancer=balancer,
                 lr=lr,
                 shared=shared_parameters(family, params),
+                tape=tape,
             )
         )
     return phases

@@ -80,8 +80,9 @@ class Trainer:
             config.model, self.data.shape, self.data.num_tasks, self.data.num_classes
         ).to(self.device)
         self.terms = build_terms(config)
-        self.phases: list[Phase] = build_phases(config, self.model, self.terms)
+        # EMA first: the phases hook shared layers for gradient balancers; the copy needs none
         self.ema = EMA(self.model.generator, train.ema) if train.ema else None
+        self.phases: list[Phase] = build_phases(config, self.model, self.terms)
         if train.compile:  # in place: parameter names and checkpoints stay the same
             self.model.generator.compile()
             self.model.discriminator.compile()
@@ -134,6 +135,8 @@ class Trainer:
                 self.model.num_classes, noise_shape, generator=self.noise_rng, device=self.device
             )[:, self.z_shard].expand(self.model.num_generators, -1)
         ctx = StepContext(self.model, real, z, self.step, self.noise_rng, real_labels, fake_labels)
+        for phase in self.phases:
+            phase.begin_step()
         logged: dict[str, Tensor] = {}
         pending = []
         finite = True
@@ -160,6 +163,8 @@ class Trainer:
                 ctx.invalidate()
             else:  # simultaneous: every phase's gradients at the same parameters, then apply
                 pending.append((phase, grads))
+        for phase in self.phases:
+            phase.end_step()
         if finite:
             for phase, grads in pending:
                 phase.apply(grads)
