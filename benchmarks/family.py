@@ -12,6 +12,7 @@ is one JSON object with every row, for scripts.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import statistics
 import subprocess
@@ -19,6 +20,20 @@ import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+
+
+def both(name: str) -> list[str]:
+    return [f"balance.d={name}", f"balance.g={name}"]
+
+
+# MAD-GAN on the grid with mgan-2d's networks and budget
+MADGAN_2D = [
+    "data.name=grid25", "model.z_dim=2", "model.g_hidden=[128,128,128,128]",
+    "model.d_hidden=[128,128,128]", "model.d_activation=maxout", "model.maxout_pieces=3",
+    "model.generators=10", "model.heads={source: 11}", "train.batch_size=100",
+    "train.lr_g=5e-4", "train.lr_d=5e-4", "train.steps=40000", "eval.metrics=[modes]",
+    "train.sample_every=10000", "train.checkpoint_every=10000",
+]  # fmt: skip
 
 # (row name, preset, overrides, metrics shown)
 ROWS: list[tuple[str, str, list[str], list[str]]] = [
@@ -29,11 +44,20 @@ ROWS: list[tuple[str, str, list[str], list[str]]] = [
     ("cogan-edges/mnist", "cogan-edges", [], ["agreement", "fid"]),
     ("cogan-negative/mnist", "cogan-negative", [], ["agreement", "fid"]),
     ("acgan/mnist", "acgan", [], ["accuracy", "fid"]),
+    ("madgan/grid25", "madgan", MADGAN_2D, ["modes", "hq", "rkl"]),
+    # issue 5: fixed weights against a loss-based and a gradient-based balancer
+    ("pertask+fixed", "pertask", [], ["fid", "accuracy"]),
+    ("pertask+uncertainty", "pertask", both("uncertainty"), ["fid", "accuracy"]),
+    ("pertask+pcgrad", "pertask", both("pcgrad"), ["fid", "accuracy"]),
+    ("gman+fixed", "gman", ["balance.g=fixed", "balance.g_options={}"], ["fid"]),
+    ("gman+gman", "gman", [], ["fid"]),
+    ("gman+hypervolume", "gman", ["balance.g=hypervolume", "balance.g_options={}"], ["fid"]),
 ]
 
 
 def run_one(out: Path, preset: str, overrides: list[str], seed: int) -> dict:
-    run_dir = out / f"{preset}-{'-'.join(o.replace('=', '_') for o in overrides)}-s{seed}"
+    tag = hashlib.sha1(" ".join(overrides).encode()).hexdigest()[:8] if overrides else "default"
+    run_dir = out / f"{preset}-{tag}-s{seed}"
     cmd = [
         "mtgan", "train", preset, *overrides, f"seed={seed}", "train.threads=1",
         "train.tensorboard=false", "--out", str(run_dir), "--quiet",
