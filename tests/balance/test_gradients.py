@@ -189,3 +189,21 @@ def test_penalties_take_the_exact_jacobian(tiny):
     trainer = Trainer(load_config("pertask", [*tiny, "balance.d=mgda", "loss.r1=1"]))
     d_phase = next(p for p in trainer.phases if p.name == "d")
     assert d_phase.tape is None
+
+
+def test_torchjd_weightings_plug_in_through_the_same_interface():
+    pytest.importorskip("torchjd")
+    rows = [[1.0, 0.0], [0.0, 2.0]]
+    mgda = _alphas("torchjd", rows, {"weighting": "MGDAWeighting"})
+    assert mgda.tolist() == pytest.approx(_alphas("mgda", rows).tolist(), abs=1e-4)
+    assert _alphas("torchjd", rows, {"weighting": "MeanWeighting"}).tolist() == pytest.approx(
+        [1.0, 1.0]
+    )
+
+
+def test_torchjd_errors_name_the_choices():
+    pytest.importorskip("torchjd")
+    from mtgan.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="MGDAWeighting"):
+        build_balancer("torchjd", {"weighting": "Nope"}, "balance.g")

@@ -1,6 +1,7 @@
 """Multi-task balancers: turn the terms of a phase into one loss to differentiate."""
 
 from mtgan.balance.base import BALANCERS, Balancer, FixedWeights, build_balancer, register
+from mtgan.balance.external import TorchJD
 from mtgan.balance.gman import GMANSoftmax
 from mtgan.balance.gradients import (
     IMTLG,
@@ -38,6 +39,7 @@ __all__ = [
     "GeometricMean",
     "Hypervolume",
     "RandomLossWeighting",
+    "TorchJD",
     "UncertaintyWeighting",
     "build_balancer",
     "describe_balancers",
