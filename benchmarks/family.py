@@ -45,6 +45,9 @@ ROWS: list[tuple[str, str, list[str], list[str]]] = [
     ("cogan-negative/mnist", "cogan-negative", [], ["agreement", "fid"]),
     ("acgan/mnist", "acgan", [], ["accuracy", "fid"]),
     ("madgan/grid25", "madgan", MADGAN_2D, ["modes", "hq", "rkl"]),
+    ("seed/mnist", "seed", [], ["fid", "accuracy"]),
+    ("seed-gd/mnist", "seed-gd", [], ["fid", "accuracy"]),
+    ("independent/mnist", "independent", [], ["fid", "accuracy"]),
     # issue 5: fixed weights against a loss-based and a gradient-based balancer
     ("pertask+fixed", "pertask", [], ["fid", "accuracy"]),
     ("pertask+uncertainty", "pertask", both("uncertainty"), ["fid", "accuracy"]),
