@@ -11,7 +11,7 @@ from mtgan.balance.weighting import flatten
 from mtgan.config import load_config
 from mtgan.training import Trainer
 
-LOSS_BASED = ["rlw", "uncertainty", "dwa", "geometric", "hypervolume", "gman", "fixed"]
+LOSS_BASED = ["rlw", "uncertainty", "dwa", "geometric", "hypervolume", "gman", "famo", "fixed"]
 
 
 def _combine(name: str, values: torch.Tensor, options: dict | None = None, steps: int = 1):
@@ -108,7 +108,7 @@ def test_bad_options_name_the_field():
         build_balancer("uncertainty", {"nope": 1}, "balance.d")
 
 
-@pytest.mark.parametrize("name", ["uncertainty", "dwa", "rlw"])
+@pytest.mark.parametrize("name", ["uncertainty", "dwa", "rlw", "famo"])
 def test_resume_gives_the_weights_of_an_uninterrupted_run(tiny, name):
     overrides = [*tiny, f"balance.g={name}", f"balance.d={name}"]
     straight = Trainer(load_config("pertask", overrides))
@@ -132,3 +132,17 @@ def test_weights_are_logged_per_objective(tiny):
     trainer = Trainer(load_config("pertask", [*tiny, "balance.g=hypervolume"]))
     record = trainer.train_step(record=True)
     assert {f"g/weight/adversarial/task{k}" for k in range(3)} <= set(record)
+
+
+def test_famo_shifts_weight_to_the_objective_that_stopped_improving():
+    balancer = build_balancer("famo", {"lr": 0.5}, "balance.g")
+    a, b = 1.0, 1.0
+    for _ in range(10):  # objective 0 keeps falling, objective 1 is stuck
+        a *= 0.8
+        x = torch.tensor([a, b], requires_grad=True)
+        balancer.combine({"adversarial": x}, {"adversarial": 1.0}).backward()
+    z = torch.softmax(balancer.logits.detach(), 0)
+    assert z[1] > z[0]
+    # the gradient weights are m·z_i / (c·L_i): they sum to m over the objectives' L-weighted share
+    alpha = torch.tensor(list(balancer.last_weights.values()))
+    assert x.grad.tolist() == pytest.approx(alpha.tolist(), rel=1e-5)

@@ -14,6 +14,7 @@ from mtgan.balance.gradients import (
     min_norm_weights,
 )
 from mtgan.balance.weighting import (
+    FAMO,
     DynamicWeightAverage,
     GeometricMean,
     Hypervolume,
@@ -23,6 +24,7 @@ from mtgan.balance.weighting import (
 )
 
 __all__ = [
+    "FAMO",
     "IMTLG",
     "MGDA",
     "BALANCERS",

@@ -227,6 +227,79 @@ class Hypervolume(LossWeighting):
         return alpha * (alpha.numel() / alpha.sum())
 
 
+@register
+class FAMO(Balancer):
+    """FAMO (Liu et al. 2023): logits ξ, z = softmax(ξ); the phase minimises
+    m · Σ_i z_i log L⁺_i / c with c = Σ_i z_i / L⁺_i (detached), i.e. objective i's gradient is
+    scaled by m·z_i / (c·L⁺_i); after each step ξ moves (Adam, weight decay γ) so that the
+    objectives whose log-loss fell least since the previous step gain weight. O(m) per step, no
+    per-objective gradients. The ξ update uses consecutive steps' losses (different batches), as
+    is usual where re-evaluating the same batch would cost a forward pass."""
+
+    name = "famo"
+    summary = "fast adaptive multitask optimisation, O(m) (Liu et al. 2023; lr, gamma)"
+
+    def __init__(self, lr: float = 0.025, gamma: float = 1e-3):
+        self.lr = _number(lr, "lr", strict=True)
+        self.gamma = _number(gamma, "gamma")
+        self.logits: Tensor | None = None
+        self.optimizer: torch.optim.Adam | None = None
+        self.prev: Tensor | None = None
+        self._pending: dict[str, Any] | None = None
+        self.last_weights: dict[str, float] = {}
+
+    def _ensure(self, m: int) -> None:
+        if self.logits is None or self.logits.numel() != m:
+            self.logits = torch.zeros(m, requires_grad=True)
+            self.optimizer = torch.optim.Adam([self.logits], lr=self.lr, weight_decay=self.gamma)
+            if self._pending is not None:
+                with torch.no_grad():
+                    self.logits.copy_(self._pending["logits"])
+                self.optimizer.load_state_dict(self._pending["optimizer"])
+                self.prev = self._pending["prev"]
+                self._pending = None
+
+    def combine(
+        self, losses: dict[str, Tensor], weights: dict[str, float], jacobian: Any = None
+    ) -> Tensor:
+        values, base, names = flatten(losses, weights)
+        m = values.numel()
+        self._ensure(m)
+        assert self.logits is not None and self.optimizer is not None
+        now = positive(base * values).cpu()
+        if self.prev is not None and self.prev.numel() == m:
+            decrease = self.prev.log() - now.log()  # how much each log-loss fell
+            z = torch.softmax(self.logits, 0)
+            (grad,) = torch.autograd.grad(z, self.logits, grad_outputs=decrease)
+            self.optimizer.zero_grad()
+            self.logits.grad = grad
+            self.optimizer.step()
+        self.prev = now
+        z = torch.softmax(self.logits.detach(), 0).to(values.device)
+        d = positive(base * values)
+        c = (z / d).sum()
+        alpha = m * z / (c * d)
+        self.last_weights = dict(zip(names, alpha.tolist()))
+        # the value m·Σ z log L / c; its gradient Σ α_i ∇(w_i L_i)
+        safe = d + (base * values - (base * values).detach())
+        return m * (z * safe.log()).sum() / c
+
+    def state_dict(self) -> dict[str, Any]:
+        if self.logits is None:
+            return {}
+        assert self.optimizer is not None
+        return {
+            "logits": self.logits.detach().clone(),
+            "optimizer": self.optimizer.state_dict(),
+            "prev": self.prev,
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        if state:
+            self.logits, self._pending = None, state
+            self._ensure(state["logits"].numel())
+
+
 def describe_balancers() -> list[tuple[str, str]]:
     """(name, one-line summary) for every registered balancer."""
     from mtgan.balance.base import BALANCERS
@@ -235,6 +308,7 @@ def describe_balancers() -> list[tuple[str, str]]:
 
 
 __all__ = [
+    "FAMO",
     "DynamicWeightAverage",
     "GeometricMean",
     "Hypervolume",
