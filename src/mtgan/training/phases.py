@@ -7,13 +7,19 @@ stepped once per phase; a layer shared across phases (a G–D shared layer) is s
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
 from torch import Tensor, nn
 
 from mtgan.balance import Balancer, build_balancer, jacobian_at
-from mtgan.balance.tape import ActivationTape, discriminator_owners, generator_owners
+from mtgan.balance.tape import (
+    ActivationTape,
+    discriminator_owners,
+    disjoint_jacobian,
+    generator_owners,
+)
 from mtgan.config import ExperimentConfig
 from mtgan.nets import MultiGAN
 from mtgan.objectives.terms import Term
@@ -31,6 +37,7 @@ class Phase:
     lr: float
     shared: list[nn.Parameter]  # the parameters the phase's networks share (gradient balancers)
     tape: ActivationTape | None = None  # per-objective gradients at shared linear layers
+    jacobian: Callable[[list[Tensor]], Tensor] | None = None  # or a cheaper exact one
 
     def begin_step(self) -> None:
         if self.tape is not None:
@@ -58,6 +65,8 @@ class Phase:
         jacobian = None
         if self.tape is not None:
             jacobian = self.tape.jacobian
+        elif self.jacobian is not None:
+            jacobian = self.jacobian
         elif self.balancer.needs_gradients:
             jacobian = jacobian_at(self.shared if self.balancer.at == "shared" else self.params)
         return self.balancer.combine(losses, weights, jacobian)
@@ -80,6 +89,10 @@ class Phase:
 def unique_parameters(module: nn.Module) -> list[nn.Parameter]:
     """Trainable parameters, each once even if several submodules hold it."""
     return list({id(p): p for p in module.parameters() if p.requires_grad}.values())
+
+
+def _splits(param: nn.Parameter, copies: int) -> bool:
+    return param.dim() > 0 and param.shape[0] % copies == 0
 
 
 def shared_parameters(family: nn.Module, params: list[nn.Parameter]) -> list[nn.Parameter]:
@@ -125,19 +138,17 @@ def build_phases(config: ExperimentConfig, model: MultiGAN, terms: list[Term]) -
         params = unique_parameters(net)
         family = model.discriminator if name == "d" else model.generator
         balancer = build_balancer(balancer_name, options, f"balance.{name}")
-        tape = None
+        tape, jacobian = None, None
         own_terms = [t for t in terms if t.phase == name]
         # The tape's outer products miss a weight's part in a penalty's inner gradient.
         first_order = not any(t.second_order for t in own_terms)
-        if (
-            balancer.needs_gradients
-            and balancer.at == "shared"
-            and family.copies > 1
-            and first_order
-        ):
+        if balancer.needs_gradients and balancer.at == "shared" and first_order:
             owners = discriminator_owners(model) if name == "d" else generator_owners(model)
-            tape = ActivationTape(family, owners)
-            tape = tape if tape.covers and family.copies > 1 else None
+            tape = ActivationTape(family, owners, model.num_discriminators)
+            tape = tape if tape.covers else None
+            nothing_shared = family.copies > 1 and not any(b.shared for b in family.blocks)
+            if tape is None and nothing_shared and all(_splits(p, family.copies) for p in params):
+                jacobian = disjoint_jacobian(params, family.copies)
         phases.append(
             Phase(
                 name=name,
@@ -149,6 +160,7 @@ def build_phases(config: ExperimentConfig, model: MultiGAN, terms: list[Term]) -
                 lr=lr,
                 shared=shared_parameters(family, params),
                 tape=tape,
+                jacobian=jacobian,
             )
         )
     return phases
