@@ -124,21 +124,11 @@ def test_trains_pertask_and_logs_its_weights(tiny, name):
 
 
 @pytest.mark.parametrize("name", ["pcgrad", "gradnorm", "nash-mtl"])
-def test_resume_gives_the_weights_of_an_uninterrupted_run(tiny, name):
+def test_resume_gives_the_weights_of_an_uninterrupted_run(tiny, name, interrupted):
     overrides = [*tiny, f"balance.g={name}", "balance.g_options={update_every: 2}"]
     if name != "nash-mtl":
         overrides.pop()
-    straight = Trainer(load_config("pertask", overrides))
-    for _ in range(5):
-        last = straight.train_step(record=True)
-    first = Trainer(load_config("pertask", overrides))
-    for _ in range(2):
-        first.train_step()
-    resumed = Trainer(load_config("pertask", overrides))
-    resumed.weights().load_state_dict(first.weights().state_dict())
-    resumed.load_state_dict(first.state_dict())
-    for _ in range(3):
-        again = resumed.train_step(record=True)
+    last, again = interrupted(overrides, 2, 3)
     keys = [k for k in last if "/weight/" in k]
     assert keys and all(last[k] == pytest.approx(again[k], rel=1e-5) for k in keys)
 

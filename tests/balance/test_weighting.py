@@ -60,7 +60,7 @@ def test_uncertainty_lowers_the_weight_of_the_larger_loss():
     w = balancer.last_weights
     assert w["adversarial/task0"] < 1.0 < w["adversarial/task1"]
     # and the log-variances head for log L (the optimum of exp(−s)·L + s)
-    s = balancer.log_vars.detach()
+    s = balancer.log_vars.value.detach()
     assert s[0] > 0 > s[1]
 
 
@@ -109,20 +109,8 @@ def test_bad_options_name_the_field():
 
 
 @pytest.mark.parametrize("name", ["uncertainty", "dwa", "rlw", "famo"])
-def test_resume_gives_the_weights_of_an_uninterrupted_run(tiny, name):
-    overrides = [*tiny, f"balance.g={name}", f"balance.d={name}"]
-    straight = Trainer(load_config("pertask", overrides))
-    for _ in range(4):
-        last = straight.train_step(record=True)
-
-    first = Trainer(load_config("pertask", overrides))
-    for _ in range(2):
-        first.train_step()
-    resumed = Trainer(load_config("pertask", overrides))
-    resumed.weights().load_state_dict(first.weights().state_dict())
-    resumed.load_state_dict(first.state_dict())
-    for _ in range(2):
-        again = resumed.train_step(record=True)
+def test_resume_gives_the_weights_of_an_uninterrupted_run(tiny, name, interrupted):
+    last, again = interrupted([*tiny, f"balance.g={name}", f"balance.d={name}"], 2, 2)
     keys = [k for k in last if "/weight/" in k]
     assert keys, "balancer weights are logged"
     assert {k: last[k] for k in keys} == {k: again[k] for k in keys}
@@ -141,7 +129,7 @@ def test_famo_shifts_weight_to_the_objective_that_stopped_improving():
         a *= 0.8
         x = torch.tensor([a, b], requires_grad=True)
         balancer.combine({"adversarial": x}, {"adversarial": 1.0}).backward()
-    z = torch.softmax(balancer.logits.detach(), 0)
+    z = torch.softmax(balancer.logits.value.detach(), 0)
     assert z[1] > z[0]
     # the gradient weights are m·z_i / (c·L_i): they sum to m over the objectives' L-weighted share
     alpha = torch.tensor(list(balancer.last_weights.values()))

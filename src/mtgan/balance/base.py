@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import torch
 from torch import Tensor
 
 from mtgan.errors import ConfigError
@@ -42,6 +43,20 @@ class Balancer:
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         pass
+
+
+class SeededDraws:
+    """Mixin: a seeded generator for a balancer's random draws, kept in the checkpoint so that
+    a resumed run draws what the uninterrupted one would have."""
+
+    def seed_draws(self, seed: int) -> None:
+        self.generator = torch.Generator().manual_seed(int(seed))
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"generator": self.generator.get_state()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.generator.set_state(state["generator"])
 
 
 BALANCERS: dict[str, type[Balancer]] = {}

@@ -25,7 +25,7 @@ import torch
 from scipy.optimize import minimize
 from torch import Tensor
 
-from mtgan.balance.base import Balancer, register
+from mtgan.balance.base import Balancer, SeededDraws, register
 from mtgan.balance.weighting import EPS, _number, flatten, positive
 from mtgan.errors import ConfigError
 
@@ -150,7 +150,7 @@ class MGDA(GradientWeighting):
 
 
 @register
-class PCGrad(GradientWeighting):
+class PCGrad(SeededDraws, GradientWeighting):
     """PCGrad (Yu et al. 2020): each objective's gradient loses its component along any other
     gradient it conflicts with (negative inner product), in a random order per step; the sum
     of the projected gradients is the update. Projections need only inner products, so each
@@ -162,7 +162,7 @@ class PCGrad(GradientWeighting):
 
     def __init__(self, at: str = "shared", seed: int = 0):
         super().__init__(at)
-        self.generator = torch.Generator().manual_seed(int(seed))
+        self.seed_draws(seed)
 
     def alphas(self, grads: Tensor, values: Tensor) -> Tensor:
         gram, m = grads, grads.shape[0]
@@ -175,12 +175,6 @@ class PCGrad(GradientWeighting):
                 if dot < 0:
                     coeffs[i, j] -= dot / gram[j, j]
         return coeffs.sum(0)
-
-    def state_dict(self) -> dict[str, Any]:
-        return {"generator": self.generator.get_state()}
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.generator.set_state(state["generator"])
 
 
 @register

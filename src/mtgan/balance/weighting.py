@@ -17,7 +17,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from mtgan.balance.base import Balancer, register
+from mtgan.balance.base import Balancer, SeededDraws, register
 from mtgan.errors import ConfigError
 
 EPS = 1e-8
@@ -50,6 +50,44 @@ def _number(value: Any, name: str, low: float = 0.0, strict: bool = False) -> fl
     return float(value)
 
 
+class LearnedVector:
+    """A vector of m values learned by its own Adam (uncertainty's log-variances, FAMO's
+    logits), created at zeros on first use when m is known; its state survives a checkpoint."""
+
+    def __init__(self, lr: float, weight_decay: float = 0.0):
+        self.lr, self.weight_decay = lr, weight_decay
+        self.value: Tensor | None = None
+        self.optimizer: torch.optim.Adam | None = None
+
+    def get(self, m: int) -> Tensor:
+        if self.value is None or self.value.numel() != m:
+            self.value = torch.zeros(m, requires_grad=True)
+            self.optimizer = torch.optim.Adam(
+                [self.value], lr=self.lr, weight_decay=self.weight_decay
+            )
+        return self.value
+
+    def step(self, grad: Tensor) -> None:
+        assert self.value is not None and self.optimizer is not None
+        self.value.grad = grad
+        self.optimizer.step()
+        self.value.grad = None
+
+    def state_dict(self) -> dict[str, Any]:
+        if self.value is None or self.optimizer is None:
+            return {}
+        return {"value": self.value.detach().clone(), "optimizer": self.optimizer.state_dict()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        if not state:
+            return
+        value = self.get(state["value"].numel())
+        with torch.no_grad():
+            value.copy_(state["value"])
+        assert self.optimizer is not None
+        self.optimizer.load_state_dict(state["optimizer"])
+
+
 class LossWeighting(Balancer):
     """Shared plumbing: subclasses give `alphas(values) -> (m,)`, detached."""
 
@@ -69,7 +107,7 @@ class LossWeighting(Balancer):
 
 
 @register
-class RandomLossWeighting(LossWeighting):
+class RandomLossWeighting(SeededDraws, LossWeighting):
     """RLW (Lin et al. 2022): α = m · softmax(N(0, I)) drawn afresh every step, so the weights
     average to 1 like fixed weights; the draw is seeded and its state is checkpointed."""
 
@@ -78,18 +116,12 @@ class RandomLossWeighting(LossWeighting):
 
     def __init__(self, seed: int = 0):
         super().__init__()
-        self.generator = torch.Generator().manual_seed(int(seed))
+        self.seed_draws(seed)
 
     def alphas(self, values: Tensor) -> Tensor:
         m = values.numel()
         draw = torch.randn(m, generator=self.generator)
         return (m * torch.softmax(draw, 0)).to(values.device)
-
-    def state_dict(self) -> dict[str, Any]:
-        return {"generator": self.generator.get_state()}
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.generator.set_state(state["generator"])
 
 
 @register
@@ -104,44 +136,21 @@ class UncertaintyWeighting(LossWeighting):
 
     def __init__(self, lr: float = 1e-2):
         super().__init__()
-        self.lr = _number(lr, "lr", strict=True)
-        self.log_vars: Tensor | None = None
-        self.optimizer: torch.optim.Adam | None = None
-        self._pending_state: dict[str, Any] | None = None
-
-    def _ensure(self, m: int) -> None:
-        if self.log_vars is None or self.log_vars.numel() != m:
-            self.log_vars = torch.zeros(m, requires_grad=True)
-            self.optimizer = torch.optim.Adam([self.log_vars], lr=self.lr)
-            if self._pending_state is not None:
-                with torch.no_grad():
-                    self.log_vars.copy_(self._pending_state["log_vars"])
-                self.optimizer.load_state_dict(self._pending_state["optimizer"])
-                self._pending_state = None
+        self.log_vars = LearnedVector(_number(lr, "lr", strict=True))
 
     def alphas(self, values: Tensor) -> Tensor:
-        self._ensure(values.numel())
-        assert self.log_vars is not None and self.optimizer is not None
-        s = self.log_vars
-        objective = (torch.exp(-s) * positive(values).cpu() + s).sum()
-        self.optimizer.zero_grad()
-        objective.backward()
-        self.optimizer.step()
+        s = self.log_vars.get(values.numel())
+        with torch.enable_grad():
+            objective = (torch.exp(-s) * positive(values).cpu() + s).sum()
+            (grad,) = torch.autograd.grad(objective, s)
+        self.log_vars.step(grad)
         return torch.exp(-s.detach()).to(values.device)
 
     def state_dict(self) -> dict[str, Any]:
-        if self.log_vars is None:
-            return {}
-        assert self.optimizer is not None
-        return {
-            "log_vars": self.log_vars.detach().clone(),
-            "optimizer": self.optimizer.state_dict(),
-        }
+        return self.log_vars.state_dict()
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        if state:
-            self.log_vars, self._pending_state = None, state
-            self._ensure(state["log_vars"].numel())
+        self.log_vars.load_state_dict(state)
 
 
 @register
@@ -240,42 +249,25 @@ class FAMO(Balancer):
     summary = "fast adaptive multitask optimisation, O(m) (Liu et al. 2023; lr, gamma)"
 
     def __init__(self, lr: float = 0.025, gamma: float = 1e-3):
-        self.lr = _number(lr, "lr", strict=True)
-        self.gamma = _number(gamma, "gamma")
-        self.logits: Tensor | None = None
-        self.optimizer: torch.optim.Adam | None = None
+        self.logits = LearnedVector(_number(lr, "lr", strict=True), _number(gamma, "gamma"))
         self.prev: Tensor | None = None
-        self._pending: dict[str, Any] | None = None
         self.last_weights: dict[str, float] = {}
-
-    def _ensure(self, m: int) -> None:
-        if self.logits is None or self.logits.numel() != m:
-            self.logits = torch.zeros(m, requires_grad=True)
-            self.optimizer = torch.optim.Adam([self.logits], lr=self.lr, weight_decay=self.gamma)
-            if self._pending is not None:
-                with torch.no_grad():
-                    self.logits.copy_(self._pending["logits"])
-                self.optimizer.load_state_dict(self._pending["optimizer"])
-                self.prev = self._pending["prev"]
-                self._pending = None
 
     def combine(
         self, losses: dict[str, Tensor], weights: dict[str, float], jacobian: Any = None
     ) -> Tensor:
         values, base, names = flatten(losses, weights)
         m = values.numel()
-        self._ensure(m)
-        assert self.logits is not None and self.optimizer is not None
+        logits = self.logits.get(m)
         now = positive(base * values).cpu()
         if self.prev is not None and self.prev.numel() == m:
             decrease = self.prev.log() - now.log()  # how much each log-loss fell
-            z = torch.softmax(self.logits, 0)
-            (grad,) = torch.autograd.grad(z, self.logits, grad_outputs=decrease)
-            self.optimizer.zero_grad()
-            self.logits.grad = grad
-            self.optimizer.step()
+            with torch.enable_grad():
+                z = torch.softmax(logits, 0)
+                (grad,) = torch.autograd.grad(z, logits, grad_outputs=decrease)
+            self.logits.step(grad)
         self.prev = now
-        z = torch.softmax(self.logits.detach(), 0).to(values.device)
+        z = torch.softmax(logits.detach(), 0).to(values.device)
         d = positive(base * values)
         c = (z / d).sum()
         alpha = m * z / (c * d)
@@ -285,19 +277,11 @@ class FAMO(Balancer):
         return m * (z * safe.log()).sum() / c
 
     def state_dict(self) -> dict[str, Any]:
-        if self.logits is None:
-            return {}
-        assert self.optimizer is not None
-        return {
-            "logits": self.logits.detach().clone(),
-            "optimizer": self.optimizer.state_dict(),
-            "prev": self.prev,
-        }
+        return {"logits": self.logits.state_dict(), "prev": self.prev}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        if state:
-            self.logits, self._pending = None, state
-            self._ensure(state["logits"].numel())
+        self.logits.load_state_dict(state.get("logits", {}))
+        self.prev = state.get("prev")
 
 
 def describe_balancers() -> list[tuple[str, str]]:
