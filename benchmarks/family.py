@@ -40,6 +40,7 @@ ROWS: list[tuple[str, str, list[str], list[str]]] = [
     ("mgan-2d/grid25", "mgan-2d", [], ["modes", "hq", "rkl"]),
     ("gan-2d/grid25", "gan-2d", [], ["modes", "hq", "rkl"]),
     ("mgan-2d/ring8", "mgan-2d", ["data.name=ring8"], ["modes", "hq", "rkl"]),
+    ("mgan-ring/ring8", "mgan-ring", [], ["modes", "hq", "rkl"]),
     ("gan-2d/ring8", "gan-2d", ["data.name=ring8"], ["modes", "hq", "rkl"]),
     ("cogan-edges/mnist", "cogan-edges", [], ["agreement", "fid"]),
     ("cogan-negative/mnist", "cogan-negative", [], ["agreement", "fid"]),
