@@ -125,15 +125,7 @@ class Trainer:
         # Every rank draws the same global batch and keeps its shard: the run equals a single
         # process with the same global batch, whatever the number of processes.
         real, real_labels = self.data.sample_labelled(cfg.batch_size, self.data_rng, self.shard)
-        noise_shape = (self.noise_batches, self.per_generator)
-        z = torch.randn(
-            (*noise_shape, self.model.z_dim), generator=self.noise_rng, device=self.device
-        )[:, self.z_shard].expand(self.model.num_generators, -1, -1)
-        fake_labels = None
-        if self.model.num_classes:  # a conditional model: a uniform class for every z
-            fake_labels = torch.randint(
-                self.model.num_classes, noise_shape, generator=self.noise_rng, device=self.device
-            )[:, self.z_shard].expand(self.model.num_generators, -1)
+        z, fake_labels = self.draw_noise(self.noise_rng, self.z_shard)
         ctx = StepContext(self.model, real, z, self.step, self.noise_rng, real_labels, fake_labels)
         for phase in self.phases:
             phase.begin_step()
@@ -214,6 +206,19 @@ class Trainer:
             "skipped": self.skipped,
         }
 
+    def draw_noise(
+        self, gen: torch.Generator, shard: slice = slice(None)
+    ) -> tuple[Tensor, Tensor | None]:
+        """One training-shaped draw: z (NG, n, z_dim), one noise batch per generator (or one for
+        all, model.shared_noise), and for a conditional model a uniform class per z (NG, n)."""
+        shape, ng = (self.noise_batches, self.per_generator), self.model.num_generators
+        z = torch.randn((*shape, self.model.z_dim), generator=gen, device=self.device)
+        z = z[:, shard].expand(ng, -1, -1)
+        if not self.model.num_classes:
+            return z, None
+        labels = torch.randint(self.model.num_classes, shape, generator=gen, device=self.device)
+        return z, labels[:, shard].expand(ng, -1)
+
     # ------------------------------------------------------------------ sampling
 
     def generate(self, z: Tensor, use_ema: bool = True, labels: Tensor | None = None) -> Tensor:
@@ -231,19 +236,8 @@ class Trainer:
         assert self.ema is not None
         if self.ema.stale:
             gen = torch.Generator(self.device).manual_seed(self.config.seed + 5)
-            m, ng = self.model, self.model.num_generators
-            shape = (self.noise_batches, self.per_generator)
-
-            def inputs():
-                for _ in range(batches):
-                    z = torch.randn((*shape, m.z_dim), generator=gen, device=self.device)
-                    labels = None
-                    if m.num_classes:
-                        labels = torch.randint(m.num_classes, shape, generator=gen, device=z.device)
-                        labels = labels.expand(ng, -1)
-                    yield m.condition(z.expand(ng, -1, -1), labels)
-
-            self.ema.recompute_statistics(inputs())
+            inputs = (self.model.condition(*self.draw_noise(gen)) for _ in range(batches))
+            self.ema.recompute_statistics(inputs)
         return self.ema.net
 
     # ------------------------------------------------------------------ state
