@@ -22,8 +22,9 @@ from mtgan.config import load_config
 from mtgan.training import Trainer
 
 
-def make(preset: str, balancer: str, threads: int) -> Trainer:
+def make(preset: str, balancer: str, threads: int, extra: list[str]) -> Trainer:
     overrides = ["train.progress=false", f"balance.d={balancer}", f"train.threads={threads}"]
+    overrides += extra
     if not (preset == "gman" and balancer == "fixed"):
         overrides += [f"balance.g={balancer}", "balance.g_options={}"]
     return Trainer(load_config(preset, overrides))
@@ -36,12 +37,13 @@ def main() -> None:
     parser.add_argument("--presets", nargs="+", default=["pertask", "gman"])
     parser.add_argument("--balancers", nargs="+", default=sorted(set(BALANCERS) - {"torchjd"}))
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: default)")
+    parser.add_argument("--set", nargs="*", default=[], help="overrides for every run")
     args = parser.parse_args()
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads")
     table: dict[str, dict[str, float]] = {}
     for preset in args.presets:
         names = [b for b in args.balancers if b != "gman" or preset == "gman"]
-        trainers = {name: make(preset, name, args.threads) for name in names}
+        trainers = {name: make(preset, name, args.threads, args.set) for name in names}
+        print(f"torch {torch.__version__}, {torch.get_num_threads()} threads")
         times: dict[str, list[float]] = {name: [] for name in names}
         for trainer in trainers.values():  # warm-up
             for _ in range(5):
