@@ -59,6 +59,9 @@ ROWS: list[tuple[str, str, list[str], list[str]]] = [
 ]
 
 
+METRICS_OF: dict[str, list[str]] = {}  # preset → metrics to evaluate when it names none
+
+
 def run_one(out: Path, preset: str, overrides: list[str], seed: int) -> dict:
     tag = hashlib.sha1(" ".join(overrides).encode()).hexdigest()[:8] if overrides else "default"
     run_dir = out / f"{preset}-{tag}-s{seed}"
@@ -71,6 +74,10 @@ def run_one(out: Path, preset: str, overrides: list[str], seed: int) -> dict:
     wall = time.perf_counter() - t0
     if result.returncode != 0:
         raise RuntimeError(f"{' '.join(cmd)} failed:\n{result.stderr[-2000:]}")
+    if not (run_dir / "eval.json").exists():  # presets without eval.metrics: evaluate now
+        metrics = ",".join(m for m in METRICS_OF.get(preset, []))
+        subprocess.run(["mtgan", "eval", str(run_dir), "--metrics", metrics], check=True,
+                       capture_output=True)  # fmt: skip
     evaluation = json.loads((run_dir / "eval.json").read_text())
     return {"command": " ".join(cmd[:-4] + cmd[-3:-2]), "wall_s": wall, "eval": evaluation}
 
@@ -83,6 +90,8 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("runs/family"))
     args = parser.parse_args()
     rows = [r for r in ROWS if not args.only or r[0] in args.only]
+    for _, preset, _, metrics in rows:
+        METRICS_OF.setdefault(preset, metrics)
     jobs = [(row, seed) for row in rows for seed in args.seeds]
     with ThreadPoolExecutor(args.jobs) as pool:
         futures = [pool.submit(run_one, args.out, r[1], r[2], s) for r, s in jobs]
