@@ -42,6 +42,11 @@ def positive(x: Tensor) -> Tensor:
     return x.detach().clamp_min(EPS)
 
 
+def positive_keeping_gradient(x: Tensor) -> Tensor:
+    """The value of L⁺ = max(L, ε) with the gradient of L (for formulas taking log L)."""
+    return positive(x) + (x - x.detach())
+
+
 def _number(value: Any, name: str, low: float = 0.0, strict: bool = False) -> float:
     ok = isinstance(value, (int, float)) and not isinstance(value, bool)
     if not ok or value < low or (strict and value == low):
@@ -206,8 +211,7 @@ class GeometricMean(Balancer):
     ) -> Tensor:
         values, base, names = flatten(losses, weights)
         m = values.numel()
-        # L⁺ + (L − L.detach()): the value of L⁺ with the gradient of L
-        safe = positive(values) + (values - values.detach())
+        safe = positive_keeping_gradient(values)
         loss = m * torch.exp(torch.log(base.clamp_min(EPS) * safe).mean())
         alpha = loss.detach() / (m * positive(values))
         self.last_weights = dict(zip(names, alpha.tolist()))
@@ -273,7 +277,7 @@ class FAMO(Balancer):
         alpha = m * z / (c * d)
         self.last_weights = dict(zip(names, alpha.tolist()))
         # the value m·Σ z log L / c; its gradient Σ α_i ∇(w_i L_i)
-        safe = d + (base * values - (base * values).detach())
+        safe = positive_keeping_gradient(base * values)
         return m * (z * safe.log()).sum() / c
 
     def state_dict(self) -> dict[str, Any]:
