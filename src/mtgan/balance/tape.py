@@ -47,7 +47,7 @@ class ActivationTape:
         self.owners = owners
         self.records: list[tuple[nn.Linear, Tensor, Tensor]] = []
         self.recording = False
-        for layer in self.layers:
+        for layer in self.layers if self.covers else []:  # an unused tape leaves no hooks
             layer.register_forward_hook(self._hook)
 
     def _hook(self, module: nn.Module, args: tuple[Tensor, ...], out: Tensor) -> None:
