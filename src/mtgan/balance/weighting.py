@@ -203,9 +203,6 @@ class GeometricMean(Balancer):
     name = "geometric"
     summary = "geometric mean of the losses (Chennupati et al. 2019)"
 
-    def __init__(self) -> None:
-        self.last_weights: dict[str, float] = {}
-
     def combine(
         self, losses: dict[str, Tensor], weights: dict[str, float], jacobian: Any = None
     ) -> Tensor:
