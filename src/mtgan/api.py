@@ -322,6 +322,28 @@ def default_metrics(config: ExperimentConfig) -> list[str]:
     return names
 
 
+def report(path: str | Path, out: str | Path | None = None) -> Path:
+    """Write the HTML report of a run directory (or rebuild a bench directory's) and return
+    its path: `RUN/report.html` unless `out` names another file."""
+    from mtgan.bench import report_bench_dir
+    from mtgan.report.history import load_result
+    from mtgan.report.html import write_page
+    from mtgan.report.pages import run_page
+
+    path = Path(path)
+    if (path / "bench.json").exists():
+        if out is not None:
+            raise MtganError("a bench report is always written to BENCH_DIR/report.html")
+        return report_bench_dir(path)
+    run_dir = RunDir(path)
+    if not run_dir.config_path.exists():
+        raise RunError(f"{path} is neither a run directory (no config.yaml) nor a bench directory")
+    names = json.loads((path / TASKS).read_text())["names"] if (path / TASKS).exists() else []
+    result = load_result(path.name, run_dir.load_config().seed, path)
+    target = Path(out) if out is not None else path / "report.html"
+    return write_page(target, run_page(result, run_dir.config_path.read_text(), names))
+
+
 def open_run(path: str | Path) -> Run:
     """Open a finished (or interrupted) run directory for sampling and reading metrics."""
     return Run(path)

@@ -3,6 +3,8 @@
 mtgan train [PRESET|CONFIG.yaml] [key=value ...] [--out DIR] [--resume RUN_DIR]
 mtgan sample RUN_DIR --task T --n N --out FILE.png|FILE.npz
 mtgan describe [PRESET|CONFIG.yaml] [key=value ...]
+mtgan bench PRESET... [key=value ...] [--seeds N] [--jobs N] [--out DIR]
+mtgan report RUN_DIR|BENCH_DIR [--out FILE.html]
 mtgan presets
 """
 
@@ -93,6 +95,38 @@ def cmd_eval(ns: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_bench(ns: argparse.Namespace) -> int:
+    from mtgan.bench import run_bench
+
+    targets = [a for a in ns.args if "=" not in a]
+    overrides = [a for a in ns.args if "=" in a]
+    metrics = [m.strip() for m in ns.metrics.split(",") if m.strip()] if ns.metrics else None
+    goals = {}
+    for text in ns.target or []:
+        key, _, value = text.partition("=")
+        try:
+            goals[key] = float(value)
+        except ValueError:
+            raise MtganError(f"--target {text}: expected METRIC=VALUE, e.g. fid=100") from None
+    seeds = list(range(ns.seeds)) if ns.seed_list is None else ns.seed_list
+    outcome = run_bench(targets, overrides, seeds, ns.jobs, Path(ns.out), metrics,
+                        ns.eval_every, goals, ns.quiet)  # fmt: skip
+    print(outcome.markdown)
+    print(f"wrote {ns.out}/summary.md, summary.csv, runs.csv and report.html", file=sys.stderr)
+    if outcome.failed:
+        names = ", ".join(f"{r.label} seed {r.seed}" for r in outcome.failed)
+        print(f"mtgan: error: runs failed: {names}; logs in {ns.out}/logs", file=sys.stderr)
+        return 1
+    return 0
+
+
+def cmd_report(ns: argparse.Namespace) -> int:
+    from mtgan import api
+
+    print(f"wrote {api.report(ns.run, ns.out)}")
+    return 0
+
+
 def cmd_describe(ns: argparse.Namespace) -> int:
     from mtgan import api
 
@@ -159,6 +193,28 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--n", type=int, help="generated samples per task (default: eval.n)")
     p.add_argument("--checkpoint", help="checkpoint step or name (default: latest)")
     p.set_defaults(func=cmd_eval)
+
+    p = sub.add_parser("bench", help="train presets × seeds alike; table and HTML report")
+    p.add_argument("args", nargs="+", help="PRESET|CONFIG.yaml ... [key=value ...] (all runs)")
+    p.add_argument("--seeds", type=int, default=3, help="seeds 0..N-1 per preset (default 3)")
+    p.add_argument("--seed-list", type=int, nargs="+", help="exactly these seeds instead")
+    p.add_argument("--jobs", type=int, default=1, help="runs side by side (default 1)")
+    p.add_argument("--out", default="runs/bench", help="bench directory (default runs/bench)")
+    p.add_argument("--metrics", help="comma-separated metrics (default: what fits every preset)")
+    p.add_argument("--eval-every", type=int, help="steps between evaluations (default steps/10)")
+    p.add_argument(
+        "--target",
+        action="append",
+        metavar="METRIC=VALUE",
+        help="report steps/seconds to reach it (repeatable; default: the worst preset's mean)",
+    )
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_bench)
+
+    p = sub.add_parser("report", help="HTML report of a run (or rebuild a bench's)")
+    p.add_argument("run", help="run directory or bench directory")
+    p.add_argument("--out", help="HTML file (default RUN_DIR/report.html)")
+    p.set_defaults(func=cmd_report)
 
     p = sub.add_parser("describe", help="print the networks, who shares which layer, and sizes")
     p.add_argument("args", nargs="*", help="[PRESET|CONFIG.yaml] [key=value ...]")

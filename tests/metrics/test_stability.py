@@ -50,3 +50,13 @@ def test_window_is_counted_in_steps_and_absent_keys_are_skipped():
 
 def test_empty_run_has_no_incidents():
     assert stability_stats([]) == {"nonfinite": 0, "diverged": 0}
+
+
+def test_nonfinite_ignores_evaluation_records():
+    # A reverse KL of inf (a mode never hit) is a metric value, not a sick training step.
+    records = [
+        {"step": 10, "d/loss": 1.0, "g/loss": 1.0},
+        {"step": 10, "eval/rkl": float("inf"), "eval/fid": float("nan")},
+        {"step": 20, "d/loss": float("nan"), "g/loss": 1.0},
+    ]
+    assert stability_stats(records)["nonfinite"] == 1

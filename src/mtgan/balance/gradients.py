@@ -17,8 +17,7 @@ the matching combination at every task-own parameter. α is scaled so that plain
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import torch
@@ -29,40 +28,72 @@ from mtgan.balance.base import Balancer, SeededDraws, register
 from mtgan.balance.weighting import EPS, _number, flatten, positive
 from mtgan.errors import ConfigError
 
-# each term's weighted per-task losses [(n_t,), ...] → gradients (Σ n_t, P), detached
-Jacobian = Callable[[list[Tensor]], Tensor]
+class GradientSource(Protocol):
+    """Per-objective gradients for one phase step. The objectives are each term's weighted
+    per-task losses [(n_t,), ...], concatenated (m = Σ n_t); both results are detached."""
+
+    def gram(self, per_term: list[Tensor]) -> Tensor:
+        """G = J Jᵀ: (m, m), all that most methods need."""
+        ...
+
+    def jacobian(self, per_term: list[Tensor]) -> Tensor:
+        """J: (m, P), for the few weightings that read the gradients themselves."""
+        ...
 
 
-def jacobian_at(params: list[torch.nn.Parameter]) -> Jacobian:
+class ParameterJacobian:
     """Per-objective gradients w.r.t. `params`, flattened: one vmapped backward pass, with a
-    loop over objectives as the fallback for operations vmap cannot batch."""
+    loop over objectives as the fallback for operations vmap cannot batch. Exact for any
+    objectives; it costs m backward passes (batched) through everything the objectives read."""
 
-    def jacobian(per_term: list[Tensor]) -> Tensor:
+    def __init__(self, params: list[torch.nn.Parameter]):
+        self.params = params
+
+    def __call__(self, per_term: list[Tensor]) -> Tensor:
+        return self.jacobian(per_term)
+
+    def gram(self, per_term: list[Tensor]) -> Tensor:
+        j = self.jacobian(per_term)
+        return j @ j.T
+
+    def jacobian(self, per_term: list[Tensor]) -> Tensor:
         values = torch.cat([t.reshape(-1) for t in per_term])
-        m = values.numel()
-        try:
-            eye = torch.eye(m, device=values.device, dtype=values.dtype)
-            grads = torch.autograd.grad(
-                values, params, eye, retain_graph=True, allow_unused=True, is_grads_batched=True
-            )
-        except RuntimeError:
-            rows = [
-                torch.autograd.grad(values[i], params, retain_graph=True, allow_unused=True)
-                for i in range(m)
-            ]
-            grads = tuple(
-                torch.stack([r[j] if r[j] is not None else torch.zeros_like(p) for r in rows])
-                if any(r[j] is not None for r in rows)
-                else None
-                for j, p in enumerate(params)
-            )
-        flat = [
-            (g if g is not None else torch.zeros(m, *p.shape, device=p.device)).reshape(m, -1)
-            for g, p in zip(grads, params)
-        ]
-        return torch.cat(flat, dim=1).detach().float()
+        eye = torch.eye(values.numel(), device=values.device, dtype=values.dtype)
+        grads = batched_grad([values], self.params, [eye])
+        return torch.cat([g.reshape(g.shape[0], -1) for g in grads], dim=1).detach().float()
 
-    return jacobian
+
+def batched_grad(outputs: list[Tensor], inputs: list[Tensor], cotangents: list[Tensor]):
+    """m vector–Jacobian products at once: cotangents [(m, *output.shape), ...] → gradients
+    [(m, *input.shape), ...] (zeros where unused). One vmapped backward pass; a loop over the
+    m rows where vmap cannot batch an operation."""
+    m = cotangents[0].shape[0]
+    try:
+        grads = torch.autograd.grad(
+            outputs, inputs, cotangents, retain_graph=True, allow_unused=True, is_grads_batched=True
+        )
+    except RuntimeError:
+        rows = [
+            torch.autograd.grad(
+                outputs, inputs, [c[i] for c in cotangents], retain_graph=True, allow_unused=True
+            )
+            for i in range(m)
+        ]
+        grads = tuple(
+            torch.stack([r[j] if r[j] is not None else torch.zeros_like(x) for r in rows])
+            if any(r[j] is not None for r in rows)
+            else None
+            for j, x in enumerate(inputs)
+        )
+    return [
+        g if g is not None else torch.zeros(m, *x.shape, device=x.device, dtype=x.dtype)
+        for g, x in zip(grads, inputs)
+    ]
+
+
+def jacobian_at(params: list[torch.nn.Parameter]) -> ParameterJacobian:
+    """The exact per-objective gradients w.r.t. `params` (the fallback every phase can take)."""
+    return ParameterJacobian(params)
 
 
 class GradientWeighting(Balancer):
@@ -81,7 +112,10 @@ class GradientWeighting(Balancer):
         raise NotImplementedError
 
     def combine(
-        self, losses: dict[str, Tensor], weights: dict[str, float], jacobian: Jacobian | None = None
+        self,
+        losses: dict[str, Tensor],
+        weights: dict[str, float],
+        jacobian: GradientSource | None = None,
     ) -> Tensor:
         values, base, names = flatten(losses, weights)
         objectives = base * values
@@ -90,8 +124,8 @@ class GradientWeighting(Balancer):
         if objectives.numel() == 1:
             alpha = torch.ones(1)
         else:
-            j = jacobian([weights[k] * v.reshape(-1).float() for k, v in losses.items()])
-            grads = j @ j.T if self.uses_gram else j
+            per_term = [weights[k] * v.reshape(-1).float() for k, v in losses.items()]
+            grads = jacobian.gram(per_term) if self.uses_gram else jacobian.jacobian(per_term)
             alpha = self.alphas(grads.double().cpu(), values.detach().double().cpu())
         alpha = torch.nan_to_num(alpha.float(), nan=1.0).to(objectives.device)
         self.last_weights = dict(zip(names, alpha.tolist()))
@@ -219,17 +253,18 @@ class CAGrad(GradientWeighting):
 class IMTLG(GradientWeighting):
     """IMTL-G (Liu et al. 2021): the combination whose projections onto every objective's unit
     gradient are equal, so no objective dominates the update; closed form
-    α_{2..m} = g_1 Uᵀ (D Uᵀ)⁻¹ with D_i = g_1 − g_i, U_i = u_1 − u_i, α_1 = 1 − Σ α_{2..m}."""
+    α_{2..m} = g_1 Uᵀ (D Uᵀ)⁻¹ with D_i = g_1 − g_i, U_i = u_1 − u_i, α_1 = 1 − Σ α_{2..m}.
+    Every product there is g_a·u_b = G_ab / ‖g_b‖, so the Gram matrix suffices."""
 
     name = "imtl-g"
     summary = "equal projections onto every unit gradient (Liu et al. 2021)"
-    uses_gram = False
 
     def alphas(self, grads: Tensor, values: Tensor) -> Tensor:
-        g, m = grads, grads.shape[0]
-        u = g / g.norm(dim=1, keepdim=True).clamp_min(EPS)
-        d, uu = g[:1] - g[1:], u[:1] - u[1:]
-        rest = g[:1] @ uu.T @ torch.linalg.pinv(d @ uu.T)
+        gram, m = grads, grads.shape[0]
+        gu = gram / gram.diagonal().clamp_min(0).sqrt().clamp_min(EPS)  # gu[a, b] = g_a · u_b
+        first = gu[:1, :1] - gu[:1, 1:]  # g_1 Uᵀ: (1, m − 1)
+        du = first - (gu[1:, :1] - gu[1:, 1:])  # D Uᵀ: (m − 1, m − 1)
+        rest = first @ torch.linalg.pinv(du)
         alpha = torch.cat([1 - rest.sum(1), rest[0]])
         return m * alpha
 

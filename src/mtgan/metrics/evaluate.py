@@ -91,9 +91,10 @@ class EvalContext:
         generator, so every class is equally represented (zeros if not conditional)."""
         return (torch.arange(n) % max(self.num_classes, 1)).expand(self.num_generators, n)
 
-    def generate(self, z: Tensor, batch: int = 1000) -> Tensor:
-        """Samples for noise z (NG, n, z_dim), generated in chunks, on the CPU."""
-        labels = self.labels(z.shape[1])
+    def generate(self, z: Tensor, batch: int = 1000, labels: Tensor | None = None) -> Tensor:
+        """Samples for noise z (NG, n, z_dim), generated in chunks, on the CPU; conditional
+        models get `labels` (NG, n), by default every class in turn."""
+        labels = self.labels(z.shape[1]) if labels is None else labels
         parts = []
         for i in range(0, z.shape[1], batch):
             chunk = z[:, i : i + batch].to(self.device)
@@ -121,13 +122,32 @@ class EvalContext:
             ]
         return self._samples[k]
 
+    def _real_subset(self, k: int) -> Tensor | None:
+        """Rows of task k's data that `real(k)` keeps (a seeded subset), None for all."""
+        count = int(self.data.counts[k])
+        if count <= self.config.n:
+            return None
+        gen = torch.Generator().manual_seed(self.seed + 1)
+        return torch.randperm(count, generator=gen)[: self.config.n]
+
     def real(self, k: int) -> Tensor:
         """Task k's real data (display range), at most `config.n` samples (seeded subset)."""
         x = self.data.to_display(self.data.task(k)).cpu()
-        if len(x) > self.config.n:
-            gen = torch.Generator().manual_seed(self.seed + 1)
-            x = x[torch.randperm(len(x), generator=gen)[: self.config.n]]
-        return x
+        keep = self._real_subset(k)
+        return x if keep is None else x[keep]
+
+    def real_labels(self, k: int) -> Tensor:
+        """The class of each row of `real(k)`."""
+        y = self.data.task_labels(k).cpu()
+        keep = self._real_subset(k)
+        return y if keep is None else y[keep]
+
+    def class_features(self, k: int, c: int) -> Tensor:
+        """Features of `config.n` samples of task k generated for class c (conditional models)."""
+        m = share_per_generator(self.config.n, self.generator_tasks)
+        labels = torch.full((self.num_generators, m), c, dtype=torch.long)
+        out = self.generate(self.noise(m, salt=4 + c), labels=labels)
+        return self.extractor(task_samples(out, self.generator_tasks, k, self.config.n)).double()
 
     @property
     def extractor(self):
@@ -193,6 +213,19 @@ def _fid(ctx: EvalContext) -> dict[str, float]:
         real = torch.cat([ctx.real_features(k) for k in ctx.tasks])
         fake = torch.cat([ctx.fake_features(k) for k in ctx.tasks])
         out["fid_pooled"] = fid(real, fake)
+    if ctx.num_classes:
+        # A conditional model's per-class FID (n samples of each class against that class's
+        # real data) is what a one-task-per-class model's per-task FID measures.
+        per_class = []
+        for k in ctx.tasks:
+            labels = ctx.real_labels(k)
+            for c in labels.unique().tolist():
+                real = ctx.real_features(k)[labels == c]
+                per_class.append(fid(real, ctx.class_features(k, c)))
+        out.update(
+            {f"fid_per_class/class{c}": v for c, v in enumerate(per_class)}
+            | {"fid_per_class": float(np.mean(per_class))}
+        )
     return out
 
 

@@ -34,13 +34,21 @@ def stability_stats(
     - "<key>_mean", "<key>_std" for each of d/loss, g/loss, d/grad_norm, g/grad_norm present:
       over records with step > last step - window (the last `window` training steps, however
       often they were logged), finite values only; std is the population std (ddof 0).
-    - "nonfinite" (int): number of records, over the whole run, with any NaN or inf numeric value.
+    - "nonfinite" (int): number of training records, over the whole run, with any NaN or inf
+      numeric value (keys starting with "eval/" are evaluation results and not looked at).
     - "diverged" (int): number of records, over the whole run, whose d/grad_norm or g/grad_norm
       exceeds diverge_factor × the median (of its finite values) of that norm over the run.
     """
     out: dict[str, float] = {}
+    # Evaluation records are not training health: a reverse KL of inf (a mode never hit) or
+    # a NaN metric says nothing about the losses.
     out["nonfinite"] = sum(
-        any(_is_number(v) and not math.isfinite(v) for v in r.values()) for r in records
+        any(
+            _is_number(v) and not math.isfinite(v)
+            for k, v in r.items()
+            if not k.startswith("eval/")
+        )
+        for r in records
     )
     if not records:
         out["diverged"] = 0

@@ -111,6 +111,9 @@ class Trainer:
         self.bad_streak = 0  # consecutive skipped steps
         self.rollbacks = 0
         self.lr_scale = 1.0
+        # Seconds spent in training steps (not sampling, evaluation or checkpoints), kept
+        # across resumes: what "time to reach a metric value" is measured in.
+        self.train_seconds = 0.0
 
     # ------------------------------------------------------------------ the algorithm
 
@@ -191,8 +194,9 @@ class Trainer:
         if path is None:
             raise RunError(f"cannot roll back: {run.checkpoints} holds no checkpoint")
         at, skipped, rollbacks, scale = self.step, self.skipped, self.rollbacks, self.lr_scale
+        spent = self.train_seconds  # the steps rolled back cost time too
         self.load_state_dict(load_checkpoint(path, self.weights(), self.device))
-        self.skipped, self.rollbacks = skipped, rollbacks + 1
+        self.skipped, self.rollbacks, self.train_seconds = skipped, rollbacks + 1, spent
         self.lr_scale = scale * cfg.nan_lr_factor
         self.bad_streak = 0
         for phase in self.phases:
@@ -266,6 +270,7 @@ class Trainer:
                 "rollbacks": self.rollbacks,
                 "lr_scale": self.lr_scale,
             },
+            "train_seconds": self.train_seconds,
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -282,6 +287,7 @@ class Trainer:
         self.rollbacks = int(health.get("rollbacks", 0))
         self.lr_scale = float(health.get("lr_scale", 1.0))
         self.bad_streak = 0
+        self.train_seconds = float(state.get("train_seconds", 0.0))
 
     def save(self, run: RunDir) -> None:
         save_checkpoint(
@@ -322,11 +328,14 @@ class Trainer:
         try:
             while self.step < cfg.steps:
                 log = (self.step + 1) % cfg.log_every == 0 or self.step + 1 == cfg.steps
+                tick = time.perf_counter()
                 record = self.train_step(record=log)
+                self.train_seconds += time.perf_counter() - tick
                 bar.update(1)
                 if record is not None and main:
                     elapsed = time.perf_counter() - t0
                     record = {"step": self.step, **record, "time": elapsed}
+                    record["train_seconds"] = self.train_seconds
                     record["sec_per_step"] = elapsed / max(self.step - start, 1)
                     run.append_metrics(record)
                     board.scalars(record)
@@ -384,7 +393,8 @@ class Trainer:
     def _log_eval(self, run: RunDir, board: TensorBoard) -> None:
         ctx = self.eval_context(run.read_metrics())
         result = evaluate(ctx, self.config.eval.metrics)
-        record = {"step": self.step, **{f"eval/{k}": v for k, v in result.items()}}
+        record = {"step": self.step, "train_seconds": self.train_seconds}
+        record.update({f"eval/{k}": v for k, v in result.items()})
         run.append_metrics(record)
         board.scalars(record)
         if self.step == self.config.train.steps:

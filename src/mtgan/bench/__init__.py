@@ -1,0 +1,6 @@
+"""`mtgan bench`: train presets × seeds under one protocol, in parallel processes, and compare
+them in a table (Markdown, CSV) and a self-contained HTML report."""
+
+from mtgan.bench.suite import BenchOutcome, report_bench_dir, run_bench
+
+__all__ = ["BenchOutcome", "report_bench_dir", "run_bench"]

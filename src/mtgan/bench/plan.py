@@ -1,0 +1,115 @@
+"""What a bench runs: presets × seeds under one protocol (overrides, metrics, evaluation cadence).
+
+A bench directory holds `bench.json` (the protocol), `runs/<label>/seed<S>/` (ordinary run
+directories) and `logs/`. The protocol is fixed when the directory is first used: a later
+`mtgan bench` into it may add presets or seeds, but not change the overrides or the metrics,
+or the runs would not be comparable any more.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from mtgan.atomic import write_text_atomic
+from mtgan.config import ExperimentConfig, load_config
+from mtgan.errors import ConfigError
+
+PROTOCOL = "bench.json"
+EVAL_POINTS = 10  # evaluations per run when --eval-every is not given: enough for a curve
+
+
+@dataclass
+class Protocol:
+    """What every run of a bench shares."""
+
+    overrides: list[str] = field(default_factory=list)
+    metrics: list[str] = field(default_factory=list)
+    eval_every: int | None = None
+
+
+@dataclass(frozen=True)
+class BenchRun:
+    """One preset × seed of a bench."""
+
+    label: str  # the preset's name, or a config file's stem
+    target: str  # what `mtgan train` is given: a preset name or a config path
+    seed: int
+    path: Path
+
+
+def label_of(target: str) -> str:
+    return Path(target).stem if target.endswith((".yaml", ".yml")) else target
+
+
+def primary_metrics(config: ExperimentConfig) -> list[str]:
+    """The metrics a bench reports for a config when none are named: the cheap ones that fit
+    its data (mode counts for 2D mixtures; FID, plus class accuracy and pixel agreement where
+    they apply, for images), and training stability."""
+    from mtgan.api import default_metrics
+
+    fitting = default_metrics(config)
+    wanted = ("modes", "agreement") if "modes" in fitting else ("fid", "accuracy", "agreement")
+    return [m for m in wanted if m in fitting] + ["stability"]
+
+
+def resolve_protocol(
+    targets: list[str], overrides: list[str], metrics: list[str] | None, eval_every: int | None
+) -> tuple[Protocol, dict[str, ExperimentConfig]]:
+    """Validate every preset with the overrides (a wrong key fails here, before any run) and
+    choose the metrics: those named, or the primary metrics every preset supports."""
+    configs = {label_of(t): load_config(t, overrides) for t in targets}
+    if len(configs) != len(targets):
+        raise ConfigError("mtgan bench: each preset may be named once")
+    if metrics is None:
+        each = [primary_metrics(c) for c in configs.values()]
+        metrics = [m for m in each[0] if all(m in e for e in each)]
+    if eval_every is None:
+        steps = min(c.train.steps for c in configs.values())
+        eval_every = max(1, steps // EVAL_POINTS)
+    return Protocol(list(overrides), list(metrics), eval_every), configs
+
+
+def run_overrides(protocol: Protocol, seed: int, threads: int | None) -> list[str]:
+    """What each run is trained with: the protocol, its seed and quiet bookkeeping."""
+    extra = [
+        f"eval.metrics=[{','.join(protocol.metrics)}]",
+        f"eval.every={protocol.eval_every}",
+        f"seed={seed}",
+    ]
+    if threads is not None and not any(o.startswith("train.threads=") for o in protocol.overrides):
+        extra.append(f"train.threads={threads}")
+    return [*protocol.overrides, *extra]
+
+
+def plan_runs(out: Path, targets: list[str], seeds: list[int]) -> list[BenchRun]:
+    return [
+        BenchRun(label_of(t), t, s, out / "runs" / label_of(t) / f"seed{s}")
+        for t in targets
+        for s in seeds
+    ]
+
+
+def fix_protocol(out: Path, protocol: Protocol) -> None:
+    """Record the protocol in a new bench directory, or check it against the recorded one."""
+    path = out / PROTOCOL
+    if path.exists():
+        recorded = Protocol(**json.loads(path.read_text()))
+        for name in ("overrides", "metrics", "eval_every"):
+            old, new = getattr(recorded, name), getattr(protocol, name)
+            if old != new:
+                raise ConfigError(
+                    f"{out} holds a bench run with {name}={old}, not {new}: its runs would not "
+                    "be comparable. Use another --out, or the same settings to add presets/seeds"
+                )
+        return
+    out.mkdir(parents=True, exist_ok=True)
+    write_text_atomic(path, json.dumps(asdict(protocol), indent=1))
+
+
+def read_protocol(out: Path) -> Protocol:
+    path = out / PROTOCOL
+    if not path.exists():
+        raise ConfigError(f"{out} is not a bench directory (no {PROTOCOL})")
+    return Protocol(**json.loads(path.read_text()))

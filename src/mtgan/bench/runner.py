@@ -1,0 +1,108 @@
+"""Run a bench's trainings as separate `mtgan train` processes, `jobs` at a time.
+
+Separate processes, not threads: each training sets its own thread count and seeds, a crash
+of one does not take the others down, and an interrupted bench resumes each run from its own
+checkpoint. A run is finished when its `eval.json` is for its last step; a run with a
+checkpoint continues with `--resume`; a run directory without one starts over.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from dataclasses import dataclass
+from pathlib import Path
+
+from tqdm import tqdm
+
+from mtgan.atomic import write_text_atomic
+from mtgan.bench.plan import BenchRun, Protocol, run_overrides
+from mtgan.config import load_config
+from mtgan.errors import MtganError
+from mtgan.training.checkpoint import latest_checkpoint
+
+WALL = "bench-wall.json"  # per run: seconds its training processes took, over all attempts
+
+
+@dataclass
+class Outcome:
+    run: BenchRun
+    status: str  # "done" (finished now), "skipped" (finished before), "failed"
+    wall_s: float
+    log: Path | None = None
+
+
+def finished(run: BenchRun) -> bool:
+    """True when the run's final evaluation was written (eval.json at train.steps)."""
+    try:
+        steps = load_config(run.path / "config.yaml").train.steps
+        return json.loads((run.path / "eval.json").read_text()).get("step") == steps
+    except (OSError, ValueError, MtganError):  # missing or torn files: not finished
+        return False
+
+
+def train_command(run: BenchRun, protocol: Protocol, threads: int | None) -> list[str]:
+    base = [sys.executable, "-m", "mtgan", "train"]
+    if latest_checkpoint(run.path / "checkpoints") is not None:
+        # The run's own config.yaml already holds the protocol; --resume reads it.
+        return [*base, "--resume", str(run.path), "--quiet"]
+    return [*base, run.target, *run_overrides(protocol, run.seed, threads), "--out",
+            str(run.path), "--quiet"]  # fmt: skip
+
+
+def wall_seconds(run: BenchRun) -> float:
+    try:
+        return float(json.loads((run.path / WALL).read_text())["wall_s"])
+    except (OSError, ValueError, KeyError):
+        return 0.0
+
+
+def _execute(run: BenchRun, protocol: Protocol, threads: int | None, logs: Path) -> Outcome:
+    if finished(run):
+        return Outcome(run, "skipped", wall_seconds(run))
+    if run.path.exists() and latest_checkpoint(run.path / "checkpoints") is None:
+        shutil.rmtree(run.path)  # started but never checkpointed: nothing to keep
+    cmd = train_command(run, protocol, threads)
+    log = logs / f"{run.label}-seed{run.seed}.log"
+    log.parent.mkdir(parents=True, exist_ok=True)
+    before = wall_seconds(run)
+    t0 = time.perf_counter()
+    with log.open("a") as f:
+        f.write(f"$ {' '.join(cmd)}\n")
+        f.flush()
+        code = subprocess.call(cmd, stdout=f, stderr=subprocess.STDOUT)
+    wall = before + time.perf_counter() - t0
+    if run.path.exists():
+        write_text_atomic(run.path / WALL, json.dumps({"wall_s": wall}))
+    ok = code == 0 and finished(run)
+    return Outcome(run, "done" if ok else "failed", wall, log)
+
+
+def default_threads(jobs: int) -> int:
+    return max(1, (os.cpu_count() or 1) // jobs)
+
+
+def execute(
+    runs: list[BenchRun], protocol: Protocol, out: Path, jobs: int, quiet: bool = False
+) -> list[Outcome]:
+    """Train every unfinished run, `jobs` at a time, each with cpu_count // jobs threads unless
+    the overrides set train.threads. Returns one outcome per run, in the order given."""
+    threads = default_threads(jobs)
+    outcomes: dict[BenchRun, Outcome] = {}
+    bar = tqdm(total=len(runs), desc="bench", disable=quiet, dynamic_ncols=True)
+    with ThreadPoolExecutor(max(1, jobs)) as pool:
+        futures = {pool.submit(_execute, r, protocol, threads, out / "logs"): r for r in runs}
+        for future in as_completed(futures):
+            outcome = future.result()
+            outcomes[outcome.run] = outcome
+            bar.update(1)
+            if not quiet:
+                r = outcome.run
+                bar.write(f"{outcome.status:7s} {r.label} seed {r.seed} ({outcome.wall_s:.0f} s)")
+    bar.close()
+    return [outcomes[r] for r in runs]

@@ -1,0 +1,151 @@
+"""`mtgan bench`: presets × seeds under one protocol → table (Markdown, CSV) and HTML report.
+
+    run_bench(["independent", "pertask"], ["train.steps=2000"], seeds=[0, 1, 2], jobs=2,
+              out=Path("runs/bench"))
+
+writes into `out`: summary.md, summary.csv (one line per preset), runs.csv (one per run),
+report.html, and the runs themselves under runs/<preset>/seed<S>/.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from mtgan.atomic import write_text_atomic
+from mtgan.bench.plan import (
+    BenchRun,
+    Protocol,
+    fix_protocol,
+    plan_runs,
+    read_protocol,
+    resolve_protocol,
+)
+from mtgan.bench.runner import execute, finished, wall_seconds
+from mtgan.bench.summary import (
+    default_targets,
+    markdown_table,
+    runs_csv,
+    summarise,
+    summary_csv,
+    table_cells,
+    table_columns,
+    target_label,
+)
+from mtgan.errors import MtganError, RunError
+from mtgan.report.history import RunResult, load_result, metric_keys
+from mtgan.report.html import write_page
+from mtgan.report.pages import bench_page
+
+
+@dataclass
+class BenchOutcome:
+    markdown: str
+    out: Path
+    failed: list[BenchRun]
+
+
+def run_bench(
+    targets: list[str],
+    overrides: list[str],
+    seeds: list[int],
+    jobs: int = 1,
+    out: Path = Path("runs/bench"),
+    metrics: list[str] | None = None,
+    eval_every: int | None = None,
+    goals: dict[str, float] | None = None,
+    quiet: bool = False,
+) -> BenchOutcome:
+    """Train what is not finished yet, then write the table and the report of every run asked
+    for. Runs that fail are listed in the outcome (their logs are in out/logs)."""
+    if not targets:
+        raise MtganError("mtgan bench: name at least one preset or config file")
+    if not seeds:
+        raise MtganError("mtgan bench: --seeds needs at least one seed")
+    protocol, _ = resolve_protocol(targets, overrides, metrics, eval_every)
+    fix_protocol(out, protocol)
+    runs = plan_runs(out, targets, seeds)
+    t0 = time.perf_counter()
+    outcomes = execute(runs, protocol, out, jobs, quiet)
+    wall = time.perf_counter() - t0
+    failed = [o.run for o in outcomes if o.status == "failed"]
+    done = [r for r in runs if r not in failed]
+    if not done:
+        logs = ", ".join(str(o.log) for o in outcomes if o.log is not None)
+        raise RunError(f"every bench run failed; see the logs: {logs}")
+    markdown = write_outputs(out, done, protocol, goals, f"bench wall time {wall:.0f} s")
+    return BenchOutcome(markdown, out, failed)
+
+
+def collect(runs: list[BenchRun]) -> dict[str, list[RunResult]]:
+    groups: dict[str, list[RunResult]] = {}
+    for run in runs:
+        result = load_result(run.label, run.seed, run.path, wall_seconds(run))
+        groups.setdefault(run.label, []).append(result)
+    return groups
+
+
+def write_outputs(
+    out: Path,
+    runs: list[BenchRun],
+    protocol: Protocol,
+    goals: dict[str, float] | None = None,
+    note: str = "",
+) -> str:
+    """summary.md, summary.csv, runs.csv and report.html for the given finished runs."""
+    groups = collect(runs)
+    keys = metric_keys([r for rs in groups.values() for r in rs])
+    targets = goals if goals else default_targets(groups, keys)
+    unknown = [k for k in targets if k not in keys]
+    if unknown:
+        raise MtganError(f"--target {unknown[0]}: not a reported metric; these are: {keys}")
+    rows = summarise(groups, keys, targets)
+    notes = _notes(protocol, targets, goals is None or not goals)
+    markdown = markdown_table(rows, keys, targets)
+    write_text_atomic(out / "summary.md", markdown + "\n" + "\n".join(f"- {n}" for n in notes))
+    write_text_atomic(out / "summary.csv", summary_csv(rows, keys, targets))
+    write_text_atomic(out / "runs.csv", runs_csv(groups, keys))
+    cells = [table_cells(r, keys, targets) for r in rows]
+    subtitle = f"{out} · {len(runs)} runs · {note}".rstrip(" ·")
+    page = bench_page(groups, table_columns(keys, targets), cells, keys, notes, subtitle)
+    write_page(out / "report.html", page)
+    return markdown
+
+
+def _notes(protocol: Protocol, targets: dict[str, float], automatic: bool) -> list[str]:
+    notes = [
+        "Every preset was trained with the same overrides: "
+        + (" ".join(protocol.overrides) or "(none)")
+        + f"; metrics {', '.join(protocol.metrics)} evaluated every {protocol.eval_every} steps "
+        "and at the end (EMA generators where the preset keeps them).",
+    ]
+    for key, value in targets.items():
+        how = "the final mean of the preset that did worst" if automatic else "given by --target"
+        notes.append(
+            f"Target {target_label(key, value)} ({how}): steps and seconds spent in training "
+            "steps until the first evaluation that reached it, mean ± std over the seeds that "
+            "did (reached/total)."
+        )
+    notes.append(
+        "Stability: D/G-loss std over the last steps of each run (eval.stability_window), mean "
+        "over seeds; grad spikes: logged steps with a gradient norm above 10× its run median, and "
+        "non-finite: logged steps with NaN/inf, both summed over seeds."
+    )
+    return notes
+
+
+def report_bench_dir(out: Path) -> Path:
+    """Rebuild the table and report of a bench directory from its finished runs."""
+    protocol = read_protocol(out)
+    runs = []
+    for preset_dir in sorted(p for p in (out / "runs").glob("*") if p.is_dir()):
+        seeds = sorted(int(d.name[4:]) for d in preset_dir.glob("seed*") if d.name[4:].isdigit())
+        for seed in seeds:
+            run = BenchRun(preset_dir.name, preset_dir.name, seed, preset_dir / f"seed{seed}")
+            if finished(run):
+                runs.append(run)
+    if not runs:
+        raise RunError(f"{out}: no finished runs to report")
+    write_outputs(out, runs, protocol)
+    return out / "report.html"

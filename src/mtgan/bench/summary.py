@@ -1,0 +1,176 @@
+"""From finished run directories to a bench table: mean ± std over seeds per metric, steps and
+training seconds to reach a target value, and training-stability statistics.
+
+Everything is read from what a run writes anyway (eval.json, metrics.jsonl), so a table can be
+rebuilt at any time from the directories alone.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+import statistics
+from dataclasses import dataclass, field
+from typing import Any
+
+from mtgan.report.history import STABILITY_COLUMNS, RunResult
+
+# Metrics where smaller is better; every other reported metric is better when larger.
+LOWER_IS_BETTER = frozenset({"fid", "fid_pooled", "fid_per_class", "kid", "rkl"})
+
+
+def better(key: str, a: float, b: float) -> bool:
+    """a at least as good as b for metric `key`."""
+    return a <= b if key in LOWER_IS_BETTER else a >= b
+
+
+def reached(result: RunResult, key: str, target: float) -> tuple[int, float] | None:
+    """(step, training seconds) of the first evaluation at which `key` was at least as good as
+    `target`, or None if it never was."""
+    for step, value in result.curves.get(key, []):
+        if math.isfinite(value) and better(key, value, target):
+            return step, result.seconds_at.get(step, math.nan)
+    return None
+
+
+def _stats(values: list[float]) -> tuple[float, float]:
+    finite = [v for v in values if math.isfinite(v)]
+    if not finite:
+        return math.nan, math.nan
+    return statistics.fmean(finite), statistics.stdev(finite) if len(finite) > 1 else 0.0
+
+
+@dataclass
+class Row:
+    """One preset's line of the table."""
+
+    label: str
+    seeds: list[int]
+    steps: int
+    metrics: dict[str, list[float]] = field(default_factory=dict)  # key → value per seed
+    reach: dict[str, list[tuple[int, float] | None]] = field(default_factory=dict)
+    stability: dict[str, list[float]] = field(default_factory=dict)
+    train_s: list[float] = field(default_factory=list)
+    wall_s: list[float] = field(default_factory=list)
+
+
+def default_targets(groups: dict[str, list[RunResult]], keys: list[str]) -> dict[str, float]:
+    """For the headline metric: the final mean of the preset that did worst, i.e. the level
+    every preset reached on average, so "time to target" compares how fast each got there."""
+    if not keys:
+        return {}
+    key = keys[0]
+    means = [_stats([r.final.get(key, math.nan) for r in g])[0] for g in groups.values()]
+    means = [m for m in means if math.isfinite(m)]
+    if not means:
+        return {}
+    worst = max(means) if key in LOWER_IS_BETTER else min(means)
+    return {key: worst}
+
+
+def summarise(
+    groups: dict[str, list[RunResult]], keys: list[str], targets: dict[str, float]
+) -> list[Row]:
+    rows = []
+    for label, results in groups.items():
+        row = Row(label, [r.seed for r in results], max(r.steps for r in results))
+        for key in keys:
+            row.metrics[key] = [float(r.final.get(key, math.nan)) for r in results]
+        for key, target in targets.items():
+            row.reach[key] = [reached(r, key, target) for r in results]
+        for key in STABILITY_COLUMNS:
+            row.stability[key] = [float(r.final.get(key, math.nan)) for r in results]
+        row.train_s = [r.train_seconds for r in results]
+        row.wall_s = [r.wall_s for r in results]
+        rows.append(row)
+    return rows
+
+
+def _fmt(value: float) -> str:
+    if not math.isfinite(value):
+        return "—"
+    return f"{value:.4g}" if abs(value) < 1e5 else f"{value:.3e}"
+
+
+def _mean_std(values: list[float]) -> str:
+    mean, std = _stats(values)
+    return "—" if not math.isfinite(mean) else f"{_fmt(mean)} ± {std:.2g}"
+
+
+def _reach_cell(hits: list[tuple[int, float] | None], which: int) -> str:
+    got = [h[which] for h in hits if h is not None]
+    if not got:
+        return f"never (0/{len(hits)})"
+    return f"{_mean_std([float(g) for g in got])} ({len(got)}/{len(hits)})"
+
+
+def target_label(key: str, target: float) -> str:
+    return f"{key} {'≤' if key in LOWER_IS_BETTER else '≥'} {_fmt(target)}"
+
+
+def table_columns(keys: list[str], targets: dict[str, float]) -> list[str]:
+    cols = ["preset", "seeds", "steps", *keys]
+    for key, target in targets.items():
+        cols += [f"steps to {target_label(key, target)}", f"train s to {target_label(key, target)}"]
+    return cols + list(STABILITY_COLUMNS.values()) + ["train s/run", "wall s/run"]
+
+
+def table_cells(row: Row, keys: list[str], targets: dict[str, float]) -> list[str]:
+    """One row of the Markdown/HTML table (mean ± std over seeds; stability counts summed)."""
+    cells = [row.label, str(len(row.seeds)), str(row.steps)]
+    cells += [_mean_std(row.metrics[k]) for k in keys]
+    for key in targets:
+        cells += [_reach_cell(row.reach[key], 0), _reach_cell(row.reach[key], 1)]
+    for key, values in row.stability.items():
+        if key in ("diverged", "nonfinite"):
+            finite = [v for v in values if math.isfinite(v)]
+            cells.append(str(int(sum(finite))) if finite else "—")
+        else:
+            cells.append(_mean_std(values))
+    cells += [_mean_std(row.train_s), _mean_std(row.wall_s)]
+    return cells
+
+
+def markdown_table(rows: list[Row], keys: list[str], targets: dict[str, float]) -> str:
+    cols = table_columns(keys, targets)
+    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    lines += ["| " + " | ".join(table_cells(r, keys, targets)) + " |" for r in rows]
+    return "\n".join(lines) + "\n"
+
+
+def summary_csv(rows: list[Row], keys: list[str], targets: dict[str, float]) -> str:
+    """One line per preset: mean and std of each metric, time to target, stability."""
+    buf = io.StringIO()
+    writer = csv.writer(buf)
+    header = ["preset", "seeds", "steps"]
+    for key in [*keys, *STABILITY_COLUMNS, "train_s", "wall_s"]:
+        header += [f"{key}_mean", f"{key}_std"]
+    for key in targets:
+        header += [f"{key}_target", f"{key}_reached", f"{key}_steps_mean", f"{key}_seconds_mean"]
+    writer.writerow(header)
+    for row in rows:
+        line: list[Any] = [row.label, len(row.seeds), row.steps]
+        series = [*(row.metrics[k] for k in keys), *row.stability.values(), row.train_s,
+                  row.wall_s]  # fmt: skip
+        for values in series:
+            line += list(_stats(values))
+        for key, target in targets.items():
+            hits = [h for h in row.reach[key] if h is not None]
+            line += [target, len(hits), _stats([float(h[0]) for h in hits])[0],
+                     _stats([h[1] for h in hits])[0]]  # fmt: skip
+        writer.writerow(line)
+    return buf.getvalue()
+
+
+def runs_csv(groups: dict[str, list[RunResult]], keys: list[str]) -> str:
+    """One line per run: its final metrics, stability statistics and times."""
+    buf = io.StringIO()
+    writer = csv.writer(buf)
+    writer.writerow(["preset", "seed", "steps", *keys, *STABILITY_COLUMNS, "train_s", "wall_s",
+                     "path"])  # fmt: skip
+    for results in groups.values():
+        for r in results:
+            values = [r.final.get(k, math.nan) for k in [*keys, *STABILITY_COLUMNS]]
+            writer.writerow([r.label, r.seed, r.steps, *values, r.train_seconds, r.wall_s, r.path])
+    return buf.getvalue()

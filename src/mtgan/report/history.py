@@ -1,0 +1,81 @@
+"""What a finished run directory recorded, read back for tables and reports: the final
+evaluation, each metric's curve over the evaluations, the training records and the time."""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from mtgan.training.rundir import RunDir
+
+_META = frozenset({"step", "ema", "features", "n", "kid_std"})
+# Stability statistics shown in the table (from the `stability` metric), and their headers.
+STABILITY_COLUMNS = {
+    "d/loss_std": "D-loss std",
+    "g/loss_std": "G-loss std",
+    "diverged": "grad spikes",
+    "nonfinite": "non-finite",
+}
+
+
+def metric_keys(results: list[RunResult]) -> list[str]:
+    """Headline metrics in first-seen order: eval.json's numbers that are neither per-task
+    values (`fid/task3`), bookkeeping nor stability statistics."""
+    keys: dict[str, None] = {}
+    for r in results:
+        for key, value in r.final.items():
+            if "/" in key or key in _META or key in STABILITY_COLUMNS or not is_number(value):
+                continue
+            keys.setdefault(key)
+    return list(keys)
+
+
+def is_number(value: object) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+@dataclass
+class RunResult:
+    """What a table needs of one finished run."""
+
+    label: str
+    seed: int
+    path: Path
+    final: dict[str, float]  # eval.json's numbers, per-task values included
+    curves: dict[str, list[tuple[int, float]]]  # metric → (step, value) at each evaluation
+    train: list[dict[str, Any]]  # training records of metrics.jsonl (losses, gradient norms)
+    seconds_at: dict[int, float]  # evaluation step → training seconds until then
+    wall_s: float = 0.0
+
+    @property
+    def steps(self) -> int:
+        last = max((int(r.get("step", 0)) for r in self.train), default=0)
+        return int(self.final.get("step", last))
+
+    @property
+    def train_seconds(self) -> float:
+        """Seconds spent in training steps, over the whole run (resumes included)."""
+        logged = [r["train_seconds"] for r in self.train if is_number(r.get("train_seconds"))]
+        return max([*self.seconds_at.values(), *logged], default=math.nan)
+
+
+def load_result(label: str, seed: int, path: Path, wall_s: float = 0.0) -> RunResult:
+    """Read a run directory; `final` is empty when it has no final evaluation (yet)."""
+    run = RunDir(path)
+    eval_path = path / "eval.json"
+    final = json.loads(eval_path.read_text()) if eval_path.exists() else {}
+    curves: dict[str, list[tuple[int, float]]] = {}
+    train, seconds_at = [], {}
+    for record in run.read_metrics():
+        step = int(record.get("step", 0))
+        if any(k.startswith("eval/") for k in record):
+            seconds_at[step] = float(record.get("train_seconds", math.nan))
+            for key, value in record.items():
+                if key.startswith("eval/") and is_number(value):
+                    curves.setdefault(key[5:], []).append((step, float(value)))
+        elif "event" not in record:
+            train.append(record)
+    return RunResult(label, seed, path, final, curves, train, seconds_at, wall_s)

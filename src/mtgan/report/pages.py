@@ -1,0 +1,111 @@
+"""The two report pages: one run (`mtgan report RUN_DIR`) and a bench of presets × seeds
+(`mtgan bench`): tables, metric / loss / gradient-norm curves and sample grids."""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Sequence
+from pathlib import Path
+
+from mtgan.report import html
+from mtgan.report.curves import GRAD_KEYS, LOSS_KEYS, eval_series, plot_panels, train_series
+from mtgan.report.history import STABILITY_COLUMNS, RunResult, is_number, metric_keys
+
+_SAMPLE = re.compile(r"step-(\d+)-all\.png$")
+_TERM = re.compile(r"^[a-z]+/[a-z_]+$")  # a phase's total or per-term mean: "g/classes"
+
+
+def sample_overviews(run: Path) -> list[tuple[int, Path]]:
+    """(step, path) of every all-tasks sample overview the run wrote, by step."""
+    found = [(int(m.group(1)), p) for p in (run / "samples").glob("step-*-all.png")
+             if (m := _SAMPLE.search(p.name))]  # fmt: skip
+    return sorted(found)
+
+
+def _curve_sections(groups: dict[str, list[RunResult]], keys: Sequence[str]) -> list[html.Section]:
+    sections = []
+    metric_png = plot_panels(groups, [(k, eval_series(k)) for k in keys])
+    if metric_png is not None:
+        body = html.image(metric_png, "metric curves")
+        sections.append(html.Section("Metrics over training", body))
+    results = [r for rs in groups.values() for r in rs]
+    terms = sorted({k for r in results for rec in r.train for k in rec if _TERM.match(k)})
+    loss_keys = [*LOSS_KEYS, *(k for k in terms if k not in (*LOSS_KEYS, *GRAD_KEYS))]
+    loss_png = plot_panels(groups, [(k, train_series(k)) for k in loss_keys])
+    if loss_png is not None:
+        note = html.paragraph("Running mean over 5 logged steps; thin lines are single seeds.")
+        sections.append(html.Section("Losses", html.image(loss_png, "loss curves") + note))
+    grad_png = plot_panels(groups, [(k, train_series(k)) for k in GRAD_KEYS], log_scale=True)
+    if grad_png is not None:
+        sections.append(html.Section("Gradient norms", html.image(grad_png, "gradient norms")))
+    return sections
+
+
+def _fmt(value: object) -> str:
+    if not is_number(value):
+        return str(value)
+    v = float(value)  # type: ignore[arg-type]
+    return f"{v:.4g}" if math.isfinite(v) else str(v)
+
+
+def run_page(result: RunResult, config_text: str, task_names: Sequence[str]) -> str:
+    """The report of a single run directory."""
+    final, keys = result.final, metric_keys([result])
+    sections = []
+    if final:
+        rows = [[k, _fmt(final[k])] for k in keys]
+        rows += [[label, _fmt(final[k])] for k, label in STABILITY_COLUMNS.items() if k in final]
+        body = html.table(["metric", "value"], rows)
+        per_task = [k for k in keys if any(f"{k}/task{t}" in final for t in range(len(task_names)))]
+        if per_task and len(task_names) > 1:
+            task_rows = [
+                [name, *(_fmt(final.get(f"{k}/task{t}", "—")) for k in per_task)]
+                for t, name in enumerate(task_names)
+            ]
+            body += html.table(["task", *per_task], task_rows)
+        ema = "EMA generators" if final.get("ema") else "raw generators"
+        where = f"At step {final.get('step')}, {ema}, features {final.get('features')}"
+        body += html.paragraph(where)
+        sections.append(html.Section("Final evaluation", body))
+    else:
+        sections.append(html.Section("Final evaluation", html.paragraph("No eval.json yet.")))
+    sections += _curve_sections({result.label: [result]}, keys)
+    overviews = sample_overviews(result.path)
+    if overviews:
+        # The first, a middle and the last sample overview: how the samples developed.
+        picks = sorted({0, len(overviews) // 2, len(overviews) - 1})
+        figures = "".join(
+            html.image_file(overviews[i][1], f"step {overviews[i][0]}", width=420) for i in picks
+        )
+        sections.append(html.Section("Samples (fixed noise, one row per task)", figures))
+    sections.append(html.Section("Configuration", html.preformatted(config_text, "config.yaml")))
+    subtitle = f"{result.path} · {result.steps} steps"
+    if math.isfinite(result.train_seconds):
+        subtitle += f" · {result.train_seconds:.0f} s in training steps"
+    return html.page(f"mtgan run: {result.label}", subtitle, sections)
+
+
+def bench_page(
+    groups: dict[str, list[RunResult]],
+    columns: Sequence[str],
+    cells: Sequence[Sequence[str]],
+    keys: Sequence[str],
+    notes: Sequence[str],
+    subtitle: str,
+) -> str:
+    """The report of a bench: its table (columns, cells already formatted), notes on how to read
+    it, curves of every preset (all seeds, mean ± std band) and each preset's samples."""
+    body = html.table(columns, cells) + "".join(html.paragraph(n) for n in notes)
+    sections = [html.Section("Results (mean ± std over seeds)", body)]
+    sections += _curve_sections(groups, keys)
+    figures = []
+    for label, results in groups.items():
+        overviews = sample_overviews(results[0].path)
+        if overviews:
+            step, path = overviews[-1]
+            caption = f"{label} · seed {results[0].seed} · step {step}"
+            figures.append(html.image_file(path, caption, width=420))
+    if figures:
+        sections.append(html.Section("Samples (last step, first seed)", "".join(figures)))
+    return html.page("mtgan bench", subtitle, sections)
