@@ -1,0 +1,80 @@
+"""`mtgan bench` end to end on tiny real runs: tables, report, skipping and resuming."""
+
+from __future__ import annotations
+
+import csv
+import json
+
+import pytest
+
+from mtgan.bench import run_bench
+from mtgan.bench.plan import resolve_protocol
+from mtgan.cli import main
+from mtgan.errors import ConfigError, RunError
+
+
+@pytest.fixture
+def overrides(tiny: list[str]) -> list[str]:
+    # Each preset keeps its own sharing; everything else is tiny.
+    return [o for o in tiny if not o.startswith("model.share")] + ["eval.n=30"]
+
+
+def test_protocol_takes_the_metrics_every_preset_supports(overrides):
+    protocol, configs = resolve_protocol(["pertask", "gan-2d"], [], None, None)
+    assert protocol.metrics == ["stability"]  # digits and 2D points share no quality metric
+    protocol, _ = resolve_protocol(["pertask", "independent"], overrides, None, None)
+    assert protocol.metrics == ["fid", "accuracy", "stability"]
+    assert protocol.eval_every == 1  # 6 steps // 10 evaluations, at least 1
+    with pytest.raises(ConfigError, match="model.g_hiden"):
+        resolve_protocol(["pertask"], ["model.g_hiden=[4]"], None, None)
+
+
+def test_bench_writes_tables_and_report_then_skips_finished_runs(tmp_path, overrides):
+    out = tmp_path / "bench"
+    first = run_bench(["pertask", "independent"], overrides, [0], jobs=2, out=out,
+                      eval_every=3, quiet=True)  # fmt: skip
+    assert not first.failed
+    lines = first.markdown.splitlines()
+    assert lines[0].startswith("| preset | seeds | steps | fid | fid_pooled | accuracy")
+    assert [line.split("|")[1].strip() for line in lines[2:]] == ["pertask", "independent"]
+    record = [json.loads(x) for x in (out / "runs/pertask/seed0/metrics.jsonl").open()]
+    assert [r["step"] for r in record if "eval/fid" in r] == [3, 6]
+    page = (out / "report.html").read_text()
+    assert page.count("data:image/png;base64,") >= 5  # metrics, losses, norms, 2 sample grids
+    assert "pertask" in page and "independent" in page
+
+    log = out / "logs/pertask-seed0.log"
+    size = log.stat().st_size
+    again = run_bench(["pertask"], overrides, [0, 1], out=out, eval_every=3, quiet=True)
+    assert log.stat().st_size == size  # finished: not trained again
+    assert again.markdown.splitlines()[2].split("|")[2].strip() == "2"
+    with (out / "runs.csv").open() as f:
+        runs = list(csv.DictReader(f))
+    assert [(r["preset"], r["seed"]) for r in runs] == [("pertask", "0"), ("pertask", "1")]
+    assert all(float(r["fid"]) > 0 and float(r["train_s"]) > 0 for r in runs)
+    assert runs[0]["fid"] != runs[1]["fid"]  # two seeds, two different runs
+
+    with pytest.raises(ConfigError, match="train.lr_g"):
+        run_bench(["pertask"], [*overrides, "train.lr_g=1e-3"], [0], out=out, quiet=True)
+
+
+def test_an_interrupted_bench_resumes_its_runs(tmp_path, overrides, monkeypatch):
+    out = tmp_path / "bench"
+    monkeypatch.setenv("MTGAN_TEST_FAULT", "exit:0:4")  # every run dies at step 4
+    with pytest.raises(RunError, match="every bench run failed"):
+        run_bench(["pertask"], overrides, [0], out=out, eval_every=3, quiet=True)
+    run = out / "runs/pertask/seed0"
+    assert (run / "checkpoints/step-0000003").exists() and not (run / "eval.json").exists()
+    monkeypatch.delenv("MTGAN_TEST_FAULT")
+    done = run_bench(["pertask"], overrides, [0], out=out, eval_every=3, quiet=True)
+    assert not done.failed
+    assert "--resume" in (out / "logs/pertask-seed0.log").read_text()
+    records = [json.loads(x) for x in (run / "metrics.jsonl").open()]
+    assert [r["step"] for r in records if "eval/fid" in r] == [3, 6]
+
+
+def test_cli_bench_reports_a_wrong_target(tmp_path, overrides, capsys):
+    code = main(["bench", "pertask", *overrides, "--seeds", "1", "--out", str(tmp_path / "b"),
+                 "--target", "fid=abc", "--quiet"])  # fmt: skip
+    assert code == 2
+    assert "--target fid=abc" in capsys.readouterr().err
