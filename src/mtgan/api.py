@@ -315,7 +315,8 @@ def default_metrics(config: ExperimentConfig) -> list[str]:
     if mixture_name(config) is not None:
         return ["modes", "fid", "prdc", "stability"]
     names = ["fid", "kid", "prdc", "stability"]
-    if config.data.tasks != "single" and config.data.path is None:
+    classes = config.data.tasks != "single" or config.model.conditional
+    if classes and config.data.path is None:
         names.insert(2, "accuracy")
     if len(config.data.domains) > 1:
         names.append("agreement")
