@@ -41,6 +41,9 @@ def test_bench_writes_tables_and_report_then_skips_finished_runs(tmp_path, overr
     assert [r["step"] for r in record if "eval/fid" in r] == [3, 6]
     page = (out / "report.html").read_text()
     assert page.count("data:image/png;base64,") >= 5  # metrics, losses, norms, 2 sample grids
+    assert sorted(p.name for p in (out / "figures").iterdir()) == [
+        "grad_norms.png", "losses.png", "metrics.png"
+    ]  # fmt: skip
     assert "pertask" in page and "independent" in page
 
     log = out / "logs/pertask-seed0.log"

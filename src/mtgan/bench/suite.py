@@ -4,7 +4,8 @@
               out=Path("runs/bench"))
 
 writes into `out`: summary.md, summary.csv (one line per preset), runs.csv (one per run),
-report.html, and the runs themselves under runs/<preset>/seed<S>/.
+report.html, figures/*.png (the report's curves, for papers and READMEs) and the runs
+themselves under runs/<preset>/seed<S>/.
 """
 
 from __future__ import annotations
@@ -108,7 +109,8 @@ def write_outputs(
     write_text_atomic(out / "runs.csv", runs_csv(groups, keys))
     cells = [table_cells(r, keys, targets) for r in rows]
     subtitle = f"{out} · {len(runs)} runs · {note}".rstrip(" ·")
-    page = bench_page(groups, table_columns(keys, targets), cells, keys, notes, subtitle)
+    columns = table_columns(keys, targets)
+    page = bench_page(groups, columns, cells, keys, notes, subtitle, out / "figures")
     write_page(out / "report.html", page)
     return markdown
 

@@ -8,6 +8,7 @@ import re
 from collections.abc import Sequence
 from pathlib import Path
 
+from mtgan.atomic import write_atomic
 from mtgan.report import html
 from mtgan.report.curves import GRAD_KEYS, LOSS_KEYS, eval_series, plot_panels, train_series
 from mtgan.report.history import STABILITY_COLUMNS, RunResult, is_number, metric_keys
@@ -23,7 +24,10 @@ def sample_overviews(run: Path) -> list[tuple[int, Path]]:
     return sorted(found)
 
 
-def _curve_sections(groups: dict[str, list[RunResult]], keys: Sequence[str]) -> list[html.Section]:
+def _curve_sections(
+    groups: dict[str, list[RunResult]], keys: Sequence[str], figures: Path | None = None
+) -> list[html.Section]:
+    """Metric, loss and gradient-norm figures; also written as PNG files into `figures`."""
     sections = []
     metric_png = plot_panels(groups, [(k, eval_series(k)) for k in keys])
     if metric_png is not None:
@@ -39,6 +43,11 @@ def _curve_sections(groups: dict[str, list[RunResult]], keys: Sequence[str]) -> 
     grad_png = plot_panels(groups, [(k, train_series(k)) for k in GRAD_KEYS], log_scale=True)
     if grad_png is not None:
         sections.append(html.Section("Gradient norms", html.image(grad_png, "gradient norms")))
+    if figures is not None:
+        named = {"metrics": metric_png, "losses": loss_png, "grad_norms": grad_png}
+        for name, png in named.items():
+            if png is not None:
+                write_atomic(figures / f"{name}.png", lambda tmp, png=png: tmp.write_bytes(png))
     return sections
 
 
@@ -93,19 +102,20 @@ def bench_page(
     keys: Sequence[str],
     notes: Sequence[str],
     subtitle: str,
+    figures: Path | None = None,
 ) -> str:
     """The report of a bench: its table (columns, cells already formatted), notes on how to read
     it, curves of every preset (all seeds, mean ± std band) and each preset's samples."""
     body = html.table(columns, cells) + "".join(html.paragraph(n) for n in notes)
     sections = [html.Section("Results (mean ± std over seeds)", body)]
-    sections += _curve_sections(groups, keys)
-    figures = []
+    sections += _curve_sections(groups, keys, figures)
+    samples = []
     for label, results in groups.items():
         overviews = sample_overviews(results[0].path)
         if overviews:
             step, path = overviews[-1]
             caption = f"{label} · seed {results[0].seed} · step {step}"
-            figures.append(html.image_file(path, caption, width=420))
-    if figures:
-        sections.append(html.Section("Samples (last step, first seed)", "".join(figures)))
+            samples.append(html.image_file(path, caption, width=420))
+    if samples:
+        sections.append(html.Section("Samples (last step, first seed)", "".join(samples)))
     return html.page("mtgan bench", subtitle, sections)
