@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# Our published answer to "does sharing help?", in parts that each fit a session:
+#
+#   bash benchmarks/claims/run.sh digits|grid25|ring8|cogan|all [--seeds N]
+#
+# Each part is one `mtgan bench` (3 seeds, 2 runs side by side, cores/2 threads each) into
+# runs/claims/<part>; an interrupted part resumes where it stopped when run again. The table,
+# notes and curves are then copied into benchmarks/claims/<part>/ for the repository.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+part=${1:?"usage: run.sh digits|grid25|ring8|cogan|all [--seeds N]"}
+shift
+seeds=(--seeds 3)
+[[ $# -gt 0 ]] && seeds=("$@")
+
+bench() {  # name, then mtgan bench arguments
+    local name=$1
+    shift
+    local start=$SECONDS
+    mtgan bench "$@" "${seeds[@]}" --jobs 2 --out "runs/claims/$name" --quiet
+    mkdir -p "benchmarks/claims/$name"
+    cp "runs/claims/$name/summary.md" "runs/claims/$name/summary.csv" "benchmarks/claims/$name/"
+    cp "runs/claims/$name/figures/"*.png "benchmarks/claims/$name/"
+    echo "$name: $((SECONDS - start)) s wall (this invocation)" | tee -a "benchmarks/claims/$name/wall.txt"
+}
+
+case $part in
+    # (a) sharing vs not on the bundled digits: the same 3,000 steps for every preset
+    digits) bench digits independent pertask seed acgan train.steps=3000 ;;
+    # (b) one generator vs several / several discriminators on the 2D mixtures (PacGAN protocol)
+    grid25) bench grid25 gan-2d mgan-2d gman-2d madgan-2d data.name=grid25 ;;
+    ring8) bench ring8 gan-2d mgan-2d gman-2d madgan-2d data.name=ring8 ;;
+    # (c) the coupled pair
+    cogan) bench cogan cogan-edges cogan-negative ;;
+    all) for p in digits grid25 ring8 cogan; do "$0" "$p" "${seeds[@]}"; done ;;
+    *) echo "unknown part $part" >&2; exit 2 ;;
+esac
