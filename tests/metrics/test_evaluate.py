@@ -126,3 +126,40 @@ def test_a_user_module_supplies_the_features(tmp_path, tiny):
     module = nn.Sequential(nn.Flatten(), nn.Linear(784, 8))
     result = run.evaluate(["fid"], extractor=ModuleFeatures(module, "tiny-linear"))
     assert result["features"] == "tiny-linear" and result["fid"] >= 0
+
+
+def test_per_class_fid_of_a_conditional_model_checks_the_class_it_was_asked_for(tiny):
+    """An oracle that returns real images of the class asked for scores near zero per class;
+    one that returns the next class's images scores far worse, though pooled FID barely moves."""
+    overrides = [*tiny, *RAW, "data.tasks=single", "data.limit=300", "model.conditional=true"]
+    trainer = Trainer(load_config("acgan", overrides))
+    data = trainer.data
+    images = data.to_display(data.task(0)).cpu()
+    labels = data.task_labels(0).cpu()
+    classes = labels.unique().tolist()
+    by_class = {c: images[labels == c] for c in classes}
+
+    def oracle(shift: int):
+        def generate(z, labels):
+            n = len(classes)
+            wanted = [classes[(classes.index(c) + shift) % n] for c in labels[0].tolist()]
+            picks = [by_class[c][i % len(by_class[c])] for i, c in enumerate(wanted)]
+            return torch.stack(picks).unsqueeze(0)
+
+        return generate
+
+    from torch import nn
+
+    from mtgan.metrics import ModuleFeatures
+
+    torch.manual_seed(0)  # a random projection to 16 features: fast, and tells digits apart
+    features = ModuleFeatures(nn.Sequential(nn.Flatten(), nn.Linear(784, 16)), "projection")
+    scores = {}
+    for shift in (0, 1):
+        ctx = EvalContext(data, trainer.config.eval, oracle(shift), 8, [0], num_classes=10,
+                          extractor=features)  # fmt: skip
+        scores[shift] = evaluate(ctx, ["fid"])
+    right, wrong = scores[0], scores[1]
+    assert {f"fid_per_class/class{i}" for i in range(len(classes))} <= right.keys()
+    assert right["fid_per_class"] < 0.5 * wrong["fid_per_class"]
+    assert wrong["fid"] == pytest.approx(right["fid"], rel=0.3)  # same images, other classes
