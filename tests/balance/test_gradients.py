@@ -156,7 +156,7 @@ def test_tape_jacobian_equals_the_exact_one_at_the_shared_linear_layers(tiny, pr
     trainer = Trainer(load_config(preset, overrides))
     checked = 0
     for phase in trainer.phases:
-        if phase.tape is None and phase.jacobian is None:
+        if phase.source is None or phase.source.__class__.__name__ == "ParameterJacobian":
             continue
         checked += 1
         for p in trainer.phases:
@@ -169,21 +169,77 @@ def test_tape_jacobian_equals_the_exact_one_at_the_shared_linear_layers(tiny, pr
         ctx = StepContext(m, real, z, 0, trainer.noise_rng, labels)
         losses = phase.losses(ctx)
         per_term = [t.reshape(-1).float() for t in losses.values()]
+        source = phase.source
+        exact = jacobian_at(source.params)(per_term)
+        fast = source.jacobian(per_term)
         if phase.tape is not None:
-            fast = phase.tape.jacobian(per_term)
-            params = [q for layer in phase.tape.layers for q in (layer.weight, layer.bias)]
-            exact = jacobian_at(params)(per_term)
-        else:  # disjoint networks: compare Gram matrices (the layouts differ)
-            fast = phase.jacobian(per_term)
-            exact = jacobian_at(phase.params)(per_term)
-            fast, exact = fast @ fast.T, exact @ exact.T
-        torch.testing.assert_close(fast, exact, atol=1e-5, rtol=1e-4)
+            torch.testing.assert_close(fast, exact, atol=1e-5, rtol=1e-4)
+        # the Gram matrix, which most balancers read, is the same whatever the layout
+        torch.testing.assert_close(source.gram(per_term), exact @ exact.T, atol=1e-5, rtol=1e-4)
+        torch.testing.assert_close(fast @ fast.T, exact @ exact.T, atol=1e-5, rtol=1e-4)
         assert fast.abs().sum() > 0
         for p in trainer.phases:
             p.end_step()
-    # both phases take a cheap exact Jacobian, except GMAN's generator: its batch norm mixes
-    # the rows of the five discriminators' slices, so it takes the batched exact one
-    assert checked == (1 if preset == "gman" else 2)
+    assert checked == 2
+
+
+def test_gman_generator_splits_its_gradients_below_the_pooled_batch_norm(tiny):
+    # Its batch norm pools the rows of all four discriminators' slices: the blocks up to the
+    # last one take a batched backward from their output, the last linear layer the tape.
+    overrides = [*tiny, "balance.g=mgda", "balance.g_options={}", "model.discriminators=4"]
+    trainer = Trainer(load_config("gman", [*overrides, "data.tasks=single"]))
+    g_phase = next(p for p in trainer.phases if p.name == "g")
+    assert g_phase.tape is not None
+    blocks = trainer.model.generator.blocks
+    assert g_phase.tape.layers == [blocks[-1].affine]
+    assert {id(p) for p in g_phase.tape.params} == {id(p) for p in g_phase.params}
+
+
+@pytest.mark.parametrize("name", ["mgda", "pcgrad", "imtl-g"])
+def test_a_complete_source_hands_the_phase_the_gradient_of_the_weighted_sum(tiny, name):
+    # GMAN: the generator's tape and the discriminators' disjoint source cover every parameter
+    # their phase updates, so the phase's backward pass reuses their gradients
+    overrides = [*tiny, f"balance.g={name}", f"balance.d={name}", "balance.g_options={}"]
+    overrides += ["data.tasks=single", "model.share.discriminator=none", "model.discriminators=4"]
+    trainer = Trainer(load_config("gman", overrides))
+    from mtgan.training.context import StepContext
+
+    for phase in trainer.phases:
+        assert phase.source is not None and phase.source.complete
+        for p in trainer.phases:
+            p.begin_step()
+        real, labels = trainer.data.sample_labelled(8, trainer.data_rng)
+        m = trainer.model
+        z = torch.randn(m.num_generators, trainer.per_generator, m.z_dim)
+        losses = phase.losses(StepContext(m, real, z, 0, trainer.noise_rng, labels))
+        fast = phase.gradients(phase.loss(losses))
+        alpha = torch.tensor(list(phase.balancer.last_weights.values()))
+        weighted = torch.cat([t.weight * losses[t.name].reshape(-1) for t in phase.terms])
+        exact = torch.autograd.grad((alpha * weighted).sum(), phase.params, allow_unused=True)
+        for f, e, p in zip(fast, exact, phase.params):
+            torch.testing.assert_close(f, torch.zeros_like(p) if e is None else e)
+        for p in trainer.phases:
+            p.end_step()
+
+
+def test_gram_based_methods_match_their_gradient_forms():
+    # PCGrad and IMTL-G as written on the gradients themselves, against the Gram-only versions
+    torch.manual_seed(0)
+    for m in (2, 3, 5):
+        g = torch.randn(m, 6, dtype=torch.float64)
+        u = g / g.norm(dim=1, keepdim=True)
+        d, uu = g[:1] - g[1:], u[:1] - u[1:]
+        rest = g[:1] @ uu.T @ torch.linalg.pinv(d @ uu.T)
+        imtl = m * torch.cat([1 - rest.sum(1), rest[0]])
+        assert _alphas("imtl-g", g.tolist()).double() == pytest.approx(imtl.tolist(), abs=1e-4)
+        projected = g.clone()  # PCGrad with the order its seeded generator draws
+        order = torch.Generator().manual_seed(0)
+        for i in range(m):
+            for j in torch.randperm(m, generator=order).tolist():
+                if j != i and projected[i] @ g[j] < 0:
+                    projected[i] -= (projected[i] @ g[j]) / (g[j] @ g[j]) * g[j]
+        pcgrad = _alphas("pcgrad", g.tolist()).double() @ g
+        torch.testing.assert_close(pcgrad, projected.sum(0), atol=1e-4, rtol=1e-4)
 
 
 def test_penalties_take_the_exact_jacobian(tiny):

@@ -10,9 +10,9 @@ from mtgan.balance.gradients import (
     GradNorm,
     NashMTL,
     PCGrad,
-    jacobian_at,
     min_norm_weights,
 )
+from mtgan.balance.sources import jacobian_at
 from mtgan.balance.weighting import (
     FAMO,
     DynamicWeightAverage,

@@ -17,7 +17,7 @@ the matching combination at every task-own parameter. α is scaled so that plain
 
 from __future__ import annotations
 
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
 import torch
@@ -25,75 +25,9 @@ from scipy.optimize import minimize
 from torch import Tensor
 
 from mtgan.balance.base import Balancer, SeededDraws, register
+from mtgan.balance.sources import GradientSource, linearised
 from mtgan.balance.weighting import EPS, _number, flatten, positive
 from mtgan.errors import ConfigError
-
-class GradientSource(Protocol):
-    """Per-objective gradients for one phase step. The objectives are each term's weighted
-    per-task losses [(n_t,), ...], concatenated (m = Σ n_t); both results are detached."""
-
-    def gram(self, per_term: list[Tensor]) -> Tensor:
-        """G = J Jᵀ: (m, m), all that most methods need."""
-        ...
-
-    def jacobian(self, per_term: list[Tensor]) -> Tensor:
-        """J: (m, P), for the few weightings that read the gradients themselves."""
-        ...
-
-
-class ParameterJacobian:
-    """Per-objective gradients w.r.t. `params`, flattened: one vmapped backward pass, with a
-    loop over objectives as the fallback for operations vmap cannot batch. Exact for any
-    objectives; it costs m backward passes (batched) through everything the objectives read."""
-
-    def __init__(self, params: list[torch.nn.Parameter]):
-        self.params = params
-
-    def __call__(self, per_term: list[Tensor]) -> Tensor:
-        return self.jacobian(per_term)
-
-    def gram(self, per_term: list[Tensor]) -> Tensor:
-        j = self.jacobian(per_term)
-        return j @ j.T
-
-    def jacobian(self, per_term: list[Tensor]) -> Tensor:
-        values = torch.cat([t.reshape(-1) for t in per_term])
-        eye = torch.eye(values.numel(), device=values.device, dtype=values.dtype)
-        grads = batched_grad([values], self.params, [eye])
-        return torch.cat([g.reshape(g.shape[0], -1) for g in grads], dim=1).detach().float()
-
-
-def batched_grad(outputs: list[Tensor], inputs: list[Tensor], cotangents: list[Tensor]):
-    """m vector–Jacobian products at once: cotangents [(m, *output.shape), ...] → gradients
-    [(m, *input.shape), ...] (zeros where unused). One vmapped backward pass; a loop over the
-    m rows where vmap cannot batch an operation."""
-    m = cotangents[0].shape[0]
-    try:
-        grads = torch.autograd.grad(
-            outputs, inputs, cotangents, retain_graph=True, allow_unused=True, is_grads_batched=True
-        )
-    except RuntimeError:
-        rows = [
-            torch.autograd.grad(
-                outputs, inputs, [c[i] for c in cotangents], retain_graph=True, allow_unused=True
-            )
-            for i in range(m)
-        ]
-        grads = tuple(
-            torch.stack([r[j] if r[j] is not None else torch.zeros_like(x) for r in rows])
-            if any(r[j] is not None for r in rows)
-            else None
-            for j, x in enumerate(inputs)
-        )
-    return [
-        g if g is not None else torch.zeros(m, *x.shape, device=x.device, dtype=x.dtype)
-        for g, x in zip(grads, inputs)
-    ]
-
-
-def jacobian_at(params: list[torch.nn.Parameter]) -> ParameterJacobian:
-    """The exact per-objective gradients w.r.t. `params` (the fallback every phase can take)."""
-    return ParameterJacobian(params)
 
 
 class GradientWeighting(Balancer):
@@ -122,23 +56,26 @@ class GradientWeighting(Balancer):
         if jacobian is None:
             raise ConfigError(f"balancer {self.name!r} needs the phase's gradients")
         if objectives.numel() == 1:
-            alpha = torch.ones(1)
-        else:
-            per_term = [weights[k] * v.reshape(-1).float() for k, v in losses.items()]
-            grads = jacobian.gram(per_term) if self.uses_gram else jacobian.jacobian(per_term)
-            alpha = self.alphas(grads.double().cpu(), values.detach().double().cpu())
+            alpha = torch.ones(1, device=objectives.device)
+            self.last_weights = dict(zip(names, alpha.tolist()))
+            return objectives.sum()
+        per_term = [weights[k] * v.reshape(-1).float() for k, v in losses.items()]
+        grads = jacobian.gram(per_term) if self.uses_gram else jacobian.jacobian(per_term)
+        alpha = self.alphas(grads.double().cpu(), values.detach().double().cpu())
         alpha = torch.nan_to_num(alpha.float(), nan=1.0).to(objectives.device)
         self.last_weights = dict(zip(names, alpha.tolist()))
-        return (alpha * objectives).sum()
+        total = (alpha * objectives).sum()
+        if jacobian.complete:  # the phase's gradient is already in hand: Σ α_k ∇L_k
+            return linearised(total, jacobian.params, jacobian.combined(alpha))
+        return total
 
 
-def project_simplex(v: Tensor) -> Tensor:
+def project_simplex(v: np.ndarray) -> np.ndarray:
     """Euclidean projection onto {w ≥ 0, Σw = 1} (Duchi et al. 2008)."""
-    u, _ = torch.sort(v, descending=True)
-    css = torch.cumsum(u, 0) - 1
-    k = torch.arange(1, len(v) + 1, dtype=v.dtype)
-    rho = int(torch.nonzero(u - css / k > 0).max())
-    return (v - css[rho] / (rho + 1)).clamp_min(0)
+    u = np.sort(v)[::-1]
+    css = np.cumsum(u) - 1
+    rho = int(np.nonzero(u - css / np.arange(1, len(v) + 1) > 0)[0].max())
+    return np.maximum(v - css[rho] / (rho + 1), 0.0)
 
 
 def min_norm_weights(gram: Tensor, iters: int = 300) -> Tensor:
@@ -146,7 +83,8 @@ def min_norm_weights(gram: Tensor, iters: int = 300) -> Tensor:
     the closed form for two gradients; for more, accelerated projected gradient (FISTA) rather
     than MGDA's Frank–Wolfe, which zigzags between faces and stalls a few 1e-3 short of the
     minimum when it lies on an edge (tests/balance/test_gradients.py); m is small, so each
-    iteration is an m × m product."""
+    iteration is an m × m product, in numpy: torch's per-operation overhead on such tiny
+    arrays made the solve cost milliseconds a step."""
     m = gram.shape[0]
     if m == 2:
         diff = gram[0, 0] - 2 * gram[0, 1] + gram[1, 1]
@@ -154,20 +92,24 @@ def min_norm_weights(gram: Tensor, iters: int = 300) -> Tensor:
             return torch.full((2,), 0.5, dtype=gram.dtype)
         a = ((gram[1, 1] - gram[0, 1]) / diff).clamp(0.0, 1.0)
         return torch.stack([a, 1 - a])
-    lipschitz = float(torch.linalg.eigvalsh(gram).max())
-    w = torch.full((m,), 1.0 / m, dtype=gram.dtype)
-    if lipschitz <= EPS:
-        return w
-    y, t = w.clone(), 1.0
-    for _ in range(iters):
-        w_next = project_simplex(y - (gram @ y) / lipschitz)
-        t_next = (1 + (1 + 4 * t * t) ** 0.5) / 2
-        y = w_next + ((t - 1) / t_next) * (w_next - w)
-        converged = float((w_next - w).abs().max()) < 1e-10
-        w, t = w_next, t_next
-        if converged:
-            break
-    return w
+    g = gram.double().numpy()
+    if not np.any(g - np.diag(np.diag(g))):  # orthogonal gradients: w_i ∝ 1 / ‖g_i‖²
+        d = np.diag(g)
+        w = 1.0 / d if np.all(d > EPS) else (d <= EPS).astype(float)  # any zero one: norm 0
+        return torch.from_numpy(w / w.sum()).to(gram.dtype)
+    lipschitz = float(np.linalg.eigvalsh(g).max())
+    w = np.full(m, 1.0 / m)
+    if lipschitz > EPS:
+        y, t = w.copy(), 1.0
+        for _ in range(iters):
+            w_next = project_simplex(y - (g @ y) / lipschitz)
+            t_next = (1 + (1 + 4 * t * t) ** 0.5) / 2
+            y = w_next + ((t - 1) / t_next) * (w_next - w)
+            converged = float(np.abs(w_next - w).max()) < 1e-10
+            w, t = w_next, t_next
+            if converged:
+                break
+    return torch.from_numpy(w).to(gram.dtype)
 
 
 @register

@@ -7,19 +7,14 @@ stepped once per phase; a layer shared across phases (a G–D shared layer) is s
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
 from torch import Tensor, nn
 
-from mtgan.balance import Balancer, build_balancer, jacobian_at
-from mtgan.balance.tape import (
-    ActivationTape,
-    discriminator_owners,
-    disjoint_jacobian,
-    generator_owners,
-)
+from mtgan.balance import Balancer, build_balancer
+from mtgan.balance.sources import DisjointJacobian, GradientSource, jacobian_at
+from mtgan.balance.tape import ActivationTape, discriminator_owners, generator_owners
 from mtgan.config import ExperimentConfig
 from mtgan.nets import MultiGAN
 from mtgan.objectives.terms import Term
@@ -36,8 +31,8 @@ class Phase:
     balancer: Balancer
     lr: float
     shared: list[nn.Parameter]  # the parameters the phase's networks share (gradient balancers)
-    tape: ActivationTape | None = None  # per-objective gradients at shared linear layers
-    jacobian: Callable[[list[Tensor]], Tensor] | None = None  # or a cheaper exact one
+    tape: ActivationTape | None = None  # records the step's activations, if it is the source
+    source: GradientSource | None = None  # per-objective gradients, for gradient balancers
 
     def begin_step(self) -> None:
         if self.tape is not None:
@@ -62,14 +57,7 @@ class Phase:
 
     def loss(self, losses: dict[str, Tensor]) -> Tensor:
         weights = {t.name: t.weight for t in self.terms}
-        jacobian = None
-        if self.tape is not None:
-            jacobian = self.tape.jacobian
-        elif self.jacobian is not None:
-            jacobian = self.jacobian
-        elif self.balancer.needs_gradients:
-            jacobian = jacobian_at(self.shared if self.balancer.at == "shared" else self.params)
-        return self.balancer.combine(losses, weights, jacobian)
+        return self.balancer.combine(losses, weights, self.source)
 
     def gradients(self, loss: Tensor) -> list[Tensor]:
         """∂loss/∂params for this phase's parameters only (nothing accumulates elsewhere).
@@ -138,17 +126,26 @@ def build_phases(config: ExperimentConfig, model: MultiGAN, terms: list[Term]) -
         params = unique_parameters(net)
         family = model.discriminator if name == "d" else model.generator
         balancer = build_balancer(balancer_name, options, f"balance.{name}")
-        tape, jacobian = None, None
+        tape, source = None, None
+        shared = shared_parameters(family, params)
         own_terms = [t for t in terms if t.phase == name]
         # The tape's outer products miss a weight's part in a penalty's inner gradient.
         first_order = not any(t.second_order for t in own_terms)
         if balancer.needs_gradients and balancer.at == "shared" and first_order:
             owners = discriminator_owners(model) if name == "d" else generator_owners(model)
-            tape = ActivationTape(family, owners, model.num_discriminators)
+            # The generator's output is all that the G phase's losses read of it, unless one of
+            # its layers is tied into the discriminator: gradients can be split there.
+            other = {id(p) for p in model.discriminator_and_heads.parameters()}
+            prefix_ok = name == "g" and not any(id(p) in other for p in params)
+            tape = ActivationTape(family, owners, model.num_discriminators, prefix_ok)
             tape = tape if tape.covers else None
             nothing_shared = family.copies > 1 and not any(b.shared for b in family.blocks)
             if tape is None and nothing_shared and all(_splits(p, family.copies) for p in params):
-                jacobian = disjoint_jacobian(params, family.copies)
+                source = DisjointJacobian(params, family.copies)
+            source = tape or source
+        if balancer.needs_gradients:
+            source = source or jacobian_at(shared if balancer.at == "shared" else params)
+            source.complete = {id(p) for p in source.params} == {id(p) for p in params}
         phases.append(
             Phase(
                 name=name,
@@ -158,9 +155,9 @@ def build_phases(config: ExperimentConfig, model: MultiGAN, terms: list[Term]) -
                 terms=own_terms,
                 balancer=balancer,
                 lr=lr,
-                shared=shared_parameters(family, params),
+                shared=shared,
                 tape=tape,
-                jacobian=jacobian,
+                source=source,
             )
         )
     return phases
