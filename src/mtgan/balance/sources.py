@@ -21,6 +21,7 @@ networks. Otherwise the phase differentiates Σ α_k L_k as usual.
 
 from __future__ import annotations
 
+import itertools
 from typing import Protocol
 
 import torch
@@ -46,11 +47,30 @@ class GradientSource(Protocol):
         ...
 
 
+class _GivenGradient(torch.autograd.Function):
+    """value → value, whose gradient w.r.t. `params` is `grads` (times the upstream one)."""
+
+    @staticmethod
+    def forward(ctx, value: Tensor, grads: list[Tensor], *params: Tensor) -> Tensor:
+        ctx.grads = grads
+        return value.clone()
+
+    @staticmethod
+    def backward(ctx, upstream: Tensor):
+        # the gradients are this function's own (made by `combined`): scaled in place
+        return (None, None, *(g.mul_(upstream.to(g.dtype)) for g in ctx.grads))
+
+
 def linearised(value: Tensor, params: list[nn.Parameter], grads: list[Tensor]) -> Tensor:
-    """A scalar equal to `value` whose gradient w.r.t. `params` is `grads`: value + Σ p·g − Σ p·g
-    with the second sum detached."""
-    dot = torch.stack([(p * g.to(p.dtype)).sum() for p, g in zip(params, grads)]).sum()
-    return value.detach() + (dot - dot.detach())
+    """A scalar equal to `value` whose gradient w.r.t. `params` is `grads`, and nothing else's:
+    the phase's backward pass then returns them without another pass through the networks."""
+    return _GivenGradient.apply(value.detach(), grads, *params)
+
+
+def fp32(like: Tensor) -> torch.autocast:
+    """No autocast for a reduction over many gradient entries: under bf16 autocast a matrix
+    product would round its inputs and result to 8 bits of mantissa."""
+    return torch.autocast(like.device.type, enabled=False)
 
 
 def batched_grad(
@@ -95,9 +115,10 @@ class BlockGradients:
 
     def gram(self, per_term: list[Tensor]) -> Tensor:
         blocks = self._keep(self._blocks(per_term))
-        gram = blocks[0] @ blocks[0].T
-        for b in blocks[1:]:
-            gram += b @ b.T
+        with fp32(blocks[0]):
+            gram = blocks[0] @ blocks[0].T
+            for b in blocks[1:]:
+                gram += b @ b.T
         return gram
 
     def jacobian(self, per_term: list[Tensor]) -> Tensor:
@@ -110,7 +131,8 @@ class BlockGradients:
     def combined(self, alpha: Tensor) -> list[Tensor]:
         blocks, self.last = self.last, []
         alpha = alpha.to(blocks[0].dtype)
-        return [(alpha @ b).reshape(p.shape) for b, p in zip(blocks, self.params)]
+        with fp32(alpha):
+            return [(alpha @ b).reshape(p.shape) for b, p in zip(blocks, self.params)]
 
 
 class ParameterJacobian(BlockGradients):
@@ -148,8 +170,9 @@ class DisjointJacobian:
         self.params, self.copies = params, copies
         self.last: list[Tensor] = []
 
-    def _per_network(self, per_term: list[Tensor]) -> list[Tensor]:
-        """Each term's gradients, network by network: [(copies, P / copies), ...]."""
+    def _per_network(self, per_term: list[Tensor]) -> list[list[Tensor]]:
+        """Each term's gradients, parameter by parameter, network by network:
+        [[(copies, p.numel() / copies), ...], ...]."""
         out = []
         for term in per_term:
             if term.numel() != self.copies:
@@ -158,31 +181,36 @@ class DisjointJacobian:
                 term.sum(), self.params, retain_graph=True, allow_unused=True
             )
             zeros = [torch.zeros_like(p) if g is None else g for g, p in zip(grads, self.params)]
-            flat = [g.detach().float().reshape(self.copies, -1) for g in zeros]
-            out.append(torch.cat(flat, dim=1))
+            out.append([g.detach().float().reshape(self.copies, -1) for g in zeros])
         self.last = out if self.complete else []  # held only for `combined`
         return out
 
     def gram(self, per_term: list[Tensor]) -> Tensor:
         blocks = self._per_network(per_term)
         c, t = self.copies, len(blocks)
-        gram = blocks[0].new_zeros(t * c, t * c)
+        gram = blocks[0][0].new_zeros(t * c, t * c)
         diagonal = torch.arange(c, device=gram.device)
-        for a in range(t):
-            for b in range(a, t):
-                dots = (blocks[a] * blocks[b]).sum(1)  # (copies,): network d with itself
-                gram[a * c + diagonal, b * c + diagonal] = dots
-                gram[b * c + diagonal, a * c + diagonal] = dots
+        for a, b in itertools.combinations_with_replacement(range(t), 2):
+            with fp32(gram):  # (copies,): network d's gradients' inner products
+                dots = sum(torch.linalg.vecdot(x, y) for x, y in zip(blocks[a], blocks[b]))
+            gram[a * c + diagonal, b * c + diagonal] = dots
+            gram[b * c + diagonal, a * c + diagonal] = dots
         return gram
 
     def jacobian(self, per_term: list[Tensor]) -> Tensor:
         """(m, copies · P/copies): row d holds network d's gradient in its slot, zeros elsewhere
         (a layout of its own: network-major, not the parameters')."""
-        return torch.cat([torch.block_diag(*b.unbind(0)) for b in self._per_network(per_term)])
+        terms = [torch.cat(b, dim=1) for b in self._per_network(per_term)]
+        return torch.cat([torch.block_diag(*b.unbind(0)) for b in terms])
 
     def combined(self, alpha: Tensor) -> list[Tensor]:
-        blocks, self.last = self.last, []
-        alpha = alpha.to(blocks[0].dtype).reshape(len(blocks), self.copies, 1)
-        total = sum(a * b for a, b in zip(alpha, blocks))  # (copies, P / copies)
-        widths = [p.numel() // self.copies for p in self.params]
-        return [g.reshape(p.shape) for g, p in zip(total.split(widths, dim=1), self.params)]
+        terms, self.last = self.last, []
+        alpha = alpha.reshape(len(terms), self.copies, 1).float()
+        out = []
+        for i, p in enumerate(self.params):
+            # network d's slice scaled by its objective's α; the gradients are ours to scale
+            total = terms[0][i].mul_(alpha[0])
+            for a, b in zip(alpha[1:], terms[1:]):
+                total.add_(b[i].mul_(a))
+            out.append(total.reshape(p.shape))
+        return out

@@ -33,12 +33,12 @@ from collections.abc import Callable
 import torch
 from torch import Tensor, nn
 
-from mtgan.balance.sources import BlockGradients, batched_grad
+from mtgan.balance.sources import batched_grad, fp32
 from mtgan.nets.routing import to_discriminators
 from mtgan.nets.stacked import StackedLinear
 
 
-class ActivationTape(BlockGradients):
+class ActivationTape:
     """Records (layer, input, output) of a family's shared linear layers, and the prefix's
     output, while grad is on; gives the Gram matrix or the Jacobian of the objectives there."""
 
@@ -79,6 +79,8 @@ class ActivationTape(BlockGradients):
         self.records: list[tuple[nn.Module, Tensor, Tensor]] = []
         self.splits: list[Tensor] = []  # the prefix's outputs (copies, B, ...), one per call
         self.recording = False
+        self.complete = False  # set by the phase: `params` are all it updates
+        self.last: tuple | None = None
         if self.covers:  # an unused tape leaves no hooks
             for layer in self.layers:
                 layer.register_forward_hook(self._hook)
@@ -99,39 +101,80 @@ class ActivationTape(BlockGradients):
     def stop(self) -> None:
         self.records, self.splits, self.recording = [], [], False
 
-    def _blocks(self, per_term: list[Tensor]) -> list[Tensor]:
-        """The Jacobian's columns in blocks [(m, p.numel()), ...] in `params` order."""
+    def gram(self, per_term: list[Tensor]) -> Tensor:
+        rows, prefix = self._collect(per_term)
+        m = sum(t.numel() for t in per_term)
+        self.last = (rows, prefix) if self.complete else None  # held only for `combined`
+        with fp32(per_term[0]):
+            gram = per_term[0].new_zeros(m, m, dtype=torch.float32)
+            for layer in self.layers:
+                x, d, owner = rows[layer]
+                if _ghost(x, d):  # Σ over row pairs: never forms the weight gradients
+                    hot = nn.functional.one_hot(owner, m).to(x.dtype)  # (R, m)
+                    dd = d @ d.T
+                    gram += hot.T @ ((x @ x.T + 1) * dd) @ hot  # weight and bias
+                else:
+                    for block in _outer(x, d, owner, m):
+                        gram += block @ block.T
+            for block in prefix:
+                gram += block @ block.T
+        return gram
+
+    def jacobian(self, per_term: list[Tensor]) -> Tensor:
+        rows, prefix = self._collect(per_term)
+        m = sum(t.numel() for t in per_term)
+        self.last = (rows, prefix) if self.complete else None
+        blocks = []
+        with fp32(per_term[0]):
+            for layer in self.layers:
+                weight, bias = _outer(*rows[layer], m)
+                if isinstance(layer, nn.Linear):  # the parameter's own layout: (out, in)
+                    weight = weight.reshape(m, layer.in_features, -1).transpose(1, 2).flatten(1)
+                blocks += [weight, bias]
+        return torch.cat(blocks + prefix, dim=1)
+
+    def combined(self, alpha: Tensor) -> list[Tensor]:
+        assert self.last is not None
+        (rows, prefix), self.last = self.last, None
+        alpha = alpha.float()
+        out = []
+        for layer in self.layers:
+            x, d, owner = rows[layer]
+            d = d * alpha[owner][:, None]
+            # in the phase's precision, as its own backward pass would compute it
+            weight = x.T @ d  # (in, out): StackedLinear's layout
+            out += [weight.T if isinstance(layer, nn.Linear) else weight, d.sum(0)]
+        with fp32(alpha):
+            out += [alpha @ block for block in prefix]
+        return [g.reshape(p.shape).to(p.dtype) for g, p in zip(out, self.params)]
+
+    def _collect(
+        self, per_term: list[Tensor]
+    ) -> tuple[dict[nn.Module, tuple[Tensor, Tensor, Tensor]], list[Tensor]]:
+        """One backward per term to the recorded layers' outputs and the prefix's output.
+        Returns, per layer, its input and output-gradient rows over every call and term with
+        the objective each belongs to: x (R, F_in), δ (R, F_out), owner (R,) in [0, m); and
+        the prefix's Jacobian in blocks [(m, p.numel()), ...]."""
         records = [r for r in self.records if r[2].grad_fn is not None]
         splits = [s for s in self.splits if s.grad_fn is not None]
         if not records and not splits:
             raise RuntimeError("no shared-layer activations were recorded this step")
-        recorded = {r[0] for r in records}
-        columns: dict[Tensor, list[Tensor]] = {p: [] for p in self.params}  # per term
+        parts: dict[nn.Module, list[tuple[Tensor, Tensor, Tensor]]] = {}
         cotangents: list[list[Tensor]] = [[] for _ in splits]
+        offset = 0  # the term's first objective
         for term in per_term:
             outs = [y for _, _, y in records] + splits
             deltas = torch.autograd.grad(term.sum(), outs, retain_graph=True, allow_unused=True)
             n = term.numel()
-            for layer in self.layers:
-                if layer not in recorded:  # not run with grad this step
-                    columns[layer.weight].append(term.new_zeros(n, layer.weight.numel()))
-                    columns[layer.bias].append(term.new_zeros(n, layer.bias.numel()))
-            calls: dict[nn.Module, list[tuple[Tensor, Tensor]]] = {}
             for (layer, x, _), delta in zip(records, deltas):
                 x = x.detach().float().reshape(-1, layer.in_features)  # network-major rows
                 if delta is None:
                     delta = x.new_zeros(x.shape[0], layer.out_features)
-                delta = delta.float().reshape(-1, layer.out_features)
-                groups = self._rows(x.shape[0], n, x.device)  # (n, rows of each objective)
-                xs, ds = x[groups], delta[groups]  # (n, r, F_in), (n, r, F_out)
-                # in the parameter's own layout: nn.Linear (out, in), StackedLinear (1, in, out)
-                outer = torch.bmm(xs.transpose(1, 2), ds)
-                if isinstance(layer, nn.Linear):
-                    outer = outer.transpose(1, 2)
-                calls.setdefault(layer, []).append((outer.flatten(1), ds.sum(1)))
-            for layer, parts in calls.items():  # summed over the layer's calls
-                columns[layer.weight].append(sum(w for w, _ in parts[1:]) + parts[0][0])
-                columns[layer.bias].append(sum(b for _, b in parts[1:]) + parts[0][1])
+                delta = delta.detach().float().reshape(-1, layer.out_features)
+                groups = self._rows(x.shape[0], n, x.device).flatten()  # (n · r,)
+                owner = torch.arange(offset, offset + n, device=x.device)
+                owner = owner.repeat_interleave(groups.numel() // n)
+                parts.setdefault(layer, []).append((x[groups], delta[groups], owner))
             for i, (s, delta) in enumerate(zip(splits, deltas[len(records) :])):
                 flat = torch.zeros_like(s) if delta is None else delta.detach()
                 flat = flat.reshape(s.shape[0] * s.shape[1], -1)
@@ -140,11 +183,20 @@ class ActivationTape(BlockGradients):
                 cot = flat.new_zeros(n, *flat.shape)
                 cot[torch.arange(n, device=s.device)[:, None], groups] = flat[groups]
                 cotangents[i].append(cot.reshape(n, *s.shape))
-        blocks = [torch.cat(c) if len(c) > 1 else c[0] for c in columns.values() if c]
+            offset += n
+        rows = {}
+        for layer in self.layers:
+            got = parts.get(layer)
+            if got is None:  # not run with grad this step: no rows, zero gradients
+                new = per_term[0].new_zeros
+                empty = new(0, layer.in_features), new(0, layer.out_features)
+                got = [(*empty, new(0, dtype=torch.long))]
+            rows[layer] = tuple(torch.cat(column) for column in zip(*got))
+        prefix = []
         if splits:
             grads = batched_grad(splits, self.prefix, [torch.cat(c) for c in cotangents])
-            blocks += [g.reshape(g.shape[0], -1).detach().float() for g in grads]
-        return [b.detach() for b in blocks]
+            prefix = [g.reshape(g.shape[0], -1).detach().float() for g in grads]
+        return rows, prefix
 
     def _rows(self, total: int, n: int, device: torch.device) -> Tensor:
         ids = torch.arange(total, device=device).reshape(self.copies, -1)
@@ -154,6 +206,25 @@ class ActivationTape(BlockGradients):
         if routed.shape[0] != n:
             raise RuntimeError(f"{n} objectives but {routed.shape[0]} row groups")
         return routed
+
+
+def _ghost(x: Tensor, d: Tensor) -> bool:
+    """Whether the Gram matrix is cheaper from the rows' inner products (x xᵀ ⊙ δ δᵀ, summed
+    over each pair of objectives' rows: R² (F_in + F_out)) than from the weight gradients
+    themselves (R · F_in · F_out, and m² · F_in · F_out for their products): few rows, wide
+    layers (GMAN's generator output, 100 rows × 512 × 784)."""
+    r, f_in, f_out = x.shape[0], x.shape[1], d.shape[1]
+    return r * (f_in + f_out) < f_in * f_out
+
+
+def _outer(x: Tensor, d: Tensor, owner: Tensor, m: int) -> tuple[Tensor, Tensor]:
+    """Each objective's weight gradient Σ_{its rows} x_r δ_rᵀ, flattened as (in, out), and bias
+    gradient Σ δ_r: (m, F_in · F_out), (m, F_out); one matrix product per objective."""
+    counts = torch.bincount(owner, minlength=m).tolist()
+    order = torch.argsort(owner, stable=True)
+    xs, ds = x[order].split(counts), d[order].split(counts)
+    weight = torch.stack([(a.T @ b).flatten() for a, b in zip(xs, ds)])
+    return weight, torch.stack([b.sum(0) for b in ds])
 
 
 def _linear(module: nn.Module) -> bool:
