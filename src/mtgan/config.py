@@ -89,6 +89,15 @@ class ModelConfig(Strict):
     z_dim: int = Field(default=100, ge=1)
     g_hidden: list[int] = Field(default_factory=lambda: [256, 512], min_length=0)
     d_hidden: list[int] = Field(default_factory=lambda: [512, 256], min_length=0)
+    g_out_kernel: int | None = Field(
+        default=None,
+        ge=1,
+        description="the generator's output layer as a stride-1 convolution with this (odd) "
+        "kernel size on a full-size hidden map: dcgan upsamples its last g_hidden channels to "
+        "full size, mlp reads its last g_hidden width as C×H×W (a multiple of H·W). null: a "
+        "deconvolution (dcgan) or linear layer (mlp). A small kernel keeps a task-own output "
+        "layer local (CoGAN's coupling)",
+    )
     g_norm: Literal["none", "batch"] = "batch"
     d_norm: Literal["none", "spectral"] = "none"
     d_activation: Literal["leaky_relu", "relu", "maxout"] = "leaky_relu"
@@ -108,6 +117,13 @@ class ModelConfig(Strict):
         description="generators take a class label too, one-hot after z (AC-GAN); needs "
         "labelled data",
     )
+
+    @field_validator("g_out_kernel")
+    @classmethod
+    def _odd(cls, k: int | None) -> int | None:
+        if k is not None and k % 2 == 0:
+            raise ValueError(f"{k} is even; expected an odd size (it keeps the image size)")
+        return k
 
 
 class LossConfig(Strict):

@@ -56,7 +56,9 @@ class LayerPlan:
 
     def describe(self) -> str:
         shape = f"{'×'.join(map(str, self.in_shape))} → {'×'.join(map(str, self.out_shape))}"
-        extras = [self.norm + "norm"] if self.norm != "none" else []
+        custom = self.kind != "linear" and (self.kernel, self.stride) != (4, 2)
+        extras = [f"kernel {self.kernel}, stride {self.stride}"] if custom else []
+        extras += [self.norm + "norm"] if self.norm != "none" else []
         extras += ["spectral"] if self.spectral else []
         extras += [self.activation] if self.activation != "identity" else []
         extras += [f"maxout×{self.pieces}"] if self.pieces > 1 else []

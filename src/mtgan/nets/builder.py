@@ -24,23 +24,25 @@ def generator_plans(
     → a sample of `data_shape`."""
     in_dim = cfg.z_dim + num_classes
     out_act = "identity" if len(data_shape) == 1 else "tanh"  # points are raw, images in [-1, 1]
+    out_conv = cfg.g_out_kernel is not None
     if cfg.arch == "mlp":
-        widths = [in_dim, *cfg.g_hidden, math.prod(data_shape)]
-        return [
-            LayerPlan(
-                "linear",
-                (n_in,),
-                (n_out,),
-                activation="relu" if i < len(widths) - 2 else out_act,
-                norm=cfg.g_norm if i < len(widths) - 2 else "none",
-            )
-            for i, (n_in, n_out) in enumerate(zip(widths[:-1], widths[1:]))
+        # With g_out_kernel the last hidden layer is a C×H×W map that a convolution reads.
+        final = _feature_map(cfg, data_shape) if out_conv else (math.prod(data_shape),)
+        widths = [in_dim, *(cfg.g_hidden[:-1] if out_conv else cfg.g_hidden)]
+        plans = [
+            LayerPlan("linear", (n_in,), (n_out,), activation="relu", norm=cfg.g_norm)
+            for n_in, n_out in zip(widths[:-1], widths[1:])
         ]
+        if not out_conv:
+            return [*plans, LayerPlan("linear", (widths[-1],), final, activation=out_act)]
+        plans.append(LayerPlan("linear", (widths[-1],), final, activation="relu", norm=cfg.g_norm))
+        return [*plans, _output_conv(cfg, final, data_shape, out_act)]
     channels, size = _image_shape(data_shape, "generator")
     if not cfg.g_hidden:
         raise ConfigError("model.g_hidden: a dcgan generator needs at least one width")
-    base = _base_size(size, len(cfg.g_hidden), "model.g_hidden")
-    chans = [*cfg.g_hidden, channels]
+    # With g_out_kernel the output layer keeps the size, so one fewer layer upsamples.
+    chans = [*cfg.g_hidden] if out_conv else [*cfg.g_hidden, channels]
+    base = _base_size(size, len(chans) - 1, "model.g_hidden")
     plans = [
         LayerPlan(
             "linear",
@@ -51,7 +53,7 @@ def generator_plans(
         )
     ]
     for i, (c_in, c_out) in enumerate(zip(chans[:-1], chans[1:])):
-        last = i == len(chans) - 2
+        last = i == len(chans) - 2 and not out_conv
         s = base * 2**i
         plans.append(
             LayerPlan(
@@ -62,7 +64,43 @@ def generator_plans(
                 norm="none" if last else cfg.g_norm,
             )
         )
+    if out_conv:
+        plans.append(_output_conv(cfg, (chans[-1], size, size), data_shape, out_act))
     return plans
+
+
+def _feature_map(cfg: ModelConfig, data_shape: tuple[int, ...]) -> tuple[int, int, int]:
+    """The MLP generator's last hidden width as the C×H×W map its output convolution reads."""
+    if len(data_shape) != 3:
+        raise ConfigError(
+            f"model.g_out_kernel: an output convolution needs images (C, H, W), but the data "
+            f"has samples of shape {tuple(data_shape)}"
+        )
+    area = data_shape[1] * data_shape[2]
+    if not cfg.g_hidden or cfg.g_hidden[-1] % area:
+        last = cfg.g_hidden[-1] if cfg.g_hidden else "none"
+        raise ConfigError(
+            f"model.g_hidden: with model.g_out_kernel the last width is read as a C×H×W map, "
+            f"so it must be a multiple of H·W = {area}, got {last}"
+        )
+    return (cfg.g_hidden[-1] // area, data_shape[1], data_shape[2])
+
+
+def _output_conv(
+    cfg: ModelConfig, in_shape: tuple[int, ...], data_shape: tuple[int, ...], activation: str
+) -> LayerPlan:
+    """The stride-1 output convolution of `model.g_out_kernel`: a C×H×W map → the image."""
+    k = cfg.g_out_kernel
+    assert k is not None
+    return LayerPlan(
+        "conv",
+        in_shape,
+        tuple(data_shape),
+        activation=activation,
+        kernel=k,
+        stride=1,
+        padding=k // 2,
+    )
 
 
 def discriminator_plans(cfg: ModelConfig, data_shape: tuple[int, ...]) -> list[LayerPlan]:
