@@ -35,7 +35,8 @@ class Balancer:
         self, losses: dict[str, Tensor], weights: dict[str, float], jacobian: Any = None
     ) -> Tensor:
         """losses: term → per-task losses (n,); weights: term → weight. Returns a scalar.
-        `jacobian(objectives (m,)) -> (m, P)` is given to balancers that need gradients."""
+        `jacobian`, a GradientSource (sources.py: the objectives' Gram matrix or Jacobian), is
+        given to balancers that need gradients."""
         raise NotImplementedError
 
     def state_dict(self) -> dict[str, Any]:

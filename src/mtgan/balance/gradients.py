@@ -2,17 +2,26 @@
 
 Where the gradients are taken. Each objective's gradient is taken w.r.t. the phase's *shared
 parameters* (the layers its networks share; all of the phase's parameters when it has a single
-network, or when `at: all`), as one batched backward pass (`is_grads_batched`, a vmap over the m
-objectives) and reduced to the m × m Gram matrix G = J Jᵀ where the method needs only inner
-products. The objectives of different tasks meet only in shared parameters, so this is where
-their gradients can conflict; a shared *activation* (MGDA-UB's trick) would not do here, since
-each task's loss reads its own rows of a shared layer's output and the Gram matrix would be
-diagonal. The cost is that batched pass (see benchmarks/balancers.py).
+network, or when `at: all`), exactly, and every method here reads only their m × m Gram matrix
+G = J Jᵀ (IMTL-G too: its products g_a·u_b are G_ab / ‖g_b‖). The objectives of different tasks
+meet only in shared parameters, so this is where their gradients can conflict. A shared
+*tensor* (MGDA-UB's trick: a trunk's output, or GMAN's generated batch) would be cheaper but
+would not do here: each objective reads its own rows of it (its task's samples, its
+discriminator's slice), so the Gram matrix there is diagonal: gradient norms without a single
+conflict, under which PCGrad is plain summation. What couples GMAN's five objectives is the
+generator's batch norm, i.e. its parameters, which is where they are taken.
+
+What that costs depends on the source (sources.py, tape.py): one backward pass per term where
+the objectives' rows stay apart (tape, disjoint networks), plus m batched backward passes through
+the blocks up to a batch norm that pools them, and m through everything the objectives read in
+the general fallback (penalties, `at: all`); benchmarks/results/balancer-cost.md has the
+numbers.
 
 Every method returns loss weights α (detached): the phase then differentiates Σ α_i·w_i·L_i,
 so the update direction is the method's combination of gradients at the shared parameters and
-the matching combination at every task-own parameter. α is scaled so that plain averaging gives
-α = 1, the fixed-weight step.
+the matching combination at every task-own parameter; where the source's gradients cover all
+the phase updates, that combination is formed from them and no second backward pass is run. α
+is scaled so that plain averaging gives α = 1, the fixed-weight step.
 """
 
 from __future__ import annotations
