@@ -162,4 +162,5 @@ def test_per_class_fid_of_a_conditional_model_checks_the_class_it_was_asked_for(
     right, wrong = scores[0], scores[1]
     assert {f"fid_per_class/class{i}" for i in range(len(classes))} <= right.keys()
     assert right["fid_per_class"] < 0.5 * wrong["fid_per_class"]
+    assert right["fid_pooled"] == right["fid"]  # one task: its own pool
     assert wrong["fid"] == pytest.approx(right["fid"], rel=0.3)  # same images, other classes

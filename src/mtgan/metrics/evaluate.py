@@ -213,6 +213,8 @@ def _fid(ctx: EvalContext) -> dict[str, float]:
         real = torch.cat([ctx.real_features(k) for k in ctx.tasks])
         fake = torch.cat([ctx.fake_features(k) for k in ctx.tasks])
         out["fid_pooled"] = fid(real, fake)
+    else:  # one task is its own pool: the key exists for every model, so tables line up
+        out["fid_pooled"] = out["fid"]
     if ctx.num_classes:
         # A conditional model's per-class FID (n samples of each class against that class's
         # real data) is what a one-task-per-class model's per-task FID measures.
