@@ -46,6 +46,12 @@ def test_bench_writes_tables_and_report_then_skips_finished_runs(tmp_path, overr
     ]  # fmt: skip
     assert "pertask" in page and "independent" in page
 
+    # Rebuilt from the directory alone, the table keeps the presets' order.
+    (out / "summary.md").unlink()
+    assert main(["report", str(out)]) == 0
+    rebuilt = (out / "summary.md").read_text().splitlines()
+    assert [line.split("|")[1].strip() for line in rebuilt[2:4]] == ["pertask", "independent"]
+
     log = out / "logs/pertask-seed0.log"
     size = log.stat().st_size
     again = run_bench(["pertask"], overrides, [0, 1], out=out, eval_every=3, quiet=True)

@@ -91,11 +91,15 @@ def plan_runs(out: Path, targets: list[str], seeds: list[int]) -> list[BenchRun]
     ]
 
 
-def fix_protocol(out: Path, protocol: Protocol) -> None:
-    """Record the protocol in a new bench directory, or check it against the recorded one."""
+def fix_protocol(out: Path, protocol: Protocol, labels: list[str]) -> None:
+    """Record the protocol in a new bench directory, or check it against the recorded one;
+    remember the presets in the order they were first benched (the tables keep it)."""
     path = out / PROTOCOL
+    known: list[str] = []
     if path.exists():
-        recorded = Protocol(**json.loads(path.read_text()))
+        saved = json.loads(path.read_text())
+        known = saved.pop("presets", [])
+        recorded = Protocol(**saved)
         for name in ("overrides", "metrics", "eval_every"):
             old, new = getattr(recorded, name), getattr(protocol, name)
             if old != new:
@@ -103,13 +107,16 @@ def fix_protocol(out: Path, protocol: Protocol) -> None:
                     f"{out} holds a bench run with {name}={old}, not {new}: its runs would not "
                     "be comparable. Use another --out, or the same settings to add presets/seeds"
                 )
-        return
     out.mkdir(parents=True, exist_ok=True)
-    write_text_atomic(path, json.dumps(asdict(protocol), indent=1))
+    presets = known + [label for label in labels if label not in known]
+    write_text_atomic(path, json.dumps({**asdict(protocol), "presets": presets}, indent=1))
 
 
-def read_protocol(out: Path) -> Protocol:
+def read_protocol(out: Path) -> tuple[Protocol, list[str]]:
+    """The recorded protocol and the presets benched so far, in order."""
     path = out / PROTOCOL
     if not path.exists():
         raise ConfigError(f"{out} is not a bench directory (no {PROTOCOL})")
-    return Protocol(**json.loads(path.read_text()))
+    saved = json.loads(path.read_text())
+    presets = saved.pop("presets", [])
+    return Protocol(**saved), presets

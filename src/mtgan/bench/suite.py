@@ -65,8 +65,8 @@ def run_bench(
     if not seeds:
         raise MtganError("mtgan bench: --seeds needs at least one seed")
     protocol, _ = resolve_protocol(targets, overrides, metrics, eval_every)
-    fix_protocol(out, protocol)
     runs = plan_runs(out, targets, seeds)
+    fix_protocol(out, protocol, list(dict.fromkeys(r.label for r in runs)))
     t0 = time.perf_counter()
     outcomes = execute(runs, protocol, out, jobs, quiet)
     wall = time.perf_counter() - t0
@@ -139,12 +139,14 @@ def _notes(protocol: Protocol, targets: dict[str, float], automatic: bool) -> li
 
 def report_bench_dir(out: Path) -> Path:
     """Rebuild the table and report of a bench directory from its finished runs."""
-    protocol = read_protocol(out)
+    protocol, presets = read_protocol(out)
+    found = sorted(p.name for p in (out / "runs").glob("*") if p.is_dir())
     runs = []
-    for preset_dir in sorted(p for p in (out / "runs").glob("*") if p.is_dir()):
+    for label in [*presets, *(f for f in found if f not in presets)]:
+        preset_dir = out / "runs" / label
         seeds = sorted(int(d.name[4:]) for d in preset_dir.glob("seed*") if d.name[4:].isdigit())
         for seed in seeds:
-            run = BenchRun(preset_dir.name, preset_dir.name, seed, preset_dir / f"seed{seed}")
+            run = BenchRun(label, label, seed, preset_dir / f"seed{seed}")
             if finished(run):
                 runs.append(run)
     if not runs:
