@@ -323,9 +323,12 @@ def default_metrics(config: ExperimentConfig) -> list[str]:
     return names
 
 
-def report(path: str | Path, out: str | Path | None = None) -> Path:
-    """Write the HTML report of a run directory (or rebuild a bench directory's) and return
-    its path: `RUN/report.html` unless `out` names another file."""
+def report(
+    path: str | Path, out: str | Path | None = None, goals: dict[str, float] | None = None
+) -> Path:
+    """Write the HTML report of a run directory (or rebuild a bench directory's, with other
+    targets if `goals` are given) and return its path: `RUN/report.html` unless `out` names
+    another file."""
     from mtgan.bench import report_bench_dir
     from mtgan.report.history import load_result
     from mtgan.report.html import write_page
@@ -335,7 +338,7 @@ def report(path: str | Path, out: str | Path | None = None) -> Path:
     if (path / "bench.json").exists():
         if out is not None:
             raise MtganError("a bench report is always written to BENCH_DIR/report.html")
-        return report_bench_dir(path)
+        return report_bench_dir(path, goals)
     run_dir = RunDir(path)
     if not run_dir.config_path.exists():
         raise RunError(f"{path} is neither a run directory (no config.yaml) nor a bench directory")

@@ -95,19 +95,24 @@ def cmd_eval(ns: argparse.Namespace) -> int:
     return 0
 
 
+def _targets(texts: list[str] | None) -> dict[str, float]:
+    goals = {}
+    for text in texts or []:
+        key, _, value = text.partition("=")
+        try:
+            goals[key] = float(value)
+        except ValueError:
+            raise MtganError(f"--target {text}: expected METRIC=VALUE, e.g. fid=100") from None
+    return goals
+
+
 def cmd_bench(ns: argparse.Namespace) -> int:
     from mtgan.bench import run_bench
 
     targets = [a for a in ns.args if "=" not in a]
     overrides = [a for a in ns.args if "=" in a]
     metrics = [m.strip() for m in ns.metrics.split(",") if m.strip()] if ns.metrics else None
-    goals = {}
-    for text in ns.target or []:
-        key, _, value = text.partition("=")
-        try:
-            goals[key] = float(value)
-        except ValueError:
-            raise MtganError(f"--target {text}: expected METRIC=VALUE, e.g. fid=100") from None
+    goals = _targets(ns.target)
     seeds = list(range(ns.seeds)) if ns.seed_list is None else ns.seed_list
     outcome = run_bench(targets, overrides, seeds, ns.jobs, Path(ns.out), metrics,
                         ns.eval_every, goals, ns.quiet)  # fmt: skip
@@ -123,7 +128,10 @@ def cmd_bench(ns: argparse.Namespace) -> int:
 def cmd_report(ns: argparse.Namespace) -> int:
     from mtgan import api
 
-    print(f"wrote {api.report(ns.run, ns.out)}")
+    goals = _targets(ns.target)
+    if goals and not (Path(ns.run) / "bench.json").exists():
+        raise MtganError("--target applies to a bench directory's table, not to a single run")
+    print(f"wrote {api.report(ns.run, ns.out, goals)}")
     return 0
 
 
@@ -214,6 +222,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("report", help="HTML report of a run (or rebuild a bench's)")
     p.add_argument("run", help="run directory or bench directory")
     p.add_argument("--out", help="HTML file (default RUN_DIR/report.html)")
+    p.add_argument("--target", action="append", metavar="METRIC=VALUE",
+                   help="bench directories: time-to-target columns for these values")  # fmt: skip
     p.set_defaults(func=cmd_report)
 
     p = sub.add_parser("describe", help="print the networks, who shares which layer, and sizes")

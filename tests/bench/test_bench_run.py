@@ -51,6 +51,10 @@ def test_bench_writes_tables_and_report_then_skips_finished_runs(tmp_path, overr
     assert main(["report", str(out)]) == 0
     rebuilt = (out / "summary.md").read_text().splitlines()
     assert [line.split("|")[1].strip() for line in rebuilt[2:4]] == ["pertask", "independent"]
+    assert main(["report", str(out), "--target", "fid=1e9"]) == 0  # other targets, no retraining
+    assert "steps to fid ≤ 1.000e+09" in (out / "summary.md").read_text()
+    assert "3/3" not in (out / "summary.md").read_text()  # one seed each: "(1/1)"
+    assert main(["report", str(out / "runs/pertask/seed0"), "--target", "fid=1"]) == 2
 
     log = out / "logs/pertask-seed0.log"
     size = log.stat().st_size

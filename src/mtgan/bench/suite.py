@@ -137,8 +137,9 @@ def _notes(protocol: Protocol, targets: dict[str, float], automatic: bool) -> li
     return notes
 
 
-def report_bench_dir(out: Path) -> Path:
-    """Rebuild the table and report of a bench directory from its finished runs."""
+def report_bench_dir(out: Path, goals: dict[str, float] | None = None) -> Path:
+    """Rebuild the table and report of a bench directory from its finished runs (with other
+    targets when `goals` are given)."""
     protocol, presets = read_protocol(out)
     found = sorted(p.name for p in (out / "runs").glob("*") if p.is_dir())
     runs = []
@@ -151,5 +152,5 @@ def report_bench_dir(out: Path) -> Path:
                 runs.append(run)
     if not runs:
         raise RunError(f"{out}: no finished runs to report")
-    write_outputs(out, runs, protocol)
+    write_outputs(out, runs, protocol, goals)
     return out / "report.html"
