@@ -19,7 +19,7 @@ bench() {  # name, then mtgan bench arguments
     local start=$SECONDS
     mtgan bench "$@" "${seeds[@]}" --jobs 2 --out "runs/claims/$name" --quiet
     mkdir -p "benchmarks/claims/$name"
-    cp "runs/claims/$name/summary.md" "runs/claims/$name/summary.csv" "benchmarks/claims/$name/"
+    cp "runs/claims/$name/"{summary.md,summary.csv,runs.csv} "benchmarks/claims/$name/"
     cp "runs/claims/$name/figures/"*.png "benchmarks/claims/$name/"
     echo "$name: $((SECONDS - start)) s wall (this invocation)" | tee -a "benchmarks/claims/$name/wall.txt"
 }
