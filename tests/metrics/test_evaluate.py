@@ -164,3 +164,16 @@ def test_per_class_fid_of_a_conditional_model_checks_the_class_it_was_asked_for(
     assert right["fid_per_class"] < 0.5 * wrong["fid_per_class"]
     assert right["fid_pooled"] == right["fid"]  # one task: its own pool
     assert wrong["fid"] == pytest.approx(right["fid"], rel=0.3)  # same images, other classes
+
+
+def test_a_run_stopped_before_its_final_evaluation_gets_it_on_resume(tmp_path, tiny):
+    overrides = [*tiny, *RAW, "eval.metrics=[fid]"]
+    run = api.train("pertask", overrides, out=tmp_path / "run", quiet=True)
+    first = json.loads((run.path / "eval.json").read_text())
+    (run.path / "eval.json").unlink()  # as if killed after the last checkpoint
+    api.train(resume=run.path, quiet=True)
+    again = json.loads((run.path / "eval.json").read_text())
+    assert again["step"] == 6 and again["fid"] == pytest.approx(first["fid"], rel=1e-9)
+    api.train(resume=run.path, quiet=True)  # complete: nothing evaluated twice
+    evals = [r for r in api.Run(run.path).metrics() if "eval/fid" in r]
+    assert len(evals) == 2

@@ -24,7 +24,6 @@ from mtgan.atomic import write_text_atomic
 from mtgan.bench.plan import BenchRun, Protocol, run_overrides
 from mtgan.config import load_config
 from mtgan.errors import MtganError
-from mtgan.training.checkpoint import latest_checkpoint
 
 WALL = "bench-wall.json"  # per run: seconds its training processes took, over all attempts
 
@@ -46,9 +45,15 @@ def finished(run: BenchRun) -> bool:
         return False
 
 
+def has_checkpoint(run: BenchRun) -> bool:
+    # The pointer alone: whether the checkpoint it names is sound is for --resume to check
+    # (and to explain in the run's log), not for the bench to crash over.
+    return (run.path / "checkpoints" / "latest").exists()
+
+
 def train_command(run: BenchRun, protocol: Protocol, threads: int | None) -> list[str]:
     base = [sys.executable, "-m", "mtgan", "train"]
-    if latest_checkpoint(run.path / "checkpoints") is not None:
+    if has_checkpoint(run):
         # The run's own config.yaml already holds the protocol; --resume reads it.
         return [*base, "--resume", str(run.path), "--quiet"]
     return [*base, run.target, *run_overrides(protocol, run.seed, threads), "--out",
@@ -65,7 +70,7 @@ def wall_seconds(run: BenchRun) -> float:
 def _execute(run: BenchRun, protocol: Protocol, threads: int | None, logs: Path) -> Outcome:
     if finished(run):
         return Outcome(run, "skipped", wall_seconds(run))
-    if run.path.exists() and latest_checkpoint(run.path / "checkpoints") is None:
+    if run.path.exists() and not has_checkpoint(run):
         shutil.rmtree(run.path)  # started but never checkpointed: nothing to keep
     cmd = train_command(run, protocol, threads)
     log = logs / f"{run.label}-seed{run.seed}.log"

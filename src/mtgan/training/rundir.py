@@ -74,6 +74,13 @@ class RunDir:
         """eval.json: the last evaluation of this run (written whole, then renamed)."""
         write_text_atomic(self.path / "eval.json", json.dumps(result, indent=1))
 
+    def eval_step(self) -> int | None:
+        """The step of the last final evaluation (eval.json), None if there is none."""
+        try:
+            return int(json.loads((self.path / "eval.json").read_text())["step"])
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
+
     def truncate_metrics(self, after_step: int) -> None:
         """Drop records past `after_step` (written after the checkpoint a resume starts from)."""
         kept = [r for r in self.read_metrics() if r.get("step", 0) <= after_step]

@@ -360,6 +360,10 @@ class Trainer:
                             f"{event['step']}, learning rates × {event['lr_scale']:g}",
                             file=sys.stderr,
                         )
+            # A process stopped between the last checkpoint and the final evaluation resumes
+            # at the end: evaluate now, or the run would never get its eval.json.
+            if main and self.config.eval.metrics and run.eval_step() != self.step:
+                self._log_eval(run, board)
         except OSError as e:  # metrics, samples: a full or vanished disk is the user's to fix
             raise RunError(
                 f"cannot write to the run directory {run.path}: {e.strerror or e}; the last "
