@@ -102,7 +102,7 @@ def write_outputs(
     if unknown:
         raise MtganError(f"--target {unknown[0]}: not a reported metric; these are: {keys}")
     rows = summarise(groups, keys, targets)
-    notes = _notes(protocol, targets, goals is None or not goals)
+    notes = _notes(protocol, targets, not goals)
     markdown = markdown_table(rows, keys, targets)
     write_text_atomic(out / "summary.md", markdown + "\n" + "\n".join(f"- {n}" for n in notes))
     write_text_atomic(out / "summary.csv", summary_csv(rows, keys, targets))

@@ -14,7 +14,7 @@ import statistics
 from dataclasses import dataclass, field
 from typing import Any
 
-from mtgan.report.history import STABILITY_COLUMNS, RunResult
+from mtgan.report.history import STABILITY_COLUMNS, RunResult, format_number
 
 # Metrics where smaller is better; every other reported metric is better when larger.
 LOWER_IS_BETTER = frozenset({"fid", "fid_pooled", "fid_per_class", "kid", "rkl"})
@@ -87,15 +87,9 @@ def summarise(
     return rows
 
 
-def _fmt(value: float) -> str:
-    if not math.isfinite(value):
-        return "—"
-    return f"{value:.4g}" if abs(value) < 1e5 else f"{value:.3e}"
-
-
 def _mean_std(values: list[float]) -> str:
     mean, std = _stats(values)
-    return "—" if not math.isfinite(mean) else f"{_fmt(mean)} ± {std:.2g}"
+    return "—" if not math.isfinite(mean) else f"{format_number(mean)} ± {std:.2g}"
 
 
 def _reach_cell(hits: list[tuple[int, float] | None], which: int) -> str:
@@ -106,7 +100,7 @@ def _reach_cell(hits: list[tuple[int, float] | None], which: int) -> str:
 
 
 def target_label(key: str, target: float) -> str:
-    return f"{key} {'≤' if key in LOWER_IS_BETTER else '≥'} {_fmt(target)}"
+    return f"{key} {'≤' if key in LOWER_IS_BETTER else '≥'} {format_number(target)}"
 
 
 def table_columns(keys: list[str], targets: dict[str, float]) -> list[str]:

@@ -37,6 +37,17 @@ def is_number(value: object) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
+def format_number(value: object) -> str:
+    """A metric value for a table: 4 significant digits, "—" for NaN, "inf" kept (a reverse KL
+    of inf says a mode was never hit), text as it is."""
+    if not is_number(value):
+        return str(value)
+    v = float(value)  # type: ignore[arg-type]
+    if not math.isfinite(v):
+        return "—" if math.isnan(v) else str(v)
+    return f"{v:.4g}" if abs(v) < 1e5 else f"{v:.3e}"
+
+
 @dataclass
 class RunResult:
     """What a table needs of one finished run."""

@@ -11,7 +11,7 @@ from pathlib import Path
 from mtgan.atomic import write_atomic
 from mtgan.report import html
 from mtgan.report.curves import GRAD_KEYS, LOSS_KEYS, eval_series, plot_panels, train_series
-from mtgan.report.history import STABILITY_COLUMNS, RunResult, is_number, metric_keys
+from mtgan.report.history import STABILITY_COLUMNS, RunResult, format_number, metric_keys
 
 _SAMPLE = re.compile(r"step-(\d+)-all\.png$")
 _TERM = re.compile(r"^[a-z]+/[a-z_]+$")  # a phase's total or per-term mean: "g/classes"
@@ -51,25 +51,19 @@ def _curve_sections(
     return sections
 
 
-def _fmt(value: object) -> str:
-    if not is_number(value):
-        return str(value)
-    v = float(value)  # type: ignore[arg-type]
-    return f"{v:.4g}" if math.isfinite(v) else str(v)
-
-
 def run_page(result: RunResult, config_text: str, task_names: Sequence[str]) -> str:
     """The report of a single run directory."""
     final, keys = result.final, metric_keys([result])
     sections = []
     if final:
-        rows = [[k, _fmt(final[k])] for k in keys]
-        rows += [[label, _fmt(final[k])] for k, label in STABILITY_COLUMNS.items() if k in final]
+        rows = [[k, format_number(final[k])] for k in keys]
+        stability = [(label, final[k]) for k, label in STABILITY_COLUMNS.items() if k in final]
+        rows += [[label, format_number(value)] for label, value in stability]
         body = html.table(["metric", "value"], rows)
         per_task = [k for k in keys if any(f"{k}/task{t}" in final for t in range(len(task_names)))]
         if per_task and len(task_names) > 1:
             task_rows = [
-                [name, *(_fmt(final.get(f"{k}/task{t}", "—")) for k in per_task)]
+                [name, *(format_number(final.get(f"{k}/task{t}", "—")) for k in per_task)]
                 for t, name in enumerate(task_names)
             ]
             body += html.table(["task", *per_task], task_rows)
