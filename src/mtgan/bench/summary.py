@@ -89,7 +89,10 @@ def summarise(
 
 def _mean_std(values: list[float]) -> str:
     mean, std = _stats(values)
-    return "—" if not math.isfinite(mean) else f"{format_number(mean)} ± {std:.2g}"
+    if not math.isfinite(mean):
+        return "—"
+    spread = f"{std:,.0f}" if std >= 100 else f"{std:.2g}"
+    return f"{format_number(mean)} ± {spread}"
 
 
 def _reach_cell(hits: list[tuple[int, float] | None], which: int) -> str:

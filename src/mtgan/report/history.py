@@ -45,7 +45,9 @@ def format_number(value: object) -> str:
     v = float(value)  # type: ignore[arg-type]
     if not math.isfinite(v):
         return "—" if math.isnan(v) else str(v)
-    return f"{v:.4g}" if abs(v) < 1e5 else f"{v:.3e}"
+    if abs(v) >= 1e7:
+        return f"{v:.3e}"
+    return f"{v:,.0f}" if abs(v) >= 1000 else f"{v:.4g}"  # steps and seconds read as integers
 
 
 @dataclass
