@@ -91,3 +91,5 @@ def test_cli_bench_reports_a_wrong_target(tmp_path, overrides, capsys):
                  "--target", "fid=abc", "--quiet"])  # fmt: skip
     assert code == 2
     assert "--target fid=abc" in capsys.readouterr().err
+    code = main(["bench", "pertask", "--jobs", "0", "--out", str(tmp_path / "b"), "--quiet"])
+    assert code == 2 and "--jobs must be at least 1" in capsys.readouterr().err

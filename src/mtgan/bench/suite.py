@@ -64,6 +64,8 @@ def run_bench(
         raise MtganError("mtgan bench: name at least one preset or config file")
     if not seeds:
         raise MtganError("mtgan bench: --seeds needs at least one seed")
+    if jobs < 1:
+        raise MtganError(f"mtgan bench: --jobs must be at least 1, got {jobs}")
     protocol, _ = resolve_protocol(targets, overrides, metrics, eval_every)
     runs = plan_runs(out, targets, seeds)
     fix_protocol(out, protocol, list(dict.fromkeys(r.label for r in runs)))
