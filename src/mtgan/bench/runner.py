@@ -24,6 +24,7 @@ from mtgan.atomic import write_text_atomic
 from mtgan.bench.plan import BenchRun, Protocol, run_overrides
 from mtgan.config import load_config
 from mtgan.errors import MtganError
+from mtgan.training.rundir import RunDir
 
 WALL = "bench-wall.json"  # per run: seconds its training processes took, over all attempts
 
@@ -38,10 +39,12 @@ class Outcome:
 
 def finished(run: BenchRun) -> bool:
     """True when the run's final evaluation was written (eval.json at train.steps)."""
+    step = RunDir(run.path).eval_step()
+    if step is None:
+        return False
     try:
-        steps = load_config(run.path / "config.yaml").train.steps
-        return json.loads((run.path / "eval.json").read_text()).get("step") == steps
-    except (OSError, ValueError, MtganError):  # missing or torn files: not finished
+        return step == load_config(run.path / "config.yaml").train.steps
+    except MtganError:  # a missing or broken config: not a finished run
         return False
 
 

@@ -218,16 +218,15 @@ def _fid(ctx: EvalContext) -> dict[str, float]:
     if ctx.num_classes:
         # A conditional model's per-class FID (n samples of each class against that class's
         # real data) is what a one-task-per-class model's per-task FID measures.
-        per_class = []
+        per_class = {}
         for k in ctx.tasks:
             labels = ctx.real_labels(k)
+            where = f"task{k}/" if len(ctx.tasks) > 1 else ""
             for c in labels.unique().tolist():
                 real = ctx.real_features(k)[labels == c]
-                per_class.append(fid(real, ctx.class_features(k, c)))
-        out.update(
-            {f"fid_per_class/class{c}": v for c, v in enumerate(per_class)}
-            | {"fid_per_class": float(np.mean(per_class))}
-        )
+                per_class[f"fid_per_class/{where}class{c}"] = fid(real, ctx.class_features(k, c))
+        out.update(per_class)
+        out["fid_per_class"] = float(np.mean(list(per_class.values())))
     return out
 
 
