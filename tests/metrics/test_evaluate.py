@@ -114,6 +114,21 @@ def test_class_accuracy_with_the_digit_classifier(tmp_path, tiny):
     assert result["features"] == "digits"
     assert {"accuracy/task0", "accuracy/task1", "accuracy/task2"} <= result.keys()
     assert 0 <= result["accuracy"] <= 1
+    # The classifier's head runs on the FID features (one forward pass for both metrics); the
+    # logits must be what the whole classifier gives on the samples themselves.
+    from mtgan.metrics import digit_classifier
+
+    trainer = Trainer(run.config)
+    trainer.restore(run.dir)
+    ctx = trainer.eval_context()
+    classifier = digit_classifier()
+    for k in range(3):
+        with torch.no_grad():
+            direct = classifier(ctx.samples(k))
+        shared = ctx.digit_logits(k, classifier)
+        assert k in ctx._fake_features  # computed once, kept for FID
+        torch.testing.assert_close(shared, direct, rtol=1e-4, atol=1e-4)
+    assert evaluate(ctx, ["accuracy"])["accuracy"] == pytest.approx(result["accuracy"])
 
 
 def test_a_user_module_supplies_the_features(tmp_path, tiny):

@@ -20,7 +20,14 @@ from mtgan.config import EvalConfig, ExperimentConfig
 from mtgan.data import TaskSet
 from mtgan.errors import ConfigError
 from mtgan.metrics.agreement import pixel_agreement
-from mtgan.metrics.features import FeatureExtractor, cache_dir, digit_classifier, get_extractor
+from mtgan.metrics.digits import DigitClassifier
+from mtgan.metrics.features import (
+    DigitFeatures,
+    FeatureExtractor,
+    cache_dir,
+    digit_classifier,
+    get_extractor,
+)
 from mtgan.metrics.fid import fid, kid
 from mtgan.metrics.modes2d import mode_stats_for
 from mtgan.metrics.prdc import prdc
@@ -181,6 +188,18 @@ class EvalContext:
             self._fake_features[k] = self.extractor(self.samples(k)).double()
         return self._fake_features[k]
 
+    def digit_logits(self, k: int, classifier: DigitClassifier) -> Tensor:
+        """The digit classifier's logits for task k's samples. When the FID features are that
+        classifier's penultimate layer, its head runs on them: one forward pass serves both."""
+        ext = self.extractor
+        if isinstance(ext, DigitFeatures) and ext.name == DigitFeatures.name_for(classifier):
+            with torch.no_grad():
+                return classifier.head(self.fake_features(k).float().to(ext.device)).cpu()
+        with torch.no_grad():
+            return torch.cat(
+                [classifier(b.to(self.device)).cpu() for b in self.samples(k).split(1000)]
+            )
+
     def real_features(self, k: int) -> Tensor:
         """Features of task k's real data, cached on disk by data content and extractor."""
         if k not in self._real_features:
@@ -290,11 +309,7 @@ def _accuracy(ctx: EvalContext) -> dict[str, float]:
             continue
         if not conditional and classes == present:
             continue
-        with torch.no_grad():
-            logits = torch.cat(
-                [classifier(b.to(ctx.device)).cpu() for b in ctx.samples(k).split(1000)]
-            )
-        predicted = logits.argmax(1)
+        predicted = ctx.digit_logits(k, classifier).argmax(1)
         if conditional:
             values[k] = (predicted == ctx.sample_labels(k)).float().mean().item()
         else:
