@@ -86,6 +86,11 @@ class ModelConfig(Strict):
     """Network shapes. `mlp`: fully connected; `dcgan`: strided (transposed) convolutions."""
 
     arch: Literal["mlp", "dcgan"] = "mlp"
+    d_arch: Literal["mlp", "dcgan"] | None = Field(
+        default=None,
+        description="the discriminators' family when it differs from the generators' (e.g. "
+        "an MLP generator judged by a convolutional discriminator); null: model.arch",
+    )
     z_dim: int = Field(default=100, ge=1)
     g_hidden: list[int] = Field(default_factory=lambda: [256, 512], min_length=0)
     d_hidden: list[int] = Field(default_factory=lambda: [512, 256], min_length=0)
@@ -241,11 +246,14 @@ class ExperimentConfig(Strict):
 
     @model_validator(mode="after")
     def _dcgan_needs_square_images(self) -> ExperimentConfig:
-        if self.model.arch == "dcgan" and self.data.path is None and self.data.name != "mnist":
-            raise ValueError(
-                f"model.arch: dcgan needs image data, but data.name={self.data.name} is 2D points; "
-                "use model.arch=mlp"
-            )
+        if self.data.path is not None or self.data.name == "mnist":
+            return self
+        for field in ("arch", "d_arch"):
+            if getattr(self.model, field) == "dcgan":
+                raise ValueError(
+                    f"model.{field}: dcgan needs image data, but data.name={self.data.name} is "
+                    "2D points; use mlp"
+                )
         return self
 
 

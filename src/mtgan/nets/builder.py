@@ -109,7 +109,7 @@ def discriminator_plans(cfg: ModelConfig, data_shape: tuple[int, ...]) -> list[L
     maxout = cfg.d_activation == "maxout"
     activation = "identity" if maxout else cfg.d_activation
     pieces = cfg.maxout_pieces if maxout else 1
-    if cfg.arch == "mlp":
+    if (cfg.d_arch or cfg.arch) == "mlp":
         widths = [math.prod(data_shape), *cfg.d_hidden, 1]
         hidden = len(widths) - 2
         return [
@@ -124,8 +124,8 @@ def discriminator_plans(cfg: ModelConfig, data_shape: tuple[int, ...]) -> list[L
             for i, (n_in, n_out) in enumerate(zip(widths[:-1], widths[1:]))
         ]
     if maxout:
-        raise ConfigError("model.d_activation=maxout is for model.arch=mlp")
-    channels, size = _image_shape(data_shape, "discriminator")
+        raise ConfigError("model.d_activation=maxout is for an mlp discriminator (model.d_arch)")
+    channels, size = _image_shape(data_shape, "discriminator", "model.d_arch")
     if not cfg.d_hidden:
         raise ConfigError("model.d_hidden: a dcgan discriminator needs at least one width")
     _base_size(size, len(cfg.d_hidden), "model.d_hidden")
@@ -147,11 +147,13 @@ def discriminator_plans(cfg: ModelConfig, data_shape: tuple[int, ...]) -> list[L
     return plans
 
 
-def _image_shape(data_shape: tuple[int, ...], what: str) -> tuple[int, int]:
+def _image_shape(
+    data_shape: tuple[int, ...], what: str, field: str = "model.arch"
+) -> tuple[int, int]:
     if len(data_shape) != 3 or data_shape[1] != data_shape[2]:
         raise ConfigError(
-            f"model.arch=dcgan: the {what} needs square images (C, S, S), "
-            f"but the data has samples of shape {data_shape}; use model.arch=mlp"
+            f"{field}=dcgan: the {what} needs square images (C, S, S), "
+            f"but the data has samples of shape {data_shape}; use {field}=mlp"
         )
     return data_shape[0], data_shape[1]
 
