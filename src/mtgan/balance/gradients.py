@@ -79,21 +79,14 @@ class GradientWeighting(Balancer):
         return total
 
 
-def project_simplex(v: np.ndarray) -> np.ndarray:
-    """Euclidean projection onto {w ≥ 0, Σw = 1} (Duchi et al. 2008)."""
-    u = np.sort(v)[::-1]
-    css = np.cumsum(u) - 1
-    rho = int(np.nonzero(u - css / np.arange(1, len(v) + 1) > 0)[0].max())
-    return np.maximum(v - css[rho] / (rho + 1), 0.0)
-
-
-def min_norm_weights(gram: Tensor, iters: int = 300) -> Tensor:
+def min_norm_weights(gram: Tensor, iters: int = 100) -> Tensor:
     """Weights on the simplex minimising ‖Σ w_i g_i‖² given the Gram matrix (MGDA's subproblem):
-    the closed form for two gradients; for more, accelerated projected gradient (FISTA) rather
-    than MGDA's Frank–Wolfe, which zigzags between faces and stalls a few 1e-3 short of the
-    minimum when it lies on an edge (tests/balance/test_gradients.py); m is small, so each
-    iteration is an m × m product, in numpy: torch's per-operation overhead on such tiny
-    arrays made the solve cost milliseconds a step."""
+    the closed form for two gradients; for more, Wolfe's (1976) min-norm-point algorithm, exact
+    after finitely many steps (at most a few per objective), rather than MGDA's Frank–Wolfe,
+    which zigzags between faces and stalls a few 1e-3 short of the minimum when it lies on an
+    edge (tests/balance/test_gradients.py). m is small, so every step is an m × m product or
+    solve, in numpy: torch's per-operation overhead on such tiny arrays made the solve cost
+    milliseconds a step."""
     m = gram.shape[0]
     if m == 2:
         diff = gram[0, 0] - 2 * gram[0, 1] + gram[1, 1]
@@ -102,23 +95,49 @@ def min_norm_weights(gram: Tensor, iters: int = 300) -> Tensor:
         a = ((gram[1, 1] - gram[0, 1]) / diff).clamp(0.0, 1.0)
         return torch.stack([a, 1 - a])
     g = gram.double().numpy()
-    if not np.any(g - np.diag(np.diag(g))):  # orthogonal gradients: w_i ∝ 1 / ‖g_i‖²
-        d = np.diag(g)
-        w = 1.0 / d if np.all(d > EPS) else (d <= EPS).astype(float)  # any zero one: norm 0
-        return torch.from_numpy(w / w.sum()).to(gram.dtype)
-    lipschitz = float(np.linalg.eigvalsh(g).max())
-    w = np.full(m, 1.0 / m)
-    if lipschitz > EPS:
-        y, t = w.copy(), 1.0
-        for _ in range(iters):
-            w_next = project_simplex(y - (g @ y) / lipschitz)
-            t_next = (1 + (1 + 4 * t * t) ** 0.5) / 2
-            y = w_next + ((t - 1) / t_next) * (w_next - w)
-            converged = float(np.abs(w_next - w).max()) < 1e-10
-            w, t = w_next, t_next
-            if converged:
+    scale = max(float(np.abs(np.diag(g)).max()), EPS)
+    corral = [int(np.argmin(np.diag(g)))]  # the points whose hull holds the current x
+    lam = np.ones(1)
+    for _ in range(iters):
+        dots = g[:, corral] @ lam  # g_j · x for every j
+        j = int(np.argmin(dots))
+        if j in corral or dots[j] >= lam @ dots[corral] - 1e-12 * scale:
+            break  # no point lies beyond x's supporting plane: x is the min-norm point
+        corral.append(j)
+        lam = np.append(lam, 0.0)
+        for _ in range(len(corral)):  # minor cycle: move to the affine minimum, stay inside
+            mu = _affine_min_norm(g[np.ix_(corral, corral)])
+            if np.all(mu > 0):
+                lam = mu
                 break
+            out = (mu <= 0) & (lam > mu)
+            theta = float(np.min(lam[out] / (lam[out] - mu[out]))) if out.any() else 0.0
+            lam = lam + theta * (mu - lam)
+            keep = lam > 1e-15
+            keep[-1] |= len(corral) == 1
+            corral = [c for c, k in zip(corral, keep) if k]
+            lam = lam[keep] / lam[keep].sum()
+    w = np.zeros(m)
+    w[corral] = lam
     return torch.from_numpy(w).to(gram.dtype)
+
+
+def _affine_min_norm(g: np.ndarray) -> np.ndarray:
+    """Weights μ (Σμ = 1, any sign) of the min-norm point of the points' affine hull, from
+    their Gram matrix: the KKT system [[G, 1], [1ᵀ, 0]] [μ, ν] = [0, 1] (least squares where
+    the points are affinely dependent)."""
+    n = g.shape[0]
+    kkt = np.ones((n + 1, n + 1))
+    kkt[:n, :n], kkt[n, n] = g, 0.0
+    rhs = np.zeros(n + 1)
+    rhs[n] = 1.0
+    try:
+        mu = np.linalg.solve(kkt, rhs)[:n]
+        if np.all(np.isfinite(mu)) and abs(mu.sum() - 1.0) < 1e-9:
+            return mu
+    except np.linalg.LinAlgError:
+        pass
+    return np.linalg.lstsq(kkt, rhs, rcond=None)[0][:n]
 
 
 @register
@@ -150,8 +169,8 @@ class PCGrad(SeededDraws, GradientWeighting):
         self.seed_draws(seed)
 
     def alphas(self, grads: Tensor, values: Tensor) -> Tensor:
-        gram, m = grads, grads.shape[0]
-        coeffs = torch.eye(m, dtype=gram.dtype)
+        gram, m = grads.numpy(), grads.shape[0]
+        coeffs = np.eye(m)  # numpy: m² scalar steps, each far cheaper than a torch call
         for i in range(m):
             for j in torch.randperm(m, generator=self.generator).tolist():
                 if j == i or gram[j, j] <= EPS:
@@ -159,7 +178,7 @@ class PCGrad(SeededDraws, GradientWeighting):
                 dot = coeffs[i] @ gram[:, j]  # g'_i · g_j
                 if dot < 0:
                     coeffs[i, j] -= dot / gram[j, j]
-        return coeffs.sum(0)
+        return torch.from_numpy(coeffs.sum(0)).to(grads.dtype)
 
 
 @register
