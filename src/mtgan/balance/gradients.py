@@ -95,6 +95,10 @@ def min_norm_weights(gram: Tensor, iters: int = 100) -> Tensor:
         a = ((gram[1, 1] - gram[0, 1]) / diff).clamp(0.0, 1.0)
         return torch.stack([a, 1 - a])
     g = gram.double().numpy()
+    if not np.any(g - np.diag(np.diag(g))):  # orthogonal gradients: w_i ∝ 1 / ‖g_i‖²
+        d = np.diag(g)
+        w = 1.0 / d if np.all(d > EPS) else (d <= EPS).astype(float)  # any zero one: norm 0
+        return torch.from_numpy(w / w.sum()).to(gram.dtype)
     scale = max(float(np.abs(np.diag(g)).max()), EPS)
     corral = [int(np.argmin(np.diag(g)))]  # the points whose hull holds the current x
     lam = np.ones(1)
