@@ -117,8 +117,7 @@ def min_norm_weights(gram: Tensor, iters: int = 100) -> Tensor:
             out = (mu <= 0) & (lam > mu)
             theta = float(np.min(lam[out] / (lam[out] - mu[out]))) if out.any() else 0.0
             lam = lam + theta * (mu - lam)
-            keep = lam > 1e-15
-            keep[-1] |= len(corral) == 1
+            keep = lam > 1e-15  # λ stays a convex combination: some entry is kept
             corral = [c for c, k in zip(corral, keep) if k]
             lam = lam[keep] / lam[keep].sum()
     w = np.zeros(m)

@@ -192,13 +192,12 @@ class EvalContext:
         """The digit classifier's logits for task k's samples. When the FID features are that
         classifier's penultimate layer, its head runs on them: one forward pass serves both."""
         ext = self.extractor
-        if isinstance(ext, DigitFeatures) and ext.name == DigitFeatures.name_for(classifier):
-            with torch.no_grad():
-                return classifier.head(self.fake_features(k).float().to(ext.device)).cpu()
         with torch.no_grad():
-            return torch.cat(
-                [classifier(b.to(self.device)).cpu() for b in self.samples(k).split(1000)]
-            )
+            if isinstance(ext, DigitFeatures) and ext.name == DigitFeatures.name_for(classifier):
+                # the extractor's own copy of the same weights, on the extractor's device
+                return ext.classifier.head(self.fake_features(k).float().to(ext.device)).cpu()
+            device = next(classifier.parameters()).device
+            return torch.cat([classifier(b.to(device)).cpu() for b in self.samples(k).split(1000)])
 
     def real_features(self, k: int) -> Tensor:
         """Features of task k's real data, cached on disk by data content and extractor."""
