@@ -79,6 +79,7 @@ class EvalContext:
         self._samples: list[Tensor] | None = None
         self._fake_features: dict[int, Tensor] = {}
         self._real_features: dict[int, Tensor] = {}
+        self._head_on_features: dict[int, bool] = {}  # id(classifier) → FID features are its own
         self._extractor = extractor  # a user's own features (e.g. ModuleFeatures) if given
 
     @property
@@ -192,8 +193,11 @@ class EvalContext:
         """The digit classifier's logits for task k's samples. When the FID features are that
         classifier's penultimate layer, its head runs on them: one forward pass serves both."""
         ext = self.extractor
+        if id(classifier) not in self._head_on_features:  # hashes the weights: once, not per task
+            same = isinstance(ext, DigitFeatures) and ext.name == DigitFeatures.name_for(classifier)
+            self._head_on_features[id(classifier)] = same
         with torch.no_grad():
-            if isinstance(ext, DigitFeatures) and ext.name == DigitFeatures.name_for(classifier):
+            if self._head_on_features[id(classifier)]:
                 # the extractor's own copy of the same weights, on the extractor's device
                 return ext.classifier.head(self.fake_features(k).float().to(ext.device)).cpu()
             device = next(classifier.parameters()).device
