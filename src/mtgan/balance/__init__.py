@@ -10,8 +10,8 @@ from mtgan.balance.gradients import (
     GradNorm,
     NashMTL,
     PCGrad,
-    min_norm_weights,
 )
+from mtgan.balance.solvers import conflict_averse_weights, min_norm_weights
 from mtgan.balance.sources import jacobian_at
 from mtgan.balance.weighting import (
     FAMO,
@@ -34,6 +34,7 @@ __all__ = [
     "PCGrad",
     "jacobian_at",
     "min_norm_weights",
+    "conflict_averse_weights",
     "Balancer",
     "DynamicWeightAverage",
     "FixedWeights",

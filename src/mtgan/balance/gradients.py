@@ -34,6 +34,7 @@ from scipy.optimize import minimize
 from torch import Tensor
 
 from mtgan.balance.base import Balancer, SeededDraws, register
+from mtgan.balance.solvers import conflict_averse_weights, min_norm_weights
 from mtgan.balance.sources import GradientSource, linearised
 from mtgan.balance.weighting import EPS, _number, flatten, positive
 from mtgan.errors import ConfigError
@@ -77,70 +78,6 @@ class GradientWeighting(Balancer):
         if jacobian.complete:  # the phase's gradient is already in hand: Σ α_k ∇L_k
             return linearised(total, jacobian.params, jacobian.combined(alpha))
         return total
-
-
-def min_norm_weights(gram: Tensor, iters: int = 100) -> Tensor:
-    """Weights on the simplex minimising ‖Σ w_i g_i‖² given the Gram matrix (MGDA's subproblem):
-    the closed form for two gradients; for more, Wolfe's (1976) min-norm-point algorithm, exact
-    after finitely many steps (at most a few per objective), rather than MGDA's Frank–Wolfe,
-    which zigzags between faces and stalls a few 1e-3 short of the minimum when it lies on an
-    edge (tests/balance/test_gradients.py). m is small, so every step is an m × m product or
-    solve, in numpy: torch's per-operation overhead on such tiny arrays made the solve cost
-    milliseconds a step."""
-    m = gram.shape[0]
-    if m == 2:
-        diff = gram[0, 0] - 2 * gram[0, 1] + gram[1, 1]
-        if diff <= EPS:
-            return torch.full((2,), 0.5, dtype=gram.dtype)
-        a = ((gram[1, 1] - gram[0, 1]) / diff).clamp(0.0, 1.0)
-        return torch.stack([a, 1 - a])
-    g = gram.double().numpy()
-    if not np.any(g - np.diag(np.diag(g))):  # orthogonal gradients: w_i ∝ 1 / ‖g_i‖²
-        d = np.diag(g)
-        w = 1.0 / d if np.all(d > EPS) else (d <= EPS).astype(float)  # any zero one: norm 0
-        return torch.from_numpy(w / w.sum()).to(gram.dtype)
-    scale = max(float(np.abs(np.diag(g)).max()), EPS)
-    corral = [int(np.argmin(np.diag(g)))]  # the points whose hull holds the current x
-    lam = np.ones(1)
-    for _ in range(iters):
-        dots = g[:, corral] @ lam  # g_j · x for every j
-        j = int(np.argmin(dots))
-        if j in corral or dots[j] >= lam @ dots[corral] - 1e-12 * scale:
-            break  # no point lies beyond x's supporting plane: x is the min-norm point
-        corral.append(j)
-        lam = np.append(lam, 0.0)
-        for _ in range(len(corral)):  # minor cycle: move to the affine minimum, stay inside
-            mu = _affine_min_norm(g[np.ix_(corral, corral)])
-            if np.all(mu > 0):
-                lam = mu
-                break
-            out = (mu <= 0) & (lam > mu)
-            theta = float(np.min(lam[out] / (lam[out] - mu[out]))) if out.any() else 0.0
-            lam = lam + theta * (mu - lam)
-            keep = lam > 1e-15  # λ stays a convex combination: some entry is kept
-            corral = [c for c, k in zip(corral, keep) if k]
-            lam = lam[keep] / lam[keep].sum()
-    w = np.zeros(m)
-    w[corral] = lam
-    return torch.from_numpy(w).to(gram.dtype)
-
-
-def _affine_min_norm(g: np.ndarray) -> np.ndarray:
-    """Weights μ (Σμ = 1, any sign) of the min-norm point of the points' affine hull, from
-    their Gram matrix: the KKT system [[G, 1], [1ᵀ, 0]] [μ, ν] = [0, 1] (least squares where
-    the points are affinely dependent)."""
-    n = g.shape[0]
-    kkt = np.ones((n + 1, n + 1))
-    kkt[:n, :n], kkt[n, n] = g, 0.0
-    rhs = np.zeros(n + 1)
-    rhs[n] = 1.0
-    try:
-        mu = np.linalg.solve(kkt, rhs)[:n]
-        if np.all(np.isfinite(mu)) and abs(mu.sum() - 1.0) < 1e-9:
-            return mu
-    except np.linalg.LinAlgError:
-        pass
-    return np.linalg.lstsq(kkt, rhs, rcond=None)[0][:n]
 
 
 @register
@@ -205,25 +142,34 @@ class CAGrad(GradientWeighting):
         if self.c == 0 or g0_norm <= EPS:
             return torch.ones(m, dtype=grads.dtype)
         sqrt_phi = self.c * g0_norm
-
-        def objective(w: np.ndarray) -> tuple[float, np.ndarray]:
-            # with its gradient: SLSQP would otherwise difference m + 1 evaluations a step
-            gw, g0 = gram @ w, gram @ mean
-            norm = np.sqrt(max(w @ gw, EPS))
-            return float(w @ g0 + sqrt_phi * norm), g0 + (sqrt_phi / norm) * gw
-
-        result = minimize(
-            objective,
-            mean,
-            jac=True,
-            bounds=[(0.0, 1.0)] * m,
-            constraints={"type": "eq", "fun": lambda w: w.sum() - 1.0, "jac": lambda w: np.ones(m)},
-            method="SLSQP",
-        )
-        w = result.x
+        w = conflict_averse_weights(gram, sqrt_phi)
+        if w is None:  # an optimum the exact solver cannot certify (g_w = 0 there): SLSQP
+            w = _conflict_averse_slsqp(gram, sqrt_phi)
         gw_norm = float(np.sqrt(max(w @ gram @ w, EPS)))
         direction = mean + (sqrt_phi / gw_norm) * w
         return torch.from_numpy(m * direction / (1 + self.c**2))
+
+
+def _conflict_averse_slsqp(gram: np.ndarray, sqrt_phi: float) -> np.ndarray:
+    """CAGrad's subproblem by scipy's general solver, as in the authors' code."""
+    m = gram.shape[0]
+    mean = np.full(m, 1.0 / m)
+    g0 = gram @ mean
+
+    def objective(w: np.ndarray) -> tuple[float, np.ndarray]:
+        # with its gradient: SLSQP would otherwise difference m + 1 evaluations a step
+        gw = gram @ w
+        norm = np.sqrt(max(w @ gw, EPS))
+        return float(w @ g0 + sqrt_phi * norm), g0 + (sqrt_phi / norm) * gw
+
+    return minimize(
+        objective,
+        mean,
+        jac=True,
+        bounds=[(0.0, 1.0)] * m,
+        constraints={"type": "eq", "fun": lambda w: w.sum() - 1.0, "jac": lambda w: np.ones(m)},
+        method="SLSQP",
+    ).x
 
 
 @register
