@@ -134,3 +134,29 @@ def test_famo_shifts_weight_to_the_objective_that_stopped_improving():
     # the gradient weights are m·z_i / (c·L_i): they sum to m over the objectives' L-weighted share
     alpha = torch.tensor(list(balancer.last_weights.values()))
     assert x.grad.tolist() == pytest.approx(alpha.tolist(), rel=1e-5)
+
+
+@pytest.mark.parametrize("weight_decay", [0.0, 1e-3])
+def test_learned_vector_steps_exactly_as_torch_adam(weight_decay):
+    """The hand-written Adam of the learned weights (uncertainty, FAMO) matches torch.optim.Adam
+    to the bit, and resumes from a state torch.optim.Adam wrote (older checkpoints)."""
+    from mtgan.balance.weighting import LearnedVector
+
+    learned = LearnedVector(0.025, weight_decay)
+    learned.get(5)
+    ref = torch.zeros(5, requires_grad=True)
+    adam = torch.optim.Adam([ref], lr=0.025, weight_decay=weight_decay)
+    gen = torch.Generator().manual_seed(0)
+    for _ in range(30):
+        grad = torch.randn(5, generator=gen)
+        learned.step(grad)
+        ref.grad = grad.clone()
+        adam.step()
+    assert torch.equal(learned.value, ref.detach())
+    resumed = LearnedVector(0.025, weight_decay)
+    resumed.load_state_dict({"value": ref.detach().clone(), "optimizer": adam.state_dict()})
+    grad = torch.randn(5, generator=gen)
+    resumed.step(grad)
+    ref.grad = grad
+    adam.step()
+    assert torch.equal(resumed.value, ref.detach())
