@@ -75,3 +75,19 @@ def test_conflict_averse_weights_on_two_opposed_gradients():
     f = _objective(gram, s)
     best = min(f(np.array([a, 1 - a]))[0] for a in grid)
     assert f(w)[0] == pytest.approx(best, abs=1e-8)
+
+
+def test_conflict_averse_weights_do_not_depend_on_the_guess():
+    """The starting support only decides where the search begins: any guess gives the same
+    certified optimum."""
+    rng = np.random.default_rng(1)
+    for trial in range(40):
+        m = 3 + trial % 8
+        g = rng.normal(size=(m, 50)) + rng.normal(size=50) * (trial % 3)
+        gram = g @ g.T
+        s = 0.4 * np.sqrt(gram.mean())
+        plain = conflict_averse_weights(gram, s)
+        guessed = conflict_averse_weights(gram, s, rng.random(m) < 0.5)
+        assert plain is not None and guessed is not None
+        f = _objective(gram, s)
+        assert f(guessed)[0] == pytest.approx(f(plain)[0], abs=1e-9 * np.diag(gram).max())

@@ -26,6 +26,7 @@ is scaled so that plain averaging gives α = 1, the fixed-weight step.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -134,19 +135,20 @@ class CAGrad(GradientWeighting):
     def __init__(self, at: str = "shared", c: float = 0.4):
         super().__init__(at)
         self.c = _number(c, "c")
+        self.support: np.ndarray | None = None
 
     def alphas(self, grads: Tensor, values: Tensor) -> Tensor:
         gram, m = grads.numpy(), grads.shape[0]
-        mean = np.full(m, 1.0 / m)
-        g0_norm = float(np.sqrt(max(mean @ gram @ mean, 0.0)))
+        g0_norm = math.sqrt(max(float(gram.mean()), 0.0))  # ‖mean gradient‖
         if self.c == 0 or g0_norm <= EPS:
             return torch.ones(m, dtype=grads.dtype)
         sqrt_phi = self.c * g0_norm
-        w = conflict_averse_weights(gram, sqrt_phi)
+        w = conflict_averse_weights(gram, sqrt_phi, self.support)
         if w is None:  # an optimum the exact solver cannot certify (g_w = 0 there): SLSQP
             w = _conflict_averse_slsqp(gram, sqrt_phi)
-        gw_norm = float(np.sqrt(max(w @ gram @ w, EPS)))
-        direction = mean + (sqrt_phi / gw_norm) * w
+        self.support = w > 0  # only where to look first next step: the answer is certified
+        gw_norm = math.sqrt(max(float(w @ gram @ w), EPS))
+        direction = 1.0 / m + (sqrt_phi / gw_norm) * w
         return torch.from_numpy(m * direction / (1 + self.c**2))
 
 

@@ -9,6 +9,8 @@ SLSQP as we did before.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import torch
 from torch import Tensor
@@ -85,64 +87,97 @@ def _affine_min_norm(g: np.ndarray) -> np.ndarray:
     return np.linalg.lstsq(kkt, rhs, rcond=None)[0][:n]
 
 
-def conflict_averse_weights(gram: np.ndarray, s: float, tries: int = 8) -> np.ndarray | None:
+def conflict_averse_weights(
+    gram: np.ndarray, s: float, guess: np.ndarray | None = None, tries: int = 8
+) -> np.ndarray | None:
     """CAGrad's subproblem: w on the simplex minimising f(w) = wᵀb + s·√(wᵀGw), b = G·1/m
     (g_w·g0 + s‖g_w‖), exactly; None where the method below cannot certify its answer.
 
-    Where ‖g_w‖ = N > 0 at the optimum, w also solves the quadratic program
-    min wᵀb + (t/2)·wᵀGw with t = s/N (same KKT conditions), which is the min-norm point of
-    the points g_i + g0/t: Wolfe's algorithm gives its support S for a guess of t. On S the
-    KKT system b_S + t·G_SS w_S = λ1, Σw = 1, ‖g_w‖ = s/t has a closed form: with
-    p = G_SS⁻¹1, q = G_SS⁻¹b_S, a = 1ᵀp, β = 1ᵀq, γ = b_Sᵀq, w_S = (λp − q)/√Δ,
-    λ = (β + √Δ)/a, Δ = β² − a(γ − s²). The answer is accepted when its Frank–Wolfe gap
-    (wᵀ∇f − min_i ∇f_i, an upper bound on f(w) − min f) is below 1e-8 of the
-    problem's scale (SLSQP stops at 1e-6); otherwise t is
-    updated to s/N of the QP's solution and the support guessed again."""
+    On the face of the simplex spanned by a support S, the stationary point has a closed form
+    (the KKT system b_S + t·G_SS w_S = λ1, Σw = 1, ‖g_w‖ = s/t): with p = G_SS⁻¹1,
+    q = G_SS⁻¹b_S, a = 1ᵀp, β = 1ᵀq, γ = b_Sᵀq, Δ = β² − a(γ − s²), λ = (β + √Δ)/a,
+    w_S = (λp − q)/√Δ. A point is accepted when its Frank–Wolfe gap (wᵀ∇f − min_i ∇f_i, an
+    upper bound on f(w) − min f) is below 1e-8 of the problem's scale (SLSQP stops at 1e-6).
+
+    S is found by an active-set walk from `guess` (a boolean mask, e.g. the last step's
+    support; default every objective): drop the most negative weight, add the objective the
+    gap points to. Where that stalls, by the quadratic program it is equivalent to: with
+    N = ‖g_w‖ at the optimum, w also minimises wᵀb + (t/2)·wᵀGw, t = s/N (the same KKT
+    conditions), i.e. it is the min-norm point of the points g_i + g0/t, which Wolfe's
+    algorithm finds for a guess of t; t is then updated to s/N of that point."""
     b = gram.mean(axis=1)  # G·(1/m)
-    g0_sq = float(b.mean())  # ‖g0‖²
-    scale = max(float(np.abs(np.diag(gram)).max()), EPS)
-    support = np.ones(len(b), dtype=bool)  # first guess: every objective (the usual answer)
-    u = np.sqrt(max(g0_sq, EPS)) / max(s, EPS)  # 1/t for N ≈ ‖g0‖
-    for _ in range(tries):
-        w = _face_solution(gram, b, s, support)
-        if w is not None:
-            n = float(np.sqrt(max(w @ gram @ w, 0.0)))
-            if n > EPS * np.sqrt(scale):
-                grad = b + (s / n) * (gram @ w)
-                if w @ grad - grad.min() <= 1e-8 * (scale + s * np.sqrt(scale)):
-                    return w
-                u = n / s
+    m, g0_sq = len(b), float(b.mean())  # ‖g0‖²
+    scale = max(float(gram.diagonal().max()), EPS)
+    tol = 1e-8 * (scale + s * math.sqrt(scale))
+    support = np.ones(m, dtype=bool)
+    if guess is not None and guess.shape == b.shape and guess.any():
+        support = guess.copy()
+    u = math.sqrt(max(g0_sq, EPS)) / max(s, EPS)  # 1/t for N ≈ ‖g0‖
+    for _ in range(2 * m):  # the active-set walk
+        w, raw = _face_solution(gram, b, s, support)
+        if w is None:
+            if raw is None or support.sum() == 1:
+                break  # no stationary point on this face: the QP below finds a face
+            support[np.flatnonzero(support)[np.argmin(raw)]] = False
+            continue
+        done, grad, u = _certify(gram, b, s, w, tol, u)
+        if done:
+            return w
+        if grad is None or support[np.argmin(grad)]:
+            break
+        support[np.argmin(grad)] = True
+    for _ in range(tries):  # the QP route
         qp = min_norm_point(gram + u * (b[:, None] + b[None, :]) + u * u * g0_sq)
-        support = qp > 0
-        n = float(np.sqrt(max(qp @ gram @ qp, 0.0)))
-        if n <= EPS * np.sqrt(scale):
+        n = math.sqrt(max(float(qp @ gram @ qp), 0.0))
+        if n <= EPS * math.sqrt(scale):
             return None
         u = n / s
+        w, _ = _face_solution(gram, b, s, qp > 0)
+        if w is not None:
+            done, _, u = _certify(gram, b, s, w, tol, u)
+            if done:
+                return w
     return None
 
 
+def _certify(gram, b, s, w, tol, u):
+    """(whether w is optimal to `tol`, ∇f(w) or None, 1/t = N/s at w or the old u)."""
+    gw = gram @ w
+    n = math.sqrt(max(float(w @ gw), 0.0))
+    if n <= EPS * math.sqrt(max(float(gram.diagonal().max()), EPS)):
+        return False, None, u  # at g_w = 0 the norm has no gradient
+    grad = b + (s / n) * gw
+    return bool(w @ grad - grad.min() <= tol), grad, n / s
+
+
 def _face_solution(gram: np.ndarray, b: np.ndarray, s: float, support: np.ndarray):
-    """The closed-form stationary point of CAGrad's subproblem on the face `support`, or None
-    where it has none with non-negative weights (there the minimum lies on a smaller face)."""
-    every = support.all()  # the usual case: no copies
+    """The closed-form stationary point of CAGrad's subproblem on the face `support` as
+    (w, None); (None, w_S) where it has negative weights w_S; (None, None) where there is none
+    (the minimum then lies on a smaller face). Few numpy calls: each costs microseconds between
+    backward passes, more than its arithmetic."""
+    every = bool(support.all())
     g = gram if every else gram[np.ix_(support, support)]
     bs = b if every else b[support]
-    rhs = np.stack([np.ones(len(bs)), bs], axis=1)
+    rhs = np.ones((len(bs), 2))
+    rhs[:, 1] = bs
     try:
-        p, q = np.linalg.solve(g, rhs).T
+        pq = np.linalg.solve(g, rhs)
     except np.linalg.LinAlgError:
-        p, q = np.linalg.lstsq(g, rhs, rcond=None)[0].T
-    a, beta, gamma = p.sum(), q.sum(), bs @ q
+        pq = np.linalg.lstsq(g, rhs, rcond=None)[0]
+    p, q = pq[:, 0], pq[:, 1]
+    a, beta = pq.sum(axis=0)
+    gamma = float(bs @ q)
     disc = beta * beta - a * (gamma - s * s)
-    if not (a > 0 and disc > 0 and np.isfinite(disc)):
-        return None
-    root = np.sqrt(disc)
+    if not (a > 0 and disc > 0 and math.isfinite(disc)):
+        return None, None
+    root = math.sqrt(disc)
     ws = ((beta + root) / a * p - q) / root
     if ws.min() < -1e-12:
-        return None
+        return None, ws
     ws = np.maximum(ws, 0.0)
+    ws /= ws.sum()
     if every:
-        return ws / ws.sum()
+        return ws, None
     w = np.zeros(len(b))
-    w[support] = ws / ws.sum()
-    return w
+    w[support] = ws
+    return w, None
