@@ -151,6 +151,14 @@ class CAGrad(GradientWeighting):
         direction = 1.0 / m + (sqrt_phi / gw_norm) * w
         return torch.from_numpy(m * direction / (1 + self.c**2))
 
+    def state_dict(self) -> dict[str, Any]:
+        # where the search starts decides the last bits of w: kept, so a resume is exact
+        return {} if self.support is None else {"support": torch.from_numpy(self.support)}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        support = state.get("support")
+        self.support = None if support is None else support.numpy().astype(bool)
+
 
 def _conflict_averse_slsqp(gram: np.ndarray, sqrt_phi: float) -> np.ndarray:
     """CAGrad's subproblem by scipy's general solver, as in the authors' code."""
