@@ -156,7 +156,7 @@ def test_trains_pertask_and_logs_its_weights(tiny, name):
     assert all(torch.isfinite(torch.tensor(v)) for v in record.values())
 
 
-@pytest.mark.parametrize("name", ["pcgrad", "gradnorm", "nash-mtl"])
+@pytest.mark.parametrize("name", ["pcgrad", "cagrad", "gradnorm", "nash-mtl"])
 def test_resume_gives_the_weights_of_an_uninterrupted_run(tiny, name, interrupted):
     overrides = [*tiny, f"balance.g={name}", "balance.g_options={update_every: 2}"]
     if name != "nash-mtl":
