@@ -1,12 +1,14 @@
-"""CAGrad's exact subproblem solver against scipy's general one (SLSQP, the authors' choice)."""
+"""The balancers' simplex solvers (MGDA's min-norm point, CAGrad's subproblem) against scipy's
+general one, SLSQP (the authors' choice for CAGrad)."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 from scipy.optimize import minimize
 
-from mtgan.balance import conflict_averse_weights
+from mtgan.balance import conflict_averse_weights, min_norm_weights
 
 
 def _objective(gram: np.ndarray, s: float):
@@ -21,17 +23,39 @@ def _objective(gram: np.ndarray, s: float):
     return f
 
 
-def _slsqp(gram: np.ndarray, s: float) -> np.ndarray:
-    m = gram.shape[0]
+def _simplex_slsqp(fun, m: int, ftol: float) -> np.ndarray:
+    """The reference: SLSQP on the simplex, from its centre; fun returns (value, gradient)."""
     return minimize(
-        _objective(gram, s),
+        fun,
         np.full(m, 1.0 / m),
         jac=True,
         bounds=[(0.0, 1.0)] * m,
         constraints={"type": "eq", "fun": lambda w: w.sum() - 1.0},
         method="SLSQP",
-        options={"ftol": 1e-14, "maxiter": 1000},
+        options={"ftol": ftol, "maxiter": 1000},
     ).x
+
+
+def test_min_norm_point_matches_a_general_solver_on_random_and_degenerate_gradients():
+    """Wolfe's algorithm against SLSQP on the same simplex-constrained quadratic: never worse,
+    including duplicated, zero and parallel gradients (affinely dependent points)."""
+    gen = torch.Generator().manual_seed(0)
+    for trial in range(60):
+        m, d = 3 + trial % 6, 1 + trial % 9
+        g = torch.randn(m, d, generator=gen, dtype=torch.float64)
+        g += torch.randn(d, generator=gen, dtype=torch.float64) * (trial % 4)  # common part
+        if trial % 5 == 0:
+            g[1] = g[0]
+        if trial % 7 == 0:
+            g[2] = 0
+        if trial % 3 == 0:
+            g[-1] = 2 * g[-2]
+        gram = (g @ g.T).numpy()
+        w = min_norm_weights(torch.from_numpy(gram)).numpy()
+        assert w.sum() == pytest.approx(1.0, abs=1e-12) and (w >= 0).all()
+        ref = _simplex_slsqp(lambda v, q=gram: (v @ q @ v, 2 * q @ v), m, ftol=1e-15)
+        scale = max(np.diag(gram).max(), 1e-12)
+        assert w @ gram @ w <= ref @ gram @ ref + 1e-10 * scale
 
 
 def test_conflict_averse_weights_are_never_worse_than_slsqp():
@@ -60,7 +84,7 @@ def test_conflict_averse_weights_are_never_worse_than_slsqp():
         answered += 1
         assert w.sum() == pytest.approx(1.0, abs=1e-12) and (w >= 0).all()
         f = _objective(gram, s)
-        assert f(w)[0] <= f(_slsqp(gram, s))[0] + 1e-9 * np.diag(gram).max()
+        assert f(w)[0] <= f(_simplex_slsqp(f, m, ftol=1e-14))[0] + 1e-9 * np.diag(gram).max()
     assert answered > 200
 
 
