@@ -109,6 +109,7 @@ def conflict_averse_weights(
     m, g0_sq = len(b), float(b.mean())  # ‖g0‖²
     scale = max(float(gram.diagonal().max()), EPS)
     tol = 1e-8 * (scale + s * math.sqrt(scale))
+    floor = EPS * math.sqrt(scale)  # a smaller ‖g_w‖ counts as g_w = 0
     support = np.ones(m, dtype=bool)
     if guess is not None and guess.shape == b.shape and guess.any():
         support = guess.copy()
@@ -120,7 +121,7 @@ def conflict_averse_weights(
                 break  # no stationary point on this face: the QP below finds a face
             support[np.flatnonzero(support)[np.argmin(raw)]] = False
             continue
-        done, grad, u = _certify(gram, b, s, w, tol, u)
+        done, grad, u = _certify(gram, b, s, w, tol, floor, u)
         if done:
             return w
         if grad is None or support[np.argmin(grad)]:
@@ -129,22 +130,22 @@ def conflict_averse_weights(
     for _ in range(tries):  # the QP route
         qp = min_norm_point(gram + u * (b[:, None] + b[None, :]) + u * u * g0_sq)
         n = math.sqrt(max(float(qp @ gram @ qp), 0.0))
-        if n <= EPS * math.sqrt(scale):
+        if n <= floor:
             return None
         u = n / s
         w, _ = _face_solution(gram, b, s, qp > 0)
         if w is not None:
-            done, _, u = _certify(gram, b, s, w, tol, u)
+            done, _, u = _certify(gram, b, s, w, tol, floor, u)
             if done:
                 return w
     return None
 
 
-def _certify(gram, b, s, w, tol, u):
+def _certify(gram, b, s, w, tol, floor, u):
     """(whether w is optimal to `tol`, ∇f(w) or None, 1/t = N/s at w or the old u)."""
     gw = gram @ w
     n = math.sqrt(max(float(w @ gw), 0.0))
-    if n <= EPS * math.sqrt(max(float(gram.diagonal().max()), EPS)):
+    if n <= floor:
         return False, None, u  # at g_w = 0 the norm has no gradient
     grad = b + (s / n) * gw
     return bool(w @ grad - grad.min() <= tol), grad, n / s
