@@ -141,8 +141,13 @@ class LossConfig(Strict):
         )
     )
     gp: float = Field(default=0.0, ge=0.0, description="WGAN-GP weight λ")
+    gp_every: int = Field(
+        default=1, ge=1, description="lazy GP: its own phase every N steps (weight × N)"
+    )
     r1: float = Field(default=0.0, ge=0.0, description="R1 weight γ (loss γ/2 · ‖∇D‖²)")
-    r1_every: int = Field(default=16, ge=1, description="lazy R1: evaluate every N steps")
+    r1_every: int = Field(
+        default=16, ge=1, description="lazy R1: its own phase every N steps (weight × N)"
+    )
     rotation_d: float = Field(
         default=0.0, ge=0.0, description="SS-GAN: D's rotation-prediction weight on real images"
     )

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from mtgan.balance import BALANCERS, build_balancer
-from mtgan.balance.weighting import flatten
+from mtgan.balance.base import Objectives
 from mtgan.config import load_config
 from mtgan.training import Trainer
 
@@ -18,7 +18,7 @@ def _combine(name: str, values: torch.Tensor, options: dict | None = None, steps
     balancer = build_balancer(name, options or {}, "balance.g")
     for _ in range(steps):
         x = values.clone().requires_grad_(True)
-        total = balancer.combine({"adversarial": x}, {"adversarial": 1.0})
+        total = balancer.combine(Objectives({"adversarial": x}, {"adversarial": 1.0}))
         total.backward()
     return balancer, total, x.grad
 
@@ -44,14 +44,15 @@ def test_output_and_gradients_are_finite_on_degenerate_input(name, values):
     assert grad is not None and torch.isfinite(grad).all()
 
 
-def test_flatten_names_every_objective_and_repeats_the_term_weight():
-    values, base, names = flatten(
+def test_objectives_name_every_objective_and_repeat_the_term_weight():
+    objectives = Objectives(
         {"adversarial": torch.tensor([1.0, 2.0]), "gp": torch.tensor([3.0])},
         {"adversarial": 1.0, "gp": 10.0},
     )
-    assert values.tolist() == [1.0, 2.0, 3.0]
-    assert base.tolist() == [1.0, 1.0, 10.0]
-    assert names == ["adversarial/task0", "adversarial/task1", "gp"]
+    assert objectives.values.tolist() == [1.0, 2.0, 3.0]
+    assert objectives.base.tolist() == [1.0, 1.0, 10.0]
+    assert objectives.weighted.tolist() == [1.0, 2.0, 30.0]
+    assert objectives.names == ["adversarial/task0", "adversarial/task1", "gp"]
 
 
 def test_uncertainty_lowers_the_weight_of_the_larger_loss():
@@ -67,7 +68,7 @@ def test_uncertainty_lowers_the_weight_of_the_larger_loss():
 def test_dwa_favours_the_objective_that_improves_slowest():
     balancer = build_balancer("dwa", {"beta": 0.0}, "balance.g")
     for values in ([1.0, 1.0], [1.0, 0.5], [1.0, 0.25]):
-        balancer.combine({"adversarial": torch.tensor(values)}, {"adversarial": 1.0})
+        balancer.combine(Objectives({"adversarial": torch.tensor(values)}, {"adversarial": 1.0}))
     w = balancer.last_weights
     assert w["adversarial/task0"] > w["adversarial/task1"]
     assert sum(w.values()) == pytest.approx(2.0)
@@ -89,13 +90,13 @@ def test_geometric_scales_each_gradient_by_the_inverse_of_its_loss():
 def test_rlw_weights_average_one_and_replay_after_state_roundtrip():
     a = build_balancer("rlw", {"seed": 3}, "balance.g")
     losses, weights = {"adversarial": torch.ones(4)}, {"adversarial": 1.0}
-    a.combine(losses, weights)
+    a.combine(Objectives(losses, weights))
     assert sum(a.last_weights.values()) == pytest.approx(4.0)
     state = a.state_dict()
-    a.combine(losses, weights)
+    a.combine(Objectives(losses, weights))
     b = build_balancer("rlw", {"seed": 99}, "balance.g")
     b.load_state_dict(state)
-    b.combine(losses, weights)
+    b.combine(Objectives(losses, weights))
     assert a.last_weights == b.last_weights
 
 
@@ -128,7 +129,7 @@ def test_famo_shifts_weight_to_the_objective_that_stopped_improving():
     for _ in range(10):  # objective 0 keeps falling, objective 1 is stuck
         a *= 0.8
         x = torch.tensor([a, b], requires_grad=True)
-        balancer.combine({"adversarial": x}, {"adversarial": 1.0}).backward()
+        balancer.combine(Objectives({"adversarial": x}, {"adversarial": 1.0})).backward()
     z = torch.softmax(balancer.logits.value.detach(), 0)
     assert z[1] > z[0]
     # the gradient weights are m·z_i / (c·L_i): they sum to m over the objectives' L-weighted share

@@ -30,11 +30,11 @@ def test_d_learns_rotations_of_real_images_and_g_of_its_fakes():
     ctx = StepContext(trainer.model, real, z, 0, trainer.noise_rng)
     d_phase, g_phase = trainer.phases
     head = trainer.model.heads["rotation"].affine.weight
-    d_loss = d_phase.losses(ctx)["rotation"]
+    d_loss = d_phase.objectives(ctx).losses["rotation"]
     assert d_loss.shape == (1,) and d_loss.item() > 0
     d_grads = dict(zip(map(id, d_phase.params), d_phase.gradients(d_loss.sum())))
     assert d_grads[id(head)].abs().sum() > 0
-    g_grads = g_phase.gradients(g_phase.losses(ctx)["rotation"].sum())
+    g_grads = g_phase.gradients(g_phase.objectives(ctx).losses["rotation"].sum())
     assert sum(g.abs().sum() for g in g_grads if g is not None) > 0
     weights = {(t.phase, t.name): t.weight for t in trainer.terms}
     assert weights[("d", "rotation")] == 1.0 and weights[("g", "rotation")] == 0.2

@@ -22,6 +22,7 @@ def test_default_terms_are_the_adversarial_pair():
 def test_penalties_join_the_d_phase_with_their_weights():
     terms = _names(["loss.gp=10", "loss.r1=2", "loss.r1_every=8"])
     assert ("d", "gp", 10.0, 1) in terms
+    assert ("d", "gp", 40.0, 4) in _names(["loss.gp=10", "loss.gp_every=4"])  # lazy GP
     # lazy R1: γ/2 scaled by the interval, evaluated every 8 steps
     assert ("d", "r1", 8.0, 8) in terms
 

@@ -56,10 +56,13 @@ def test_generator_id_trains_the_head_in_d_and_the_generators_in_g():
     d_phase, g_phase = trainer.phases
     head = trainer.model.heads["generator"].affine.weight
     d_grads = dict(
-        zip(map(id, d_phase.params), d_phase.gradients(d_phase.losses(ctx)["generator_id"].sum()))
+        zip(
+            map(id, d_phase.params),
+            d_phase.gradients(d_phase.objectives(ctx).losses["generator_id"].sum()),
+        )
     )
     assert d_grads[id(head)].abs().sum() > 0
-    g_loss = g_phase.losses(ctx)["generator_id"].sum()
+    g_loss = g_phase.objectives(ctx).losses["generator_id"].sum()
     g_grads = [g for g in g_phase.gradients(g_loss) if g is not None]
     assert g_grads and sum(g.abs().sum() for g in g_grads) > 0
     assert all(p is not head for p in g_phase.params)  # G's phase never steps the classifier
@@ -67,14 +70,15 @@ def test_generator_id_trains_the_head_in_d_and_the_generators_in_g():
 
 def test_gman_softmax_is_the_mean_at_zero_and_the_max_when_large():
     from mtgan.balance import build_balancer
+    from mtgan.balance.base import Objectives
 
     v = torch.tensor([1.0, 2.0, 4.0], requires_grad=True)
     mean = build_balancer("gman", {"lam": 0.0}, "balance.g").combine(
-        {"adversarial": v}, {"adversarial": 1.0}
+        Objectives({"adversarial": v}, {"adversarial": 1.0})
     )
     assert mean.item() == pytest.approx(7 / 3)
     harsh = build_balancer("gman", {"lam": 50.0}, "balance.g").combine(
-        {"adversarial": v}, {"adversarial": 1.0}
+        Objectives({"adversarial": v}, {"adversarial": 1.0})
     )
     assert harsh.item() == pytest.approx(4.0, abs=1e-6)
     harsh.backward()

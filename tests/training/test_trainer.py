@@ -99,7 +99,7 @@ def test_simultaneous_step_uses_gradients_at_the_same_parameters(tiny):
     from mtgan.training.context import StepContext
 
     ctx = StepContext(reference.model, ctx_real, z, 0, reference.noise_rng)
-    expected = g_phase.gradients(g_phase.loss(g_phase.losses(ctx)))
+    expected = g_phase.gradients(g_phase.loss(g_phase.objectives(ctx)))
     captured: list[torch.Tensor] = []
     g_apply = trainer.phases[1].apply
 
@@ -148,12 +148,21 @@ def test_cross_shared_layer_belongs_to_both_phases(tiny):
     assert not torch.equal(before, tied)
 
 
-def test_penalty_terms_run_and_r1_is_lazy(tiny):
+def test_penalty_terms_run_and_lazy_r1_is_a_phase_of_its_own(tiny):
     config = load_config("pertask", [*tiny, "loss.r1=10", "loss.r1_every=4", "loss.gp=1"])
     trainer = Trainer(config)
-    logged = [trainer.train_step(record=True) for _ in range(5)]
-    assert "d/r1" in logged[0] and "d/r1" in logged[4]
-    assert all("d/r1" not in r for r in logged[1:4])
+    assert [(p.name, p.every, [t.name for t in p.terms]) for p in trainer.phases] == [
+        ("d", 1, ["adversarial", "gp"]),
+        ("d_reg", 4, ["r1"]),
+        ("g", 1, ["adversarial"]),
+    ]
+    d, d_reg, _ = trainer.phases
+    assert d_reg.optimizer is d.optimizer and not d_reg.owns_optimizer
+    assert d_reg.terms[0].weight == 10 / 2 * 4  # γ/2, scaled by the interval
+    logged = [trainer.train_step(record=True) for _ in range(8)]
+    # every 4th step, on the 4th: steps 3 and 7
+    assert [i for i, r in enumerate(logged) if "d_reg/r1" in r] == [3, 7]
+    assert all("d/r1" not in r for r in logged)
     assert all("d/gp" in r and r["d/gp"] >= 0 for r in logged)
     assert all(torch.isfinite(torch.tensor(list(r.values()))).all() for r in logged)
 

@@ -27,6 +27,7 @@ is scaled so that plain averaging gives α = 1, the fixed-weight step.
 from __future__ import annotations
 
 import math
+import warnings
 from typing import Any
 
 import numpy as np
@@ -34,15 +35,18 @@ import torch
 from scipy.optimize import minimize
 from torch import Tensor
 
-from mtgan.balance.base import Balancer, SeededDraws, register
+from mtgan.balance.base import Balancer, Objectives, SeededDraws, expect_objectives, register
 from mtgan.balance.solvers import conflict_averse_weights, min_norm_weights
 from mtgan.balance.sources import GradientSource, linearised
-from mtgan.balance.weighting import EPS, _number, flatten, positive
+from mtgan.balance.weighting import EPS, _number, positive
 from mtgan.errors import ConfigError
 
 
 class GradientWeighting(Balancer):
-    """Shared plumbing: subclasses give `alphas(gram or jacobian, values) -> (m,)`."""
+    """Shared plumbing: subclasses give `alphas(gram or jacobian, values) -> (m,)`.
+
+    A non-finite α is passed on, never masked: the phase's loss is then non-finite and the
+    trainer skips the step (and logs it), as for any other non-finite loss."""
 
     needs_gradients = True
     uses_gram = True  # False: `alphas` receives the Jacobian (m, P) itself
@@ -51,33 +55,28 @@ class GradientWeighting(Balancer):
         if at not in ("shared", "all"):
             raise ConfigError(f"at must be 'shared' or 'all', got {at!r}")
         self.at = at
-        self.last_weights: dict[str, float] = {}
 
     def alphas(self, grads: Tensor, values: Tensor) -> Tensor:
         raise NotImplementedError
 
-    def combine(
-        self,
-        losses: dict[str, Tensor],
-        weights: dict[str, float],
-        jacobian: GradientSource | None = None,
-    ) -> Tensor:
-        values, base, names = flatten(losses, weights)
-        objectives = base * values
-        if jacobian is None:
+    def weights(self, objectives: Objectives, source: GradientSource | None = None) -> Tensor:
+        if source is None:
             raise ConfigError(f"balancer {self.name!r} needs the phase's gradients")
-        if objectives.numel() == 1:
-            alpha = torch.ones(1, device=objectives.device)
-            self.last_weights = dict(zip(names, alpha.tolist()))
-            return objectives.sum()
-        per_term = [weights[k] * v.reshape(-1).float() for k, v in losses.items()]
-        grads = jacobian.gram(per_term) if self.uses_gram else jacobian.jacobian(per_term)
-        alpha = self.alphas(grads.double().cpu(), values.detach().double().cpu())
-        alpha = torch.nan_to_num(alpha.float(), nan=1.0).to(objectives.device)
-        self.last_weights = dict(zip(names, alpha.tolist()))
-        total = (alpha * objectives).sum()
-        if jacobian.complete:  # the phase's gradient is already in hand: Σ α_k ∇L_k
-            return linearised(total, jacobian.params, jacobian.combined(alpha))
+        device = objectives.weighted.device
+        if len(objectives) == 1:
+            return torch.ones(1, device=device)
+        per_term = objectives.per_term
+        grads = source.gram(per_term) if self.uses_gram else source.jacobian(per_term)
+        grads, values = grads.double().cpu(), objectives.values.double().cpu()
+        if not (torch.isfinite(grads).all() and torch.isfinite(values).all()):
+            return torch.full((len(objectives),), float("nan"), device=device)  # skip the step
+        return self.alphas(grads, values).float().to(device)
+
+    def combine(self, objectives: Objectives, source: GradientSource | None = None) -> Tensor:
+        total = super().combine(objectives, source)
+        assert source is not None
+        if source.complete and len(objectives) > 1:  # the phase's gradient is in hand
+            return linearised(total, source.params, source.combined(self.last_alpha))
         return total
 
 
@@ -89,6 +88,7 @@ class MGDA(GradientWeighting):
 
     name = "mgda"
     summary = "min-norm convex combination of the gradients (Sener & Koltun 2018)"
+    stateful = False
 
     def alphas(self, grads: Tensor, values: Tensor) -> Tensor:
         return grads.shape[0] * min_norm_weights(grads)
@@ -143,6 +143,8 @@ class CAGrad(GradientWeighting):
         if self.c == 0 or g0_norm <= EPS:
             return torch.ones(m, dtype=grads.dtype)
         sqrt_phi = self.c * g0_norm
+        if self.support is not None:
+            expect_objectives(m, self.support.size, "search start")
         w = conflict_averse_weights(gram, sqrt_phi, self.support)
         if w is None:  # an optimum the exact solver cannot certify (g_w = 0 there): SLSQP
             w = _conflict_averse_slsqp(gram, sqrt_phi)
@@ -172,14 +174,26 @@ def _conflict_averse_slsqp(gram: np.ndarray, sqrt_phi: float) -> np.ndarray:
         norm = np.sqrt(max(w @ gw, EPS))
         return float(w @ g0 + sqrt_phi * norm), g0 + (sqrt_phi / norm) * gw
 
-    return minimize(
+    result = minimize(
         objective,
         mean,
         jac=True,
         bounds=[(0.0, 1.0)] * m,
         constraints={"type": "eq", "fun": lambda w: w.sum() - 1.0, "jac": lambda w: np.ones(m)},
         method="SLSQP",
-    ).x
+    )
+    return solved(result, "CAGrad's SLSQP fallback")
+
+
+def solved(result: Any, what: str) -> np.ndarray:
+    """scipy's answer, or NaN (the phase then skips its step, and the log shows it) where the
+    solver failed; a warning says which solver and why."""
+    if result.success and np.all(np.isfinite(result.x)):
+        return result.x
+    warnings.warn(
+        f"{what} failed ({result.message}); the step is skipped", RuntimeWarning, stacklevel=2
+    )
+    return np.full_like(result.x, np.nan)
 
 
 @register
@@ -191,6 +205,7 @@ class IMTLG(GradientWeighting):
 
     name = "imtl-g"
     summary = "equal projections onto every unit gradient (Liu et al. 2021)"
+    stateful = False
 
     def alphas(self, grads: Tensor, values: Tensor) -> Tensor:
         gram, m = grads, grads.shape[0]
@@ -223,8 +238,9 @@ class GradNorm(GradientWeighting):
         m = grads.shape[0]
         norms = grads.diagonal().clamp_min(0).sqrt()
         losses = positive(values)
-        if self.w is None or self.w.numel() != m:
+        if self.w is None:
             self.w, self.initial = torch.ones(m, dtype=grads.dtype), losses.clone()
+        expect_objectives(m, self.w.numel(), "learned weights")
         assert self.initial is not None
         ratio = losses / self.initial
         ratio = ratio / ratio.mean().clamp_min(EPS)
@@ -264,7 +280,9 @@ class NashMTL(GradientWeighting):
         m = grads.shape[0]
         due = self.calls % self.update_every == 0
         self.calls += 1
-        if not due and self.alpha is not None and self.alpha.numel() == m:
+        if self.alpha is not None:
+            expect_objectives(m, self.alpha.numel(), "weights")
+        if not due and self.alpha is not None:
             return self.alpha.clone()
         gram = grads.numpy()
         scale = max(float(np.abs(gram).max()), EPS)
@@ -284,7 +302,9 @@ class NashMTL(GradientWeighting):
         result = minimize(
             residual, start, jac=True, bounds=[(1e-6, None)] * m, method="SLSQP", tol=1e-12
         )
-        alpha = torch.from_numpy(result.x)
+        alpha = torch.from_numpy(solved(result, "Nash-MTL's bargaining solve"))
+        if not torch.isfinite(alpha).all():
+            return alpha  # this step is skipped; the held weights stay those of the last solve
         self.alpha = alpha * (m / alpha.sum().clamp_min(EPS))
         return self.alpha.clone()
 

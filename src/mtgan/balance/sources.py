@@ -27,12 +27,18 @@ from typing import Protocol
 import torch
 from torch import Tensor, nn
 
+from mtgan.balance.base import Reduce
+
 
 class GradientSource(Protocol):
-    """Per-objective gradients at `params` for one phase step; results are detached, float32."""
+    """Per-objective gradients at `params` for one phase step; results are detached, float32.
+
+    Under data parallelism the phase sets `reduce` (the mean over ranks): the Gram matrix and
+    the Jacobian are then those of the global batch, the same on every rank."""
 
     params: list[nn.Parameter]
     complete: bool  # `params` are all the phase updates: `combined` is the phase's gradient
+    reduce: Reduce | None
 
     def gram(self, per_term: list[Tensor]) -> Tensor:
         """per_term: each term's objectives [(n_t,), ...] → G = J Jᵀ (m, m)."""
@@ -109,12 +115,17 @@ class BlockGradients:
 
     params: list[nn.Parameter]
     complete = False
+    reduce: Reduce | None = None
 
     def _blocks(self, per_term: list[Tensor]) -> list[Tensor]:
         raise NotImplementedError
 
+    def _global_blocks(self, per_term: list[Tensor]) -> list[Tensor]:
+        blocks = self._blocks(per_term)
+        return blocks if self.reduce is None else self.reduce(blocks)
+
     def gram(self, per_term: list[Tensor]) -> Tensor:
-        blocks = self._keep(self._blocks(per_term))
+        blocks = self._keep(self._global_blocks(per_term))
         with fp32(blocks[0]):
             gram = blocks[0] @ blocks[0].T
             for b in blocks[1:]:
@@ -122,7 +133,7 @@ class BlockGradients:
         return gram
 
     def jacobian(self, per_term: list[Tensor]) -> Tensor:
-        return torch.cat(self._keep(self._blocks(per_term)), dim=1)
+        return torch.cat(self._keep(self._global_blocks(per_term)), dim=1)
 
     def _keep(self, blocks: list[Tensor]) -> list[Tensor]:
         self.last = blocks if self.complete else []  # held only for `combined`
@@ -165,10 +176,11 @@ class DisjointJacobian:
     orthogonal, so the Gram matrix needs only each network's own inner products."""
 
     complete = False
+    reduce: Reduce | None = None
 
     def __init__(self, params: list[nn.Parameter], copies: int):
         self.params, self.copies = params, copies
-        self.last: list[Tensor] = []
+        self.last: list[list[Tensor]] = []
 
     def _per_network(self, per_term: list[Tensor]) -> list[list[Tensor]]:
         """Each term's gradients, parameter by parameter, network by network:
@@ -182,6 +194,9 @@ class DisjointJacobian:
             )
             zeros = [torch.zeros_like(p) if g is None else g for g, p in zip(grads, self.params)]
             out.append([g.detach().float().reshape(self.copies, -1) for g in zeros])
+        if self.reduce is not None:
+            flat = self.reduce([g for term in out for g in term])
+            out = [flat[i : i + len(self.params)] for i in range(0, len(flat), len(self.params))]
         self.last = out if self.complete else []  # held only for `combined`
         return out
 

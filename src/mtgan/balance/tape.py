@@ -33,6 +33,7 @@ from collections.abc import Callable
 import torch
 from torch import Tensor, nn
 
+from mtgan.balance.base import Reduce
 from mtgan.balance.sources import batched_grad, fp32
 from mtgan.nets.routing import to_discriminators
 from mtgan.nets.stacked import StackedLinear
@@ -80,6 +81,7 @@ class ActivationTape:
         self.splits: list[Tensor] = []  # the prefix's outputs (copies, B, ...), one per call
         self.recording = False
         self.complete = False  # set by the phase: `params` are all it updates
+        self.reduce: Reduce | None = None  # set by the phase under data parallelism
         self.last: tuple | None = None
         if self.covers:  # an unused tape leaves no hooks
             for layer in self.layers:
@@ -102,6 +104,10 @@ class ActivationTape:
         self.records, self.splits, self.recording = [], [], False
 
     def gram(self, per_term: list[Tensor]) -> Tensor:
+        if self.reduce is not None:  # the global batch's: from the reduced Jacobian blocks
+            blocks = self._blocks(per_term)
+            with fp32(per_term[0]):
+                return sum(b @ b.T for b in blocks)
         rows, prefix = self._collect(per_term)
         m = sum(t.numel() for t in per_term)
         self.last = (rows, prefix) if self.complete else None  # held only for `combined`
@@ -121,6 +127,12 @@ class ActivationTape:
         return gram
 
     def jacobian(self, per_term: list[Tensor]) -> Tensor:
+        return torch.cat(self._blocks(per_term), dim=1)
+
+    def _blocks(self, per_term: list[Tensor]) -> list[Tensor]:
+        """The Jacobian in column blocks (m, p.numel()), in `params` order, reduced over
+        ranks where the phase says so; `combined` reads this process's own rows, which the
+        phase's gradient all-reduce then averages like any other gradient."""
         rows, prefix = self._collect(per_term)
         m = sum(t.numel() for t in per_term)
         self.last = (rows, prefix) if self.complete else None
@@ -131,7 +143,8 @@ class ActivationTape:
                 if isinstance(layer, nn.Linear):  # the parameter's own layout: (out, in)
                     weight = weight.reshape(m, layer.in_features, -1).transpose(1, 2).flatten(1)
                 blocks += [weight, bias]
-        return torch.cat(blocks + prefix, dim=1)
+        blocks += prefix
+        return blocks if self.reduce is None else self.reduce(blocks)
 
     def combined(self, alpha: Tensor) -> list[Tensor]:
         assert self.last is not None

@@ -1,9 +1,10 @@
 """Loss-based balancers: each objective's weight comes from the loss values alone.
 
-An objective is one term's loss for one task (or one discriminator): a phase with terms T and
-K tasks balances |T|·K objectives. Every balancer returns Σ_i α_i · w_i · L_i with the configured
-term weight w_i and its own α_i (detached unless the formula is differentiated as written), and
-records the α it chose in `last_weights` for the logs.
+An objective is one term's loss for one network (a task's discriminator, or one of GMAN's): a
+phase with terms T and N networks balances |T|·N objectives. Every balancer gives α_i for
+Σ_i α_i · w_i · L_i with the configured term weight w_i. A formula that is differentiated as
+written (geometric, FAMO, GMAN) gives its gradient's weights, ∂F/∂(w_i·L_i) at the global
+losses: the same update on one process or many.
 
 Formulas that need positive losses (uncertainty, DWA, geometric) read L⁺ = max(L, ε) when they
 compute weights; hinge and Wasserstein losses can be negative. The gradient still flows through
@@ -18,34 +19,14 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from mtgan.balance.base import Balancer, SeededDraws, register
+from mtgan.balance.base import Balancer, Objectives, SeededDraws, expect_objectives, register
 from mtgan.errors import ConfigError
 
 EPS = 1e-8
 
 
-def flatten(
-    losses: dict[str, Tensor], weights: dict[str, float]
-) -> tuple[Tensor, Tensor, list[str]]:
-    """Every objective of a phase: losses (m,), term weights (m,), names ("adversarial/task3")."""
-    values, base, names = [], [], []
-    for term, per_task in losses.items():
-        per_task = per_task.reshape(-1)
-        values.append(per_task)
-        base.append(torch.full_like(per_task, weights[term], dtype=torch.float32))
-        names += (
-            [term] if per_task.numel() == 1 else [f"{term}/task{k}" for k in range(len(per_task))]
-        )
-    return torch.cat(values).float(), torch.cat(base), names
-
-
 def positive(x: Tensor) -> Tensor:
     return x.detach().clamp_min(EPS)
-
-
-def positive_keeping_gradient(x: Tensor) -> Tensor:
-    """The value of L⁺ = max(L, ε) with the gradient of L (for formulas taking log L)."""
-    return positive(x) + (x - x.detach())
 
 
 def _number(value: Any, name: str, low: float = 0.0, strict: bool = False) -> float:
@@ -75,9 +56,10 @@ class LearnedVector:
         self.exp_avg_sq: Tensor | None = None
 
     def get(self, m: int) -> Tensor:
-        if self.value is None or self.value.numel() != m:
+        if self.value is None:
             self.value = torch.zeros(m)
             self.exp_avg, self.exp_avg_sq, self.steps = torch.zeros(m), torch.zeros(m), 0
+        expect_objectives(m, self.value.numel(), "learned vector")
         return self.value
 
     def step(self, grad: Tensor) -> None:
@@ -120,21 +102,16 @@ class LearnedVector:
 
 
 class LossWeighting(Balancer):
-    """Shared plumbing: subclasses give `alphas(values) -> (m,)`, detached."""
+    """Shared plumbing: subclasses give `alphas(values) -> (m,)` from the global losses."""
 
     def __init__(self) -> None:
-        self.last_weights: dict[str, float] = {}
+        pass
 
     def alphas(self, values: Tensor) -> Tensor:
         raise NotImplementedError
 
-    def combine(
-        self, losses: dict[str, Tensor], weights: dict[str, float], jacobian: Any = None
-    ) -> Tensor:
-        values, base, names = flatten(losses, weights)
-        alpha = self.alphas(values).detach()
-        self.last_weights = dict(zip(names, alpha.tolist()))
-        return (alpha * base * values).sum()
+    def weights(self, objectives: Objectives, source: Any = None) -> Tensor:
+        return self.alphas(objectives.values).detach()
 
 
 @register
@@ -204,6 +181,8 @@ class DynamicWeightAverage(LossWeighting):
     def alphas(self, values: Tensor) -> Tensor:
         now = positive(values).cpu()
         m = now.numel()
+        if self.avg is not None:
+            expect_objectives(m, self.avg.numel(), "loss average")
         if self.avg is None or self.prev is None:
             alpha = torch.ones(m)
         else:
@@ -221,23 +200,19 @@ class DynamicWeightAverage(LossWeighting):
 
 @register
 class GeometricMean(Balancer):
-    """Geometric loss strategy (Chennupati et al. 2019): m · (Π_i w_i·L⁺_i)^(1/m),
-    differentiated as written: objective i's gradient is scaled by G / L⁺_i, so every objective
+    """Geometric loss strategy (Chennupati et al. 2019): F = m · (Π_i w_i·L⁺_i)^(1/m),
+    differentiated as written: α_i = ∂F/∂(w_i·L_i) = F / (m · w_i·L⁺_i), so every objective
     counts by its relative, not absolute, change (the log-loss view)."""
 
     name = "geometric"
     summary = "geometric mean of the losses (Chennupati et al. 2019)"
+    stateful = False
 
-    def combine(
-        self, losses: dict[str, Tensor], weights: dict[str, float], jacobian: Any = None
-    ) -> Tensor:
-        values, base, names = flatten(losses, weights)
-        m = values.numel()
-        safe = positive_keeping_gradient(values)
-        loss = m * torch.exp(torch.log(base.clamp_min(EPS) * safe).mean())
-        alpha = loss.detach() / (m * positive(values))
-        self.last_weights = dict(zip(names, alpha.tolist()))
-        return loss
+    def weights(self, objectives: Objectives, source: Any = None) -> Tensor:
+        u = objectives.base.clamp_min(EPS) * positive(objectives.values)
+        m = u.numel()
+        total = m * torch.exp(torch.log(u).mean())
+        return total / (m * u)
 
 
 @register
@@ -249,6 +224,7 @@ class Hypervolume(LossWeighting):
 
     name = "hypervolume"
     summary = "−Σ log(η − L), many discriminators (Albuquerque et al. 2019; delta)"
+    stateful = False
 
     def __init__(self, delta: float = 0.1):
         super().__init__()
@@ -277,29 +253,22 @@ class FAMO(Balancer):
     def __init__(self, lr: float = 0.025, gamma: float = 1e-3):
         self.logits = LearnedVector(_number(lr, "lr", strict=True), _number(gamma, "gamma"))
         self.prev: Tensor | None = None
-        self.last_weights: dict[str, float] = {}
 
-    def combine(
-        self, losses: dict[str, Tensor], weights: dict[str, float], jacobian: Any = None
-    ) -> Tensor:
-        values, base, names = flatten(losses, weights)
-        m = values.numel()
+    def weights(self, objectives: Objectives, source: Any = None) -> Tensor:
+        d = positive(objectives.base * objectives.values)  # w·L⁺ of the global batch
+        m = d.numel()
         logits = self.logits.get(m)
-        now = positive(base * values).cpu()
-        if self.prev is not None and self.prev.numel() == m:
+        now = d.cpu()
+        if self.prev is not None:
+            expect_objectives(m, self.prev.numel(), "previous losses")
             decrease = self.prev.log() - now.log()  # how much each log-loss fell
             z = torch.softmax(logits, 0)
             # softmax's vector–Jacobian product in closed form: z ⊙ (δ − z·δ)
             self.logits.step(z * (decrease - (z * decrease).sum()))
         self.prev = now
-        z = torch.softmax(logits, 0).to(values.device)
-        d = positive(base * values)
+        z = torch.softmax(logits, 0).to(d.device)
         c = (z / d).sum()
-        alpha = m * z / (c * d)
-        self.last_weights = dict(zip(names, alpha.tolist()))
-        # the value m·Σ z log L / c; its gradient Σ α_i ∇(w_i L_i)
-        safe = positive_keeping_gradient(base * values)
-        return m * (z * safe.log()).sum() / c
+        return m * z / (c * d)  # the gradient of m·Σ z log(w·L) / c: Σ α_i ∇(w_i L_i)
 
     def state_dict(self) -> dict[str, Any]:
         return {"logits": self.logits.state_dict(), "prev": self.prev}
@@ -324,5 +293,4 @@ __all__ = [
     "RandomLossWeighting",
     "UncertaintyWeighting",
     "describe_balancers",
-    "flatten",
 ]

@@ -1,8 +1,10 @@
 """Terms: the pieces of objective a run optimises, and the registry that builds them from a config.
 
-A term belongs to one phase ("d" or "g"), has a weight and an interval (lazy regularisers), and
-maps the step's context to per-task losses of shape (K,). The trainer never branches on what a
-term is: a new auxiliary task is a new builder registered here.
+A term belongs to one family's phases ("d" or "g"), has a weight and an interval, and maps the
+step's context to one loss per discriminator, shape (ND,). A term asked for every N > 1 steps
+(lazy regularisers) is given a phase of its own with that interval (training/phases.py), so a
+phase's objectives never change from step to step. The trainer never branches on what a term
+is: a new auxiliary task is a new builder registered here.
 """
 
 from __future__ import annotations
@@ -26,18 +28,15 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class Term:
-    """One piece of one phase's objective: `fn(ctx)` gives per-task losses (K,)."""
+    """One piece of objective: `fn(ctx)` gives one loss per discriminator (ND,)."""
 
     name: str
-    phase: str
+    phase: str  # the family whose phases minimise it: "d" or "g"
     fn: Callable[[StepContext], Tensor]
     weight: float = 1.0
-    every: int = 1
+    every: int = 1  # > 1: a lazy regulariser, in a phase of its own with this interval
     # differentiates through a gradient (GP, R1): weights act on it along the backward pass too
     second_order: bool = False
-
-    def due(self, step: int) -> bool:
-        return step % self.every == 0
 
 
 TermBuilder = Callable[["ExperimentConfig"], list[Term]]
@@ -83,16 +82,18 @@ def adversarial_terms(config: ExperimentConfig) -> list[Term]:
 
 @register_terms("gradient_penalty")
 def gradient_penalty_terms(config: ExperimentConfig) -> list[Term]:
-    """WGAN-GP (Gulrajani et al. 2017): λ · (‖∇D(x̂)‖ − 1)² on real/fake interpolates."""
+    """WGAN-GP (Gulrajani et al. 2017): λ · (‖∇D(x̂)‖ − 1)² on real/fake interpolates; lazily
+    every N steps (loss.gp_every) with the weight scaled by N, as lazy R1."""
     if config.loss.gp <= 0:
         return []
+    every = config.loss.gp_every
 
     def gp(ctx: StepContext) -> Tensor:
         real = ctx.real_d
         fake = ctx.fake_d.detach()[:, : real.shape[1]]  # pairs for the interpolation
         return gradient_penalty(ctx.model.discriminate, real, fake, ctx.noise)
 
-    return [Term("gp", "d", gp, weight=config.loss.gp, second_order=True)]
+    return [Term("gp", "d", gp, weight=config.loss.gp * every, every=every, second_order=True)]
 
 
 @register_terms("r1")

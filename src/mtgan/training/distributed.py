@@ -100,6 +100,12 @@ def all_reduce_mean(info: Dist, tensors: list[Tensor | None], like: list[Tensor]
     return out
 
 
+def all_reduce_mean_of(info: Dist, tensors: list[Tensor]) -> list[Tensor]:
+    """The mean over ranks of each tensor (one collective); the tensors themselves without
+    data parallelism."""
+    return all_reduce_mean(info, list(tensors), list(tensors))
+
+
 def barrier(info: Dist) -> None:
     if info.active:
         try:

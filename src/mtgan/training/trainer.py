@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import sys
 import time
+from functools import partial
 from typing import Any
 
 import torch
 from torch import Tensor
 from tqdm.auto import tqdm
 
+from mtgan.balance.base import Objectives, local
 from mtgan.config import ExperimentConfig
 from mtgan.data import TaskSet, build_tasks
 from mtgan.errors import RunError
@@ -32,7 +34,14 @@ from mtgan.training.checkpoint import (
     save_checkpoint,
 )
 from mtgan.training.context import StepContext
-from mtgan.training.distributed import SINGLE, Dist, all_reduce_mean, barrier, device_for
+from mtgan.training.distributed import (
+    SINGLE,
+    Dist,
+    all_reduce_mean,
+    all_reduce_mean_of,
+    barrier,
+    device_for,
+)
 from mtgan.training.ema import EMA
 from mtgan.training.phases import Phase, build_phases
 from mtgan.training.rundir import RunDir, TensorBoard
@@ -82,7 +91,10 @@ class Trainer:
         self.terms = build_terms(config)
         # EMA first: the phases hook shared layers for gradient balancers; the copy needs none
         self.ema = EMA(self.model.generator, train.ema) if train.ema else None
-        self.phases: list[Phase] = build_phases(config, self.model, self.terms)
+        # Under data parallelism the balancers decide from the global batch: what they read is
+        # averaged over ranks first (one small collective per phase).
+        reduce = partial(all_reduce_mean_of, dist) if dist.active else local
+        self.phases: list[Phase] = build_phases(config, self.model, self.terms, reduce)
         if train.compile:  # in place: parameter names and checkpoints stay the same
             self.model.generator.compile()
             self.model.discriminator.compile()
@@ -137,8 +149,8 @@ class Trainer:
         finite = True
         for phase in (p for p in self.phases if p.due(self.step)):
             with self.autocast:
-                losses = phase.losses(ctx)
-                loss = phase.loss(losses)
+                objectives = phase.objectives(ctx)
+                loss = phase.loss(objectives)
             # One collective per phase: gradients and the loss, averaged over ranks.
             *grads, loss = all_reduce_mean(
                 self.dist, [*phase.gradients(loss), loss.detach()], [*phase.params, loss]
@@ -146,12 +158,9 @@ class Trainer:
             norm = torch.stack(torch._foreach_norm(grads)).norm() if grads else loss.new_zeros(())
             finite = bool(torch.isfinite(loss) & torch.isfinite(norm))
             if record or not finite:
-                logged.update(_phase_record(phase.name, loss, losses, norm))
-                weights = phase.balancer.last_weights
-                logged.update(
-                    {f"{phase.name}/weight/{k}": loss.new_tensor(v) for k, v in weights.items()}
-                )
+                logged.update(_phase_record(phase, loss, objectives, norm))
             if not finite:
+                logged[f"{phase.name}/nonfinite"] = loss.new_ones(())
                 break
             if cfg.schedule == "alternating":
                 phase.apply(grads)
@@ -257,8 +266,10 @@ class Trainer:
     def state_dict(self) -> dict[str, Any]:
         return {
             "step": self.step,
-            "optimizers": {p.name: p.optimizer.state_dict() for p in self.phases},
-            "balancers": {p.name: p.balancer.state_dict() for p in self.phases},
+            "optimizers": {
+                p.name: p.optimizer.state_dict() for p in self.phases if p.owns_optimizer
+            },
+            "balancers": {p.name: p.balancer_state() for p in self.phases},
             "rng": {
                 "data": self.data_rng.get_state(),
                 "noise": self.noise_rng.get_state(),
@@ -276,8 +287,9 @@ class Trainer:
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.step = int(state["step"])
         for phase in self.phases:
-            phase.optimizer.load_state_dict(state["optimizers"][phase.name])
-            phase.balancer.load_state_dict(state["balancers"][phase.name])
+            if phase.owns_optimizer:
+                phase.optimizer.load_state_dict(state["optimizers"][phase.name])
+            phase.load_balancer_state(state["balancers"].get(phase.name))
         self.data_rng.set_state(state["rng"]["data"])
         self.noise_rng.set_state(state["rng"]["noise"])
         torch.set_rng_state(state["rng"]["torch"])
@@ -421,13 +433,20 @@ _SHOWN = ("d/loss", "g/loss")
 
 
 def _phase_record(
-    name: str, loss: Tensor, losses: dict[str, Tensor], grad_norm: Tensor
+    phase: Phase, loss: Tensor, objectives: Objectives, grad_norm: Tensor
 ) -> dict[str, Tensor]:
-    """Detached scalars to log for one phase: total, each term (mean and per task), grad norm."""
+    """Detached scalars to log for one phase: total, each term (mean and per objective), the
+    balancer's weights per objective, grad norm. No device sync: stacked at the log step."""
+    name = phase.name
     out = {f"{name}/loss": loss.detach(), f"{name}/grad_norm": grad_norm.detach()}
-    for term, values in losses.items():
-        values = values.detach()
+    start = 0
+    for term, values in objectives.losses.items():
+        values = values.detach().reshape(-1)
         out[f"{name}/{term}"] = values.mean()
         if values.numel() > 1:
-            out.update({f"{name}/{term}/task{k}": v for k, v in enumerate(values)})
+            names = objectives.names[start : start + values.numel()]
+            out.update({f"{name}/{n}": v for n, v in zip(names, values)})
+        start += values.numel()
+    alpha = phase.logged_weights().to(loss.device)
+    out.update({f"{name}/weight/{n}": a for n, a in zip(objectives.names, alpha)})
     return out
