@@ -23,6 +23,7 @@ from mtgan.data.taskset import to_display
 from mtgan.errors import ConfigError, MtganError, RunError
 from mtgan.nets import MultiGAN
 from mtgan.nets.routing import share_per_generator, task_samples
+from mtgan.objectives.terms import build_terms
 from mtgan.training import (
     RunDir,
     Trainer,
@@ -33,6 +34,7 @@ from mtgan.training import (
 )
 from mtgan.training.distributed import barrier, broadcast_object, init_distributed, shutdown
 from mtgan.training.ema import EMA
+from mtgan.training.phases import build_phases, describe_phases
 
 TASKS = "tasks.json"
 
@@ -46,10 +48,11 @@ def describe(config: ExperimentConfig | str | Path | dict | None = None, overrid
 
     config = load_config(config, overrides)
     data = build_tasks(config.data, config.seed)
-    model = MultiGAN(config.model, data.shape, data.num_tasks)
+    model = MultiGAN(config.model, data.shape, data.num_tasks, data.num_classes)
+    phases = build_phases(config, model, build_terms(config))
     head = f"{data.num_tasks} task(s) of shape {'×'.join(map(str, data.shape))}: "
     names = ", ".join(data.names[:12]) + (" ..." if data.num_tasks > 12 else "")
-    return head + names + "\n" + model.describe()
+    return head + names + "\n" + model.describe() + "\n" + describe_phases(phases)
 
 
 def train(

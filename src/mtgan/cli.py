@@ -151,7 +151,7 @@ def cmd_presets(ns: argparse.Namespace) -> int:
 
         rows = describe_balancers()
         width = max(len(name) for name, _ in rows)
-        print("balancers (balance.d=NAME, balance.g=NAME; options under balance.d_options):")
+        print("balancers (balance.d=NAME, balance.g=NAME; options under balance.g_options.NAME):")
         for name, text in rows:
             print(f"{name:{width}s}  {text}")
         return 0

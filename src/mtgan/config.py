@@ -175,7 +175,11 @@ class LossConfig(Strict):
 
 
 class BalanceConfig(Strict):
-    """How the terms of a phase become one loss (see mtgan.balance)."""
+    """How the objectives of a family's phases become one loss (see mtgan.balance).
+
+    Options are kept under the name of the balancer they are for, `g_options: {gman: {lam:
+    1}}`, so that a preset's options for its own balancer do not follow a user who picks
+    another; a mapping without balancer names (`g_options: {lam: 1}`) is the chosen one's."""
 
     d: str = "fixed"
     g: str = "fixed"
