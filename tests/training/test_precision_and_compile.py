@@ -36,15 +36,38 @@ def test_bf16_logits_reach_the_losses_in_float32(tiny):
     assert logits.dtype == torch.float32
 
 
+def _first_gradients(trainer: Trainer) -> list[list[torch.Tensor]]:
+    """Every phase's gradients at the first step (taken as `apply` receives them)."""
+    captured: list[list[torch.Tensor]] = []
+    for phase in trainer.phases:
+        original = phase.apply
+
+        def capture(grads, original=original):
+            captured.append([g.detach().clone() for g in grads])
+            original(grads)
+
+        phase.apply = capture
+    trainer.train_step()
+    return captured
+
+
 @pytest.mark.slow
 def test_compiled_networks_train_like_eager_ones(tiny):
-    eager, rec_e = _steps(tiny, 3)
-    compiled, rec_c = _steps([*tiny, "train.compile=true"], 3)
-    assert list(compiled.model.state_dict()) == list(eager.model.state_dict())
+    # What compile must preserve is the computation: the same gradients from the same weights,
+    # up to float re-association, i.e. relative to each gradient's own scale. (Weights after a
+    # few Adam steps are no measure: Adam turns a rounding difference on a near-zero gradient
+    # into a sizeable fraction of a step, and how large depends on the CPU's summation order.)
+    eager = _first_gradients(Trainer(load_config("pertask", tiny)))
+    compiled = _first_gradients(Trainer(load_config("pertask", [*tiny, "train.compile=true"])))
+    assert len(eager) == len(compiled) == 2
+    for grads_e, grads_c in zip(eager, compiled):
+        # the phase's largest gradient: a bias before a batch norm has a true gradient of 0,
+        # computed as rounding noise of the sums that feed it
+        scale = max(e.abs().max().item() for e in grads_e)
+        for e, c in zip(grads_e, grads_c):
+            torch.testing.assert_close(c, e, rtol=1e-3, atol=1e-5 * scale)
+    trained_e, rec_e = _steps(tiny, 3)
+    trained_c, rec_c = _steps([*tiny, "train.compile=true"], 3)
+    assert list(trained_c.model.state_dict()) == list(trained_e.model.state_dict())
     for key in ("d/loss", "g/loss"):
         assert rec_c[-1][key] == pytest.approx(rec_e[-1][key], rel=1e-4, abs=1e-5)
-    # Fused kernels re-associate float sums; Adam turns a tiny gradient difference on a
-    # near-zero gradient into a visible fraction of one step (lr = 2e-4): allow half a step.
-    lr = eager.config.train.lr_g
-    for a, b in zip(eager.model.state_dict().values(), compiled.model.state_dict().values()):
-        torch.testing.assert_close(a, b, rtol=1e-4, atol=lr / 2)

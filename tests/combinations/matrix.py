@@ -1,0 +1,59 @@
+"""The pairings the combination matrix tries, read from the registries: a new preset, balancer
+or penalty joins every sweep by existing. Shared by the tests and the torchrun worker."""
+
+from __future__ import annotations
+
+from mtgan.balance import BALANCERS
+from mtgan.balance.base import Balancer
+from mtgan.config import load_config, preset_names
+
+PRESETS = preset_names()
+BALANCER_NAMES = sorted(BALANCERS)
+PENALTIES = {"none": [], "r1": ["loss.r1=1", "loss.r1_every=2"], "gp": ["loss.gp=1"]}
+SCHEDULES = ["alternating", "simultaneous"]
+# one stateful balancer of each kind (learned logits and loss memory; learned weights from
+# gradient norms), set on both phases
+STATEFUL = {"loss-based": "famo", "gradient-based": "gradnorm"}
+
+COMMON = [
+    "train.batch_size=20",  # divides over 2 processes, 4, 5 and 10 networks
+    "train.log_every=1",
+    "train.sample_every=1000",
+    "train.checkpoint_every=1000",
+    "train.samples_per_task=4",
+    "train.tensorboard=false",
+    "train.progress=false",
+    "train.device=cpu",
+    "train.precision=fp32",  # bit-exact comparisons
+    "train.threads=1",
+    "eval.metrics=[]",
+]
+
+
+def _narrow(widths: list[int], keep_last: bool) -> list[int]:
+    """Hidden widths / 32 (at least 4); a last width read as a C×H×W map is kept."""
+    out = [max(4, w // 32) for w in widths]
+    if keep_last and widths:
+        out[-1] = widths[-1]
+    return out
+
+
+def tiny(preset: str, *extra: str) -> list[str]:
+    """Overrides that keep a preset's structure (networks, sharing, heads, terms) and make it
+    small enough to train a few steps in a fraction of a second."""
+    config = load_config(preset)
+    model, data = config.model, config.data
+    out = [*COMMON, "train.steps=4"]
+    if data.name == "mnist" and data.path is None:
+        out.append("data.limit=20")
+        out.append("model.z_dim=8")
+    else:
+        out.append("data.n_points=200")
+    g = _narrow(model.g_hidden, keep_last=model.g_out_kernel is not None)
+    out += [f"model.g_hidden={g}", f"model.d_hidden={_narrow(model.d_hidden, False)}"]
+    return [*out, *extra]
+
+
+def refuses(balancer: str) -> bool:
+    """Whether a balancer declares pairings it refuses (its own `check`)."""
+    return BALANCERS[balancer].check is not Balancer.check
