@@ -57,3 +57,20 @@ def tiny(preset: str, *extra: str) -> list[str]:
 def refuses(balancer: str) -> bool:
     """Whether a balancer declares pairings it refuses (its own `check`)."""
     return BALANCERS[balancer].check is not Balancer.check
+
+
+# 2 processes vs 1: each gradient source (sources.py) reduces its own way
+DDP_SETUPS = {
+    "pertask": ("pertask", []),  # shared trunks: the activation tape
+    "independent": ("independent", []),  # nothing shared: the disjoint Jacobian
+    "pertask-gp": ("pertask", ["loss.gp=1"]),  # a penalty: the batched parameter Jacobian
+}
+
+
+def ddp_config(setup: str, balancer: str):
+    """The 2-process vs 1-process comparison: 4 tasks (so that every balancer has several
+    objectives), no batch norm (its statistics are per process), fp32; `balancer` on both
+    phases."""
+    preset, extra = DDP_SETUPS[setup]
+    overrides = tiny(preset, "data.tasks=[[0],[1],[7],[9]]", "model.g_norm=none", *extra)
+    return load_config(preset, [*overrides, f"balance.d={balancer}", f"balance.g={balancer}"])

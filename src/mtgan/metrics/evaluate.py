@@ -8,6 +8,7 @@ extracts features once, and caches the real data's features on disk per data set
 from __future__ import annotations
 
 import hashlib
+import warnings
 from collections.abc import Callable
 from typing import Any
 
@@ -246,9 +247,16 @@ def _fid(ctx: EvalContext) -> dict[str, float]:
             where = f"task{k}/" if len(ctx.tasks) > 1 else ""
             for c in labels.unique().tolist():
                 real = ctx.real_features(k)[labels == c]
+                if len(real) < 2:  # no covariance from one image
+                    warnings.warn(
+                        f"fid_per_class: class {c} has {len(real)} real sample(s); left out",
+                        stacklevel=2,
+                    )
+                    continue
                 per_class[f"fid_per_class/{where}class{c}"] = fid(real, ctx.class_features(k, c))
         out.update(per_class)
-        out["fid_per_class"] = float(np.mean(list(per_class.values())))
+        if per_class:
+            out["fid_per_class"] = float(np.mean(list(per_class.values())))
     return out
 
 

@@ -1,0 +1,38 @@
+"""`describe`, `sample` and `eval` (with its default metrics) for every preset, through the
+command line, on a run of a few steps."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from matrix import PRESETS, tiny
+
+from mtgan import api, cli
+
+EVAL = ["eval.kid_subsets=4", "eval.kid_subset_size=20", "eval.k=3"]
+
+
+@pytest.mark.parametrize("preset", PRESETS)
+def test_describe_sample_and_eval(tmp_path, capsys, preset):
+    overrides = tiny(preset, *EVAL)
+    assert cli.main(["describe", preset, *overrides]) == 0
+    described = capsys.readouterr().out
+    assert "phases:" in described and "phase d:" in described and "phase g:" in described
+    run = api.train(preset, overrides, out=tmp_path / "run", quiet=True)
+    out = tmp_path / "samples.npz"
+    assert cli.main(["sample", str(run.path), "--n", "6", "--out", str(out)]) == 0
+    with np.load(out) as arrays:
+        samples = next(iter(arrays.values()))
+    assert samples.shape[0] == 6 and np.isfinite(samples).all()
+    capsys.readouterr()
+    assert cli.main(["eval", str(run.path), "--n", "40"]) == 0
+    printed = json.loads(capsys.readouterr().out)
+    written = json.loads((run.path / "eval.json").read_text())
+    expected = api.default_metrics(run.config)
+    assert written["n"] == 40 and set(printed) <= set(written)
+    keys = {"fid": "fid", "kid": "kid", "prdc": "precision", "stability": "d/loss_std"}
+    keys |= {"accuracy": "accuracy", "modes": "modes", "agreement": "agreement"}
+    for metric in expected:
+        assert keys[metric] in written, (metric, sorted(written))
