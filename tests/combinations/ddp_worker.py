@@ -17,14 +17,14 @@ STEPS = 20
 
 def main(out: Path) -> None:
     info = init_distributed(torch.device("cpu"), timeout_s=120)
-    for setup in DDP_SETUPS:
-        for name in BALANCER_NAMES:
-            trainer = Trainer(ddp_config(setup, name), dist=info)
-            for _ in range(STEPS):
-                trainer.train_step()
-            if info.main:
-                weights = {k: v.detach().clone() for k, v in trainer.model.state_dict().items()}
-                torch.save(weights, out / f"{setup}-{name}.pt")
+    runs = [(setup, name) for setup in DDP_SETUPS for name in BALANCER_NAMES]
+    for setup, name in [*runs, ("pertask-gp", "fixed")]:
+        trainer = Trainer(ddp_config(setup, name), dist=info)
+        for _ in range(STEPS):
+            trainer.train_step()
+        if info.main:
+            weights = {k: v.detach().clone() for k, v in trainer.model.state_dict().items()}
+            torch.save(weights, out / f"{setup}-{name}.pt")
     shutdown()
 
 

@@ -84,7 +84,10 @@ class TaskSet:
         return self.offsets[:, None] + self._draw(self.counts, batch, generator)
 
     def sample(
-        self, batch: int, generator: torch.Generator | None = None, shard: slice | None = None
+        self,
+        batch: int,
+        generator: torch.Generator | None = None,
+        shard: slice | Tensor | None = None,
     ) -> Tensor:
         """A batch for every task at once, (K, batch, *shape): one index draw, one index_select.
 
@@ -94,7 +97,10 @@ class TaskSet:
         return self.sample_labelled(batch, generator, shard)[0]
 
     def sample_labelled(
-        self, batch: int, generator: torch.Generator | None = None, shard: slice | None = None
+        self,
+        batch: int,
+        generator: torch.Generator | None = None,
+        shard: slice | Tensor | None = None,
     ) -> tuple[Tensor, Tensor]:
         """`sample` and the class label of every sample, (K, n) int64, from the same draw."""
         idx = self.sample_indices(batch, generator)

@@ -33,18 +33,21 @@ def gradient_penalty(
     real: Tensor,
     fake: Tensor,
     generator: torch.Generator | None = None,
+    eps: Tensor | None = None,
 ) -> Tensor:
     """WGAN-GP penalty (Gulrajani et al. 2017), one value per task: (K, B, *shape) -> (K,).
 
-    x̂ = ε·real + (1 - ε)·fake with ε ~ U[0, 1] per sample (drawn from ``generator``);
+    x̂ = ε·real + (1 - ε)·fake with ε ~ U[0, 1] per sample (drawn from ``generator``, or
+    given as ``eps`` of shape (K, B, 1, ...));
     returns mean over B of (‖∇x̂ critic(x̂)‖₂ - 1)². The caller multiplies by λ (usually 10).
     """
     if real.shape != fake.shape:
         raise ValueError(f"real {tuple(real.shape)} and fake {tuple(fake.shape)} differ in shape")
     # Detach so the penalty never reaches G or the caller's graph; x_hat is a fresh leaf.
     real, fake = real.detach(), fake.detach()
-    eps_shape = real.shape[:2] + (1,) * (real.dim() - 2)
-    eps = torch.rand(eps_shape, generator=generator, device=real.device, dtype=real.dtype)
+    if eps is None:
+        eps_shape = real.shape[:2] + (1,) * (real.dim() - 2)
+        eps = torch.rand(eps_shape, generator=generator, device=real.device, dtype=real.dtype)
     x_hat = torch.lerp(fake, real, eps).requires_grad_(True)
     # vector_norm's backward is defined as 0 at a zero gradient, where sqrt(sum sq) gives NaN.
     norm = torch.linalg.vector_norm(_input_grad(critic, x_hat), dim=2)

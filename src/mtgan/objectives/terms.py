@@ -91,7 +91,8 @@ def gradient_penalty_terms(config: ExperimentConfig) -> list[Term]:
     def gp(ctx: StepContext) -> Tensor:
         real = ctx.real_d
         fake = ctx.fake_d.detach()[:, : real.shape[1]]  # pairs for the interpolation
-        return gradient_penalty(ctx.model.discriminate, real, fake, ctx.noise)
+        eps = ctx.uniform(real.shape[:2] + (1,) * (real.dim() - 2)).to(real.dtype)
+        return gradient_penalty(ctx.model.discriminate, real, fake, eps=eps)
 
     return [Term("gp", "d", gp, weight=config.loss.gp * every, every=every, second_order=True)]
 

@@ -31,8 +31,11 @@ class StepContext:
         noise: torch.Generator,
         real_labels: Tensor | None = None,
         fake_labels: Tensor | None = None,
+        rank: int = 0,
+        world: int = 1,
     ):
         self.model, self.real, self.z, self.step, self.noise = model, real, z, step, noise
+        self.rank, self.world = rank, world
         self._fake: Tensor | None = None
         self._cache: dict[str, dict[str, Tensor]] = {}
         tasks = list(range(real.shape[0]))
@@ -72,6 +75,17 @@ class StepContext:
         ng, b = self.z.shape[:2]
         owner = torch.arange(ng, device=self.z.device)[:, None].expand(ng, b)
         return to_discriminators(owner, m.generator_tasks, m.discriminator_tasks)
+
+    def uniform(self, shape: tuple[int, ...]) -> Tensor:
+        """U[0, 1) draws for this process's samples, shape (ND, n, ...): drawn for the global
+        batch (ND, n·world, ...) and this rank's columns kept, so that a run on several
+        processes draws the numbers a single process would (each rank's samples of a
+        discriminator are a contiguous part of that discriminator's global batch)."""
+        nd, n = shape[:2]
+        full = torch.rand(
+            (nd, n * self.world, *shape[2:]), generator=self.noise, device=self.z.device
+        )
+        return full[:, self.rank * n : (self.rank + 1) * n]
 
     def invalidate(self) -> None:
         """Forget discriminator outputs: called after the discriminator's weights changed."""

@@ -38,15 +38,24 @@ class Dist:
     def active(self) -> bool:
         return self.world > 1
 
-    def shard(self, batch: int) -> slice:
-        """This rank's slice of a global batch (the global batch must divide evenly)."""
-        if batch % self.world:
+    def shard(self, batch: int, parts: int = 1) -> slice | Tensor:
+        """This rank's part of a global batch (the global batch must divide evenly). A batch
+        that is split into `parts` consecutive parts after sharding (one per discriminator of
+        a task: GMAN) is sharded part by part, so that each part on each rank is this rank's
+        share of that part of the global batch: an index tensor then."""
+        if batch % (self.world * parts):
+            also = f" times the discriminators that split it ({parts})" if parts > 1 else ""
             raise ConfigError(
                 f"train.batch_size={batch} must be divisible by the number of processes "
-                f"({self.world}) so that the global batch stays the configured one"
+                f"({self.world}){also} so that the global batch stays the configured one"
             )
         per = batch // self.world
-        return slice(self.rank * per, (self.rank + 1) * per)
+        if parts == 1 or not self.active:
+            return slice(self.rank * per, (self.rank + 1) * per)
+        size = batch // parts
+        step = size // self.world
+        starts = torch.arange(parts) * size + self.rank * step
+        return (starts[:, None] + torch.arange(step)).reshape(-1)
 
 
 SINGLE = Dist()

@@ -19,7 +19,7 @@ from tqdm.auto import tqdm
 from mtgan.balance.base import Objectives, local
 from mtgan.config import ExperimentConfig
 from mtgan.data import TaskSet, build_tasks
-from mtgan.errors import RunError
+from mtgan.errors import ConfigError, RunError
 from mtgan.metrics.evaluate import EvalContext, evaluate, mixture_name
 from mtgan.nets import MultiGAN
 from mtgan.nets.routing import share_per_generator
@@ -81,7 +81,6 @@ class Trainer:
         if train.keep_heap:
             keep_heap()
         self.dist = dist
-        self.shard = dist.shard(train.batch_size)  # this rank's part of every global batch
         self.device = device_for(dist, pick_device(train.device))
         self.data = (data or build_tasks(config.data, config.seed)).to(self.device)
         torch.manual_seed(config.seed)  # network initialisation
@@ -109,7 +108,18 @@ class Trainer:
         # The generators of one task split its batch (MGAN: 10 generators × 10 = the 100 fakes
         # that D weighs against 100 reals), so the discriminator sees as many fakes as reals.
         self.per_generator = share_per_generator(train.batch_size, self.model.generator_tasks)
-        self.z_shard = dist.shard(self.per_generator)
+        # This rank's part of every global batch, taken so that each discriminator on each rank
+        # sees its share of what it sees in a single process.
+        model = self.model
+        splits = model.num_discriminators if len(set(model.discriminator_tasks)) == 1 else 1
+        if dist.active and splits > 1 and model.num_generators > 1:
+            raise ConfigError(
+                f"--nproc {dist.world}: model.generators={model.num_generators} pooled over "
+                f"model.discriminators={model.num_discriminators} on one task cannot be sharded "
+                "so that the run equals a single process; train it on one process"
+            )
+        self.shard = _on(dist.shard(train.batch_size, splits), self.device)
+        self.z_shard = _on(dist.shard(self.per_generator, splits), self.device)
         fixed = torch.Generator().manual_seed(config.seed + 3)
         shape = (self.noise_batches, train.samples_per_task, self.model.z_dim)
         self.fixed_z = torch.randn(shape, generator=fixed).to(self.device)
@@ -141,7 +151,10 @@ class Trainer:
         # process with the same global batch, whatever the number of processes.
         real, real_labels = self.data.sample_labelled(cfg.batch_size, self.data_rng, self.shard)
         z, fake_labels = self.draw_noise(self.noise_rng, self.z_shard)
-        ctx = StepContext(self.model, real, z, self.step, self.noise_rng, real_labels, fake_labels)
+        ctx = StepContext(
+            self.model, real, z, self.step, self.noise_rng, real_labels, fake_labels,
+            self.dist.rank, self.dist.world,
+        )  # fmt: skip
         for phase in self.phases:
             phase.begin_step()
         logged: dict[str, Tensor] = {}
@@ -220,7 +233,7 @@ class Trainer:
         }
 
     def draw_noise(
-        self, gen: torch.Generator, shard: slice = slice(None)
+        self, gen: torch.Generator, shard: slice | Tensor = slice(None)
     ) -> tuple[Tensor, Tensor | None]:
         """One training-shaped draw: z (NG, n, z_dim), one noise batch per generator (or one for
         all, model.shared_noise), and for a conditional model a uniform class per z (NG, n)."""
@@ -430,6 +443,10 @@ class Trainer:
 
 
 _SHOWN = ("d/loss", "g/loss")
+
+
+def _on(shard: slice | Tensor, device: torch.device) -> slice | Tensor:
+    return shard if isinstance(shard, slice) else shard.to(device)
 
 
 def _phase_record(
