@@ -43,6 +43,7 @@ class Dist:
         that is split into `parts` consecutive parts after sharding (one per discriminator of
         a task: GMAN) is sharded part by part, so that each part on each rank is this rank's
         share of that part of the global batch: an index tensor then."""
+        parts = parts if self.active else 1
         if batch % (self.world * parts):
             also = f" times the discriminators that split it ({parts})" if parts > 1 else ""
             raise ConfigError(
@@ -50,7 +51,7 @@ class Dist:
                 f"({self.world}){also} so that the global batch stays the configured one"
             )
         per = batch // self.world
-        if parts == 1 or not self.active:
+        if parts == 1:
             return slice(self.rank * per, (self.rank + 1) * per)
         size = batch // parts
         step = size // self.world
