@@ -18,7 +18,7 @@ STEPS = 20
 def main(out: Path) -> None:
     info = init_distributed(torch.device("cpu"), timeout_s=120)
     runs = [(setup, name) for setup in DDP_SETUPS for name in BALANCER_NAMES]
-    for setup, name in [*runs, ("pertask-gp", "fixed")]:
+    for setup, name in runs:
         trainer = Trainer(ddp_config(setup, name), dist=info)
         for _ in range(STEPS):
             trainer.train_step()

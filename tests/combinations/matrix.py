@@ -63,18 +63,16 @@ def refuses(balancer: str) -> bool:
 DDP_SETUPS = {
     "pertask": ("pertask", []),  # shared trunks: the activation tape
     "independent": ("independent", []),  # nothing shared: the disjoint Jacobian
+    "pertask-gp": ("pertask", ["loss.gp=1"]),  # a penalty: the batched parameter Jacobian
+    "pertask-r1": ("pertask", ["loss.r1=1", "loss.r1_every=2"]),  # a lazy regulariser phase
     "gman": ("gman", ["data.tasks=single"]),  # 5 discriminators splitting one task's batch
 }
-# Not yet equal: with a gradient penalty the D phase of the first step matches (losses, GP
-# values, gradient norm) but the weights differ by ~1e-2 after 20 steps, fixed weights
-# included (issue 15 stays open on it); test_ddp_balancers.py keeps it as an expected failure.
-DDP_PENALTY = ("pertask", ["loss.gp=1"])
 
 
 def ddp_config(setup: str, balancer: str):
     """The 2-process vs 1-process comparison: 4 tasks (so that every balancer has several
     objectives), no batch norm (its statistics are per process), fp32; `balancer` on both
     phases."""
-    preset, extra = DDP_PENALTY if setup == "pertask-gp" else DDP_SETUPS[setup]
+    preset, extra = DDP_SETUPS[setup]
     overrides = tiny(preset, "data.tasks=[[0],[1],[7],[9]]", "model.g_norm=none", *extra)
     return load_config(preset, [*overrides, f"balance.d={balancer}", f"balance.g={balancer}"])

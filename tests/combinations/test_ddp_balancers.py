@@ -37,11 +37,6 @@ def test_two_processes_equal_one(two_process_weights, setup, balancer):
     _compare(two_process_weights, setup, balancer)
 
 
-@pytest.mark.xfail(strict=True, reason="a gradient penalty under 2 processes: not yet equal")
-def test_two_processes_equal_one_with_a_gradient_penalty(two_process_weights):
-    _compare(two_process_weights, "pertask-gp", "fixed")
-
-
 def _compare(two_process_weights: Path, setup: str, balancer: str) -> None:
     trainer = Trainer(ddp_config(setup, balancer))
     for _ in range(STEPS):

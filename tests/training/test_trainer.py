@@ -194,3 +194,17 @@ def test_dcgan_trains_with_spectral_norm(tiny):
     samples = trainer.generate(trainer.fixed_z)
     assert samples.shape == (3, 4, 1, 28, 28)
     assert samples.min() >= 0 and samples.max() <= 1
+
+
+def test_a_gradient_laid_out_unlike_its_parameter_is_stepped_correctly(tiny):
+    # GP's double backward returns the first layer's weight gradient transposed in memory;
+    # torch's fused CPU Adam reads it as if laid out like the parameter
+    trainer = Trainer(load_config("pertask", [*tiny, "loss.gp=1"]))
+    d = trainer.phases[0]
+    p = d.params[0]
+    g = torch.randn_like(p).transpose(-1, -2).contiguous().transpose(-1, -2)
+    assert g.stride() != p.stride()
+    grads = [g if q is p else torch.zeros_like(q) for q in d.params]
+    d.apply(grads)
+    state = d.optimizer.state[p]["exp_avg"]
+    torch.testing.assert_close(state, (1 - trainer.config.train.betas[0]) * g)

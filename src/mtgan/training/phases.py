@@ -159,7 +159,11 @@ class Phase:
 
     def apply(self, grads: list[Tensor]) -> None:
         for p, g in zip(self.params, grads):
-            p.grad = g
+            # The fused CPU Adam reads a gradient as if laid out like its parameter (torch
+            # 2.13: a transposed gradient, as a penalty's double backward returns for a
+            # stacked weight, is stepped as garbage; tests/training/test_trainer.py), so
+            # every gradient takes its parameter's layout first.
+            p.grad = g if g.stride() == p.stride() else torch.empty_like(p).copy_(g)
         self.optimizer.step()
         for p in self.params:  # free them now: held until the next step they double the peak
             p.grad = None
