@@ -178,8 +178,8 @@ class Phase:
         if saved is None:  # a checkpoint from before this phase existed (lazy terms in D)
             if self.balancer.stateful:
                 raise RunError(
-                    f"the checkpoint holds no state for phase {self.name!r}'s balancer "
-                    f"({self.balancer.name}): it was written by an mtgan version whose lazy "
+                    f"the checkpoint holds no state for the balancer ({self.balancer.name}) of "
+                    f"phase {self.name!r}: it was written by an mtgan version whose lazy "
                     "regularisers were part of the D phase; resume it with that version or "
                     "start a new run"
                 )

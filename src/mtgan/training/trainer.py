@@ -108,18 +108,8 @@ class Trainer:
         # The generators of one task split its batch (MGAN: 10 generators × 10 = the 100 fakes
         # that D weighs against 100 reals), so the discriminator sees as many fakes as reals.
         self.per_generator = share_per_generator(train.batch_size, self.model.generator_tasks)
-        # This rank's part of every global batch, taken so that each discriminator on each rank
-        # sees its share of what it sees in a single process.
-        model = self.model
-        splits = model.num_discriminators if len(set(model.discriminator_tasks)) == 1 else 1
-        if dist.active and splits > 1 and model.num_generators > 1:
-            raise ConfigError(
-                f"--nproc {dist.world}: model.generators={model.num_generators} pooled over "
-                f"model.discriminators={model.num_discriminators} on one task cannot be sharded "
-                "so that the run equals a single process; train it on one process"
-            )
-        self.shard = _on(dist.shard(train.batch_size, splits), self.device)
-        self.z_shard = _on(dist.shard(self.per_generator, splits), self.device)
+        self.shard, self.z_shard = shards(dist, self.model, train.batch_size, self.per_generator)
+        self.shard, self.z_shard = _on(self.shard, self.device), _on(self.z_shard, self.device)
         fixed = torch.Generator().manual_seed(config.seed + 3)
         shape = (self.noise_batches, train.samples_per_task, self.model.z_dim)
         self.fixed_z = torch.randn(shape, generator=fixed).to(self.device)
@@ -443,6 +433,20 @@ class Trainer:
 
 
 _SHOWN = ("d/loss", "g/loss")
+
+
+def shards(dist: Dist, model: MultiGAN, batch: int, per_generator: int):
+    """This rank's part of every global real batch and noise batch, taken so that each
+    discriminator on each rank sees its share of what it sees in a single process (several
+    discriminators split one task's batch: GMAN)."""
+    splits = model.num_discriminators if len(set(model.discriminator_tasks)) == 1 else 1
+    if dist.active and splits > 1 and model.num_generators > 1:
+        raise ConfigError(
+            f"--nproc {dist.world}: model.generators={model.num_generators} pooled over "
+            f"model.discriminators={model.num_discriminators} on one task cannot be sharded "
+            "so that the run equals a single process; train it on one process"
+        )
+    return dist.shard(batch, splits), dist.shard(per_generator, splits)
 
 
 def _on(shard: slice | Tensor, device: torch.device) -> slice | Tensor:
