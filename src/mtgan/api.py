@@ -98,6 +98,7 @@ def train(
                 run_dir.truncate_metrics(trainer.step)
         world = f" on {info.world} processes" if info.active else ""
         _say(quiet, f"run directory: {run_dir.path}{world}")
+        _say(quiet, trainer.precision_verdict.describe(config.train.precision))
         t0 = time.perf_counter()
         trainer.fit(run_dir, quiet=quiet)
         seconds = time.perf_counter() - t0

@@ -13,6 +13,7 @@ from mtgan.errors import RunError
 
 CONFIG = "config.yaml"
 METRICS = "metrics.jsonl"
+PRECISION = "precision.json"
 
 
 def default_run_dir(preset: str) -> Path:
@@ -73,6 +74,13 @@ class RunDir:
     def write_eval(self, result: dict[str, Any]) -> None:
         """eval.json: the last evaluation of this run (written whole, then renamed)."""
         write_text_atomic(self.path / "eval.json", json.dumps(result, indent=1))
+
+    def write_precision(self, record: dict[str, Any]) -> None:
+        """precision.json: what `train.precision` resolved to on this machine, and why."""
+        write_text_atomic(self.path / PRECISION, json.dumps(record, indent=1))
+
+    def read_precision(self) -> dict[str, Any]:
+        return json.loads((self.path / PRECISION).read_text())
 
     def eval_step(self) -> int | None:
         """The step of the last final evaluation (eval.json), None if there is none."""

@@ -40,10 +40,12 @@ from mtgan.training.distributed import (
     all_reduce_mean,
     all_reduce_mean_of,
     barrier,
+    broadcast_object,
     device_for,
 )
 from mtgan.training.ema import EMA
 from mtgan.training.phases import Phase, build_phases
+from mtgan.training.precision import decide, forward_probe
 from mtgan.training.rundir import RunDir, TensorBoard
 
 
@@ -53,21 +55,6 @@ def pick_device(name: str) -> torch.device:
     if name == "cuda" and not torch.cuda.is_available():
         raise RunError("train.device=cuda, but no CUDA device is available; use auto or cpu")
     return torch.device(name)
-
-
-def resolve_precision(name: str, device: torch.device, kind: str = "images") -> str:
-    """`auto` → bf16 where matrix products run natively in bfloat16 (CPUs with AVX512-BF16 or
-    AMX, CUDA GPUs that support it): about 2× the float32 GEMM rate on this project's CPU, with
-    training that follows fp32 closely (tests/training/test_precision_and_compile.py).
-    2D points stay in fp32: bf16 resolves 4.0 only to ±0.016, a third of the grid's σ = 0.05,
-    and their networks are too small to gain from it (mgan-2d: 7.6 ms/step fp32, 9.8 bf16)."""
-    if name != "auto":
-        return name
-    if kind == "points":
-        return "fp32"
-    if device.type == "cuda":
-        return "bf16" if torch.cuda.is_bf16_supported() else "fp32"
-    return "bf16" if torch.ops.mkldnn._is_mkldnn_bf16_supported() else "fp32"
 
 
 class Trainer:
@@ -94,13 +81,6 @@ class Trainer:
         # averaged over ranks first (one small collective per phase).
         reduce = partial(all_reduce_mean_of, dist) if dist.active else local
         self.phases: list[Phase] = build_phases(config, self.model, self.terms, reduce)
-        if train.compile:  # in place: parameter names and checkpoints stay the same
-            self.model.generator.compile()
-            self.model.discriminator.compile()
-        self.precision = resolve_precision(train.precision, self.device, self.data.kind)
-        self.autocast = torch.autocast(
-            self.device.type, dtype=torch.bfloat16, enabled=self.precision == "bf16"
-        )
         self.data_rng = torch.Generator(self.device).manual_seed(config.seed + 1)
         self.noise_rng = torch.Generator(self.device).manual_seed(config.seed + 2)
         # One noise batch per generator, or one for all of them (model.shared_noise).
@@ -110,6 +90,17 @@ class Trainer:
         self.per_generator = share_per_generator(train.batch_size, self.model.generator_tasks)
         self.shard, self.z_shard = shards(dist, self.model, train.batch_size, self.per_generator)
         self.shard, self.z_shard = _on(self.shard, self.device), _on(self.z_shard, self.device)
+        # Before compiling: the probe times the eager networks
+        probe = forward_probe(self._probe_forward, self.device)
+        verdict = decide(train.precision, self.device, self.data.kind, probe)
+        self.precision_verdict = broadcast_object(dist, verdict)  # every rank as rank 0
+        self.precision = self.precision_verdict.precision
+        self.autocast = torch.autocast(
+            self.device.type, dtype=torch.bfloat16, enabled=self.precision == "bf16"
+        )
+        if train.compile:  # in place: parameter names and checkpoints stay the same
+            self.model.generator.compile()
+            self.model.discriminator.compile()
         fixed = torch.Generator().manual_seed(config.seed + 3)
         shape = (self.noise_batches, train.samples_per_task, self.model.z_dim)
         self.fixed_z = torch.randn(shape, generator=fixed).to(self.device)
@@ -222,6 +213,19 @@ class Trainer:
             "skipped": self.skipped,
         }
 
+    def _probe_forward(self, rows: int = 16) -> None:
+        """Every generator and discriminator on `rows` random inputs each (for the precision
+        probe: the run's own layers, on a batch small enough to time in a blink), in eval
+        mode so that batch-norm statistics stay as they are."""
+        was = self.model.training
+        self.model.eval()
+        try:
+            for net in (self.model.generator, self.model.discriminator):
+                shape = (net.copies, rows, *net.blocks[0].plan.in_shape)
+                net(torch.zeros(shape, device=self.device).uniform_(-1, 1))
+        finally:
+            self.model.train(was)
+
     def draw_noise(
         self, gen: torch.Generator, shard: slice | Tensor = slice(None)
     ) -> tuple[Tensor, Tensor | None]:
@@ -331,6 +335,10 @@ class Trainer:
             remove_stale(run.checkpoints)
             if latest_checkpoint(run.checkpoints) is None:
                 self.save(run)  # a point to roll back to before the first interval
+            verdict = self.precision_verdict
+            run.write_precision(
+                {"asked": cfg.precision, "precision": verdict.precision, "reason": verdict.reason}
+            )
         board = TensorBoard(run.path, cfg.tensorboard and main)
         start, t0 = self.step, time.perf_counter()
         bar = tqdm(

@@ -1,0 +1,131 @@
+"""`train.precision=auto`, decided by measurement on the machine at hand.
+
+A capability flag is no guide: oneDNN reports bf16 as supported on CPUs that emulate it (an
+Intel Xeon without AVX512-BF16 or AMX runs it at about a third of the float32 rate) and some
+that compute it natively gain little at small widths. So `auto` times the run's own networks,
+forward, in float32 and under bf16 autocast (a few passes, well under a second), takes bf16 only
+where it is faster, and caches the verdict per machine (CPU model or GPU name, torch version) in
+the mtgan cache directory; the run directory's metrics and the log say what was chosen and why.
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from mtgan.atomic import write_text_atomic
+from mtgan.metrics.cache import cache_dir
+
+CACHE = "precision.json"
+MARGIN = 1.1  # bf16 must be this much faster: a probe of a few passes has a few % of noise
+
+Probe = Callable[[], tuple[float, float]]  # → (seconds in fp32, seconds in bf16)
+
+
+@dataclass(frozen=True)
+class Verdict:
+    precision: str  # "fp32" or "bf16"
+    reason: str
+
+    def describe(self, asked: str) -> str:
+        return f"precision {asked} → {self.precision}: {self.reason}"
+
+
+def machine_key(device: torch.device) -> str:
+    """What the verdict holds for: the processor (or GPU) and the torch build."""
+    if device.type == "cuda":
+        name = torch.cuda.get_device_name(device)
+    else:
+        name = _cpu_model() or platform.processor() or platform.machine()
+    return f"{device.type}: {name}; torch {torch.__version__}"
+
+
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.partition(":")[2].strip()
+    except OSError:
+        pass
+    return ""
+
+
+def decide(
+    asked: str, device: torch.device, kind: str, probe: Probe, cache: Path | None = None
+) -> Verdict:
+    """The precision to train in. `probe` is only called when `auto` has no cached verdict for
+    this machine."""
+    if asked != "auto":
+        return Verdict(asked, "set by train.precision")
+    if kind == "points":
+        # bf16 resolves 4.0 only to ±0.016, a third of the 2D grid's σ = 0.05
+        return Verdict("fp32", "2D points stay in float32 (bf16 cannot resolve their modes)")
+    if device.type == "cuda" and not torch.cuda.is_bf16_supported():
+        return Verdict("fp32", "this GPU has no bf16")
+    where = "GPU" if device.type == "cuda" else "CPU"
+    path = (cache or cache_dir()) / CACHE
+    key = machine_key(device)
+    known = _read(path)
+    if key in known:
+        speed, how = float(known[key]), "measured earlier"
+    else:
+        fp32_s, bf16_s = probe()
+        speed, how = fp32_s / max(bf16_s, 1e-12), "measured now"
+        try:
+            write_text_atomic(path, json.dumps({**known, key: speed}, indent=1))
+        except OSError:
+            how += ", not cached (cache directory not writable)"
+    choice = "bf16" if speed >= MARGIN else "fp32"
+    return Verdict(choice, f"bf16 ran at {speed:.2f}× the fp32 speed on this {where} ({how})")
+
+
+def _read(path: Path) -> dict[str, float]:
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def time_passes(
+    run: Callable[[], object], device: torch.device, budget_s: float = 0.05, enough: float = 0.0
+) -> float:
+    """Seconds of one call of `run`: the least of a few after a warm-up, in about `budget_s`;
+    a warm-up call slower than `enough` is answer enough (an emulated bf16 is that slow)."""
+    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
+    best = float("inf")
+    start = time.perf_counter()
+    for i in range(6):
+        sync()
+        t0 = time.perf_counter()
+        run()
+        sync()
+        took = time.perf_counter() - t0
+        if i == 0 and enough and took > enough:
+            return took
+        if i:  # the first call warms caches and kernels
+            best = min(best, took)
+        if time.perf_counter() - start > budget_s and i >= 1:
+            break
+    return best
+
+
+def forward_probe(forward: Callable[[], object], device: torch.device) -> Probe:
+    """Times `forward` (the run's networks on a batch of its own layer widths) without
+    gradients, in float32 and under bf16 autocast."""
+
+    def probe() -> tuple[float, float]:
+        bf16 = torch.autocast(device.type, dtype=torch.bfloat16)
+        with torch.no_grad():
+            fp32_s = time_passes(forward, device)
+            with bf16:  # a warm-up 4× slower than fp32 settles it
+                bf16_s = time_passes(forward, device, enough=max(4 * fp32_s, 0.02))
+        return fp32_s, bf16_s
+
+    return probe
