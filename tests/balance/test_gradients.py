@@ -299,7 +299,8 @@ def test_a_non_finite_weight_skips_the_step_and_is_logged(tiny, monkeypatch):
         _alphas("mgda", [[1.0, 0.0], [0.0, 1.0]])
     trainer = Trainer(load_config("pertask", [*tiny, "balance.g=mgda"]))
     generator = {k: v.clone() for k, v in trainer.model.generator.named_parameters()}
-    record = trainer.train_step()  # an unlogged step still reports a non-finite phase
-    assert record is not None and record["g/nonfinite"] == 1 and record["skipped"] == 1
+    assert trainer.train_step() is None  # an unlogged step: the skip is counted on the device
+    record = trainer.train_step(record=True)  # and read at the next log step
+    assert record["g/nonfinite"] == 2 and record["skipped"] == 2 and record["d/nonfinite"] == 0
     for k, v in trainer.model.generator.named_parameters():
         assert torch.equal(v, generator[k]), k

@@ -42,9 +42,9 @@ def _first_gradients(trainer: Trainer) -> list[list[torch.Tensor]]:
     for phase in trainer.phases:
         original = phase.apply
 
-        def capture(grads, original=original):
+        def capture(grads, skip=None, original=original):
             captured.append([g.detach().clone() for g in grads])
-            original(grads)
+            original(grads, skip)
 
         phase.apply = capture
     trainer.train_step()

@@ -103,9 +103,9 @@ def test_simultaneous_step_uses_gradients_at_the_same_parameters(tiny):
     captured: list[torch.Tensor] = []
     g_apply = trainer.phases[1].apply
 
-    def capture(grads):  # gradients are freed after the update: keep a copy of what it applied
+    def capture(grads, skip=None):  # gradients are freed after the update: keep a copy
         captured.extend(g.clone() for g in grads)
-        g_apply(grads)
+        g_apply(grads, skip)
 
     trainer.phases[1].apply = capture
     trainer.train_step()

@@ -22,6 +22,9 @@ so the update direction is the method's combination of gradients at the shared p
 the matching combination at every task-own parameter; where the source's gradients cover all
 the phase updates, that combination is formed from them and no second backward pass is run. α
 is scaled so that plain averaging gives α = 1, the fixed-weight step.
+
+They solve their small problems on the host (numpy, scipy), so a step with one of them reads
+the Gram matrix from the device: the documented exception to a step without host syncs.
 """
 
 from __future__ import annotations

@@ -8,7 +8,6 @@ import math
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 from mtgan.config import ModelConfig, ShareSpec
@@ -304,7 +303,7 @@ class MultiGAN(nn.Module):
             return z
         if labels is None:
             labels = self.default_labels(z.shape[1], z.device).expand(z.shape[:2])
-        one_hot = F.one_hot(labels.expand(z.shape[:2]), self.num_classes).to(z.dtype)
+        one_hot = _one_hot(labels.expand(z.shape[:2]), self.num_classes, z.dtype)
         return torch.cat([z, one_hot], dim=-1)
 
     @torch.no_grad()
@@ -424,3 +423,10 @@ class MultiGAN(nn.Module):
         own = sum(r.numel for r in rows if not r.shared)
         lines.append(f"parameters: {shared + own:,d} in all; {shared:,d} shared, {own:,d} task-own")
         return "\n".join(lines)
+
+
+def _one_hot(labels: Tensor, classes: int, dtype: torch.dtype) -> Tensor:
+    """F.one_hot without its range check, which reads the labels on the host (a sync per step):
+    the labels are drawn in range or checked where they come from."""
+    out = torch.zeros(*labels.shape, classes, dtype=dtype, device=labels.device)
+    return out.scatter_(-1, labels.unsqueeze(-1), 1)

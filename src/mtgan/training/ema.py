@@ -19,10 +19,16 @@ class EMA(nn.Module):
         self.stale = True  # batch-norm statistics not yet computed for the current weights
 
     @torch.no_grad()
-    def update(self, net: nn.Module) -> None:
+    def update(self, net: nn.Module, where: Tensor | None = None) -> None:
+        """One averaging step; with `where` (a boolean on the device) only where it is true,
+        decided on the device (a skipped training step leaves the average as it was)."""
         ema_params = list(self.net.parameters())
         params = list(net.parameters())
-        torch._foreach_lerp_(ema_params, params, 1.0 - self.decay)
+        if where is None:
+            torch._foreach_lerp_(ema_params, params, 1.0 - self.decay)
+        else:
+            weight = where.to(ema_params[0].dtype) * (1.0 - self.decay)
+            torch._foreach_lerp_(ema_params, params, [weight] * len(params))
         for b_ema, b in zip(self.net.buffers(), net.buffers()):
             b_ema.copy_(b)
         self.stale = True

@@ -115,9 +115,15 @@ class Phase:
     source: GradientSource | None = None  # per-objective gradients, for gradient balancers
     reduce: Reduce = local  # the mean over data-parallel ranks
     weights: dict[str, float] = field(default_factory=dict)
+    nonfinite: Tensor = field(default_factory=lambda: torch.zeros((), dtype=torch.long))
 
     def __post_init__(self) -> None:
         self.weights = {t.name: t.weight for t in self.terms}
+        device = self.params[0].device if self.params else torch.device("cpu")
+        self.nonfinite = self.nonfinite.to(device)  # times its loss or gradient was not finite
+        # The fused Adam can skip its update on the device (`found_inf`); the foreach one
+        # cannot, and then the skip is decided on the host.
+        self.skips_on_device = bool(self.optimizer.param_groups[0].get("fused"))
 
     def begin_step(self) -> None:
         if self.tape is not None:
@@ -157,13 +163,21 @@ class Phase:
         grads = torch.autograd.grad(loss, self.params, allow_unused=True)
         return [torch.zeros_like(p) if g is None else g for p, g in zip(self.params, grads)]
 
-    def apply(self, grads: list[Tensor]) -> None:
+    def apply(self, grads: list[Tensor], skip: Tensor | None = None) -> None:
+        """Step the optimizer with these gradients; not where `skip` (a device boolean) is
+        true, decided without a host sync where the optimizer is fused."""
+        if skip is not None and not self.skips_on_device and bool(skip):
+            return
         for p, g in zip(self.params, grads):
             # The fused CPU Adam reads a gradient as if laid out like its parameter (torch
             # 2.13: a transposed gradient, as a penalty's double backward returns for a
             # stacked weight, is stepped as garbage; tests/training/test_trainer.py), so
             # every gradient takes its parameter's layout first.
             p.grad = g if g.stride() == p.stride() else torch.empty_like(p).copy_(g)
+        if self.skips_on_device:
+            self.optimizer.found_inf = (  # type: ignore[attr-defined]
+                skip.to(torch.float32) if skip is not None else torch.zeros((), device=g.device)
+            )
         self.optimizer.step()
         for p in self.params:  # free them now: held until the next step they double the peak
             p.grad = None

@@ -110,8 +110,8 @@ class Trainer:
         if self.data.kind == "points":
             self.backdrop = self.data.sample(1000, fixed.manual_seed(config.seed + 4))
         self.step = 0
-        self.skipped = 0  # steps skipped for non-finite losses or gradients, in all
-        self.bad_streak = 0  # consecutive skipped steps
+        self.skipped = 0
+        self.bad_streak = 0
         self.rollbacks = 0
         self.lr_scale = 1.0
         # Seconds spent in training steps (not sampling, evaluation or checkpoints), kept
@@ -140,7 +140,7 @@ class Trainer:
             phase.begin_step()
         logged: dict[str, Tensor] = {}
         pending = []
-        finite = True
+        ok = torch.ones((), dtype=torch.bool, device=self.device)  # every phase so far finite
         for phase in (p for p in self.phases if p.due(self.step)):
             with self.autocast:
                 objectives = phase.objectives(ctx)
@@ -150,37 +150,55 @@ class Trainer:
                 self.dist, [*phase.gradients(loss), loss.detach()], [*phase.params, loss]
             )
             norm = torch.stack(torch._foreach_norm(grads)).norm() if grads else loss.new_zeros(())
-            finite = bool(torch.isfinite(loss) & torch.isfinite(norm))
-            if record or not finite:
+            finite = torch.isfinite(loss) & torch.isfinite(norm)
+            phase.nonfinite += ~finite
+            ok = ok & finite  # on the device: no host sync on an unlogged step
+            if record:
                 logged.update(_phase_record(phase, loss, objectives, norm))
-            if not finite:
-                logged[f"{phase.name}/nonfinite"] = loss.new_ones(())
-                break
             if cfg.schedule == "alternating":
-                phase.apply(grads)
+                phase.apply(grads, skip=~ok)  # after a bad phase, later ones are not applied
                 ctx.invalidate()
             else:  # simultaneous: every phase's gradients at the same parameters, then apply
                 pending.append((phase, grads))
         for phase in self.phases:
             phase.end_step()
-        if finite:
-            for phase, grads in pending:
-                phase.apply(grads)
-            if self.ema is not None:
-                self.ema.update(self.model.generator)
-            self.bad_streak = 0
-        else:
-            self.skipped += 1
-            self.bad_streak += 1
+        for phase, grads in pending:
+            phase.apply(grads, skip=~ok)
+        if self.ema is not None:
+            self.ema.update(self.model.generator, where=ok)
+        self._skipped += ~ok
+        self._streak = (self._streak + 1) * ~ok
         self.step += 1
-        if finite and not record:
+        if not record:
             return None
+        for phase in self.phases:
+            logged[f"{phase.name}/nonfinite"] = phase.nonfinite.to(loss.dtype)
         # Averaged over ranks in one collective; one device sync per log step.
         (stacked,) = all_reduce_mean(self.dist, [torch.stack(list(logged.values()))], [loss])
         values = stacked.tolist()
         out = dict(zip(logged, values))
         out["skipped"] = self.skipped
         return out
+
+    # The skip counters live on the device (read at log and checkpoint steps only).
+
+    @property
+    def skipped(self) -> int:
+        """Steps skipped for non-finite losses or gradients, in all."""
+        return int(self._skipped)
+
+    @skipped.setter
+    def skipped(self, value: int) -> None:
+        self._skipped = torch.tensor(value, device=self.device)
+
+    @property
+    def bad_streak(self) -> int:
+        """Consecutive skipped steps up to now."""
+        return int(self._streak)
+
+    @bad_streak.setter
+    def bad_streak(self, value: int) -> None:
+        self._streak = torch.tensor(value, device=self.device)
 
     def rollback(self, run: RunDir) -> dict[str, Any]:
         """After `train.nan_patience` skipped steps in a row: back to the last checkpoint, with
@@ -372,7 +390,8 @@ class Trainer:
                     self.save(run)
                 if main and self._eval_due():
                     self._log_eval(run, board)
-                if self.bad_streak >= cfg.nan_patience:
+                # read at log steps: an unlogged step keeps its skip counters on the device
+                if log and self.bad_streak >= cfg.nan_patience:
                     barrier(self.dist)  # every rank rolls back to the same checkpoint
                     event = self.rollback(run)
                     bar.n = self.step
