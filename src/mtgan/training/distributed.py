@@ -14,6 +14,7 @@ import os
 import sys
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import Any
 
 import torch
 import torch.distributed as dist
@@ -60,6 +61,20 @@ class Dist:
 
 
 SINGLE = Dist()
+
+
+def shards(dist: Dist, model: Any, batch: int, per_generator: int) -> tuple[Any, Any]:
+    """This rank's part of every global real batch and noise batch of `model` (a MultiGAN),
+    taken so that each discriminator on each rank sees its share of what it sees in a single
+    process (several discriminators split one task's batch: GMAN)."""
+    splits = model.num_discriminators if len(set(model.discriminator_tasks)) == 1 else 1
+    if dist.active and splits > 1 and model.num_generators > 1:
+        raise ConfigError(
+            f"--nproc {dist.world}: model.generators={model.num_generators} pooled over "
+            f"model.discriminators={model.num_discriminators} on one task cannot be sharded "
+            "so that the run equals a single process; train it on one process"
+        )
+    return dist.shard(batch, splits), dist.shard(per_generator, splits)
 
 
 def launched_by_torchrun() -> bool:

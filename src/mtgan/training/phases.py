@@ -151,10 +151,26 @@ class Phase:
     def loss(self, objectives: Objectives) -> Tensor:
         return self.balancer.combine(objectives, self.source)
 
-    def logged_weights(self) -> Tensor:
-        """α of the last combine (ones for fixed weights), without a device sync."""
+    def record(self, loss: Tensor, objectives: Objectives, grad_norm: Tensor) -> dict[str, Tensor]:
+        """Detached scalars to log: total, each term (mean and per objective), the balancer's
+        weight per objective (ones for fixed weights), grad norm. No device sync: the trainer
+        stacks them at the log step."""
+        name = self.name
+        out = {f"{name}/loss": loss.detach(), f"{name}/grad_norm": grad_norm.detach()}
+        start = 0
+        for term, values in objectives.losses.items():
+            values = values.detach().reshape(-1)
+            out[f"{name}/{term}"] = values.mean()
+            if values.numel() > 1:
+                names = objectives.names[start : start + values.numel()]
+                out.update({f"{name}/{n}": v for n, v in zip(names, values)})
+            start += values.numel()
         alpha = self.balancer.last_alpha
-        return torch.ones(len(self.names)) if alpha is None else alpha.detach()
+        alpha = torch.ones(len(self.names)) if alpha is None else alpha.detach()
+        out.update(
+            {f"{name}/weight/{n}": a for n, a in zip(objectives.names, alpha.to(loss.device))}
+        )
+        return out
 
     def gradients(self, loss: Tensor) -> list[Tensor]:
         """∂loss/∂params for this phase's parameters only (nothing accumulates elsewhere).

@@ -16,10 +16,10 @@ import torch
 from torch import Tensor
 from tqdm.auto import tqdm
 
-from mtgan.balance.base import Objectives, local
+from mtgan.balance.base import local
 from mtgan.config import ExperimentConfig
 from mtgan.data import TaskSet, build_tasks
-from mtgan.errors import ConfigError, RunError
+from mtgan.errors import RunError
 from mtgan.metrics.evaluate import EvalContext, evaluate, mixture_name
 from mtgan.nets import MultiGAN
 from mtgan.nets.routing import share_per_generator
@@ -42,6 +42,7 @@ from mtgan.training.distributed import (
     barrier,
     broadcast_object,
     device_for,
+    shards,
 )
 from mtgan.training.ema import EMA
 from mtgan.training.phases import Phase, build_phases
@@ -154,7 +155,7 @@ class Trainer:
             phase.nonfinite += ~finite
             ok = ok & finite  # on the device: no host sync on an unlogged step
             if record:
-                logged.update(_phase_record(phase, loss, objectives, norm))
+                logged.update(phase.record(loss, objectives, norm))
             if cfg.schedule == "alternating":
                 phase.apply(grads, skip=~ok)  # after a bad phase, later ones are not applied
                 ctx.invalidate()
@@ -462,39 +463,5 @@ class Trainer:
 _SHOWN = ("d/loss", "g/loss")
 
 
-def shards(dist: Dist, model: MultiGAN, batch: int, per_generator: int):
-    """This rank's part of every global real batch and noise batch, taken so that each
-    discriminator on each rank sees its share of what it sees in a single process (several
-    discriminators split one task's batch: GMAN)."""
-    splits = model.num_discriminators if len(set(model.discriminator_tasks)) == 1 else 1
-    if dist.active and splits > 1 and model.num_generators > 1:
-        raise ConfigError(
-            f"--nproc {dist.world}: model.generators={model.num_generators} pooled over "
-            f"model.discriminators={model.num_discriminators} on one task cannot be sharded "
-            "so that the run equals a single process; train it on one process"
-        )
-    return dist.shard(batch, splits), dist.shard(per_generator, splits)
-
-
 def _on(shard: slice | Tensor, device: torch.device) -> slice | Tensor:
     return shard if isinstance(shard, slice) else shard.to(device)
-
-
-def _phase_record(
-    phase: Phase, loss: Tensor, objectives: Objectives, grad_norm: Tensor
-) -> dict[str, Tensor]:
-    """Detached scalars to log for one phase: total, each term (mean and per objective), the
-    balancer's weights per objective, grad norm. No device sync: stacked at the log step."""
-    name = phase.name
-    out = {f"{name}/loss": loss.detach(), f"{name}/grad_norm": grad_norm.detach()}
-    start = 0
-    for term, values in objectives.losses.items():
-        values = values.detach().reshape(-1)
-        out[f"{name}/{term}"] = values.mean()
-        if values.numel() > 1:
-            names = objectives.names[start : start + values.numel()]
-            out.update({f"{name}/{n}": v for n, v in zip(names, values)})
-        start += values.numel()
-    alpha = phase.logged_weights().to(loss.device)
-    out.update({f"{name}/weight/{n}": a for n, a in zip(objectives.names, alpha)})
-    return out
