@@ -114,15 +114,16 @@ class Phase:
     tape: ActivationTape | None = None  # records the step's activations, if it is the source
     source: GradientSource | None = None  # per-objective gradients, for gradient balancers
     reduce: Reduce = local  # the mean over data-parallel ranks
-    weights: dict[str, float] = field(default_factory=dict)
-    nonfinite: Tensor = field(default_factory=lambda: torch.zeros((), dtype=torch.long))
+    weights: dict[str, float] = field(init=False)  # term → its configured weight
+    nonfinite: Tensor = field(init=False)  # times its loss or gradients were not finite
+    # The fused Adam can skip its update on the device (`found_inf`); the foreach one cannot,
+    # and then the skip is decided on the host.
+    skips_on_device: bool = field(init=False)
 
     def __post_init__(self) -> None:
         self.weights = {t.name: t.weight for t in self.terms}
         device = self.params[0].device if self.params else torch.device("cpu")
-        self.nonfinite = self.nonfinite.to(device)  # times its loss or gradient was not finite
-        # The fused Adam can skip its update on the device (`found_inf`); the foreach one
-        # cannot, and then the skip is decided on the host.
+        self.nonfinite = torch.zeros((), dtype=torch.long, device=device)
         self.skips_on_device = bool(self.optimizer.param_groups[0].get("fused"))
 
     def begin_step(self) -> None:
@@ -191,9 +192,8 @@ class Phase:
             # every gradient takes its parameter's layout first.
             p.grad = g if g.stride() == p.stride() else torch.empty_like(p).copy_(g)
         if self.skips_on_device:
-            self.optimizer.found_inf = (  # type: ignore[attr-defined]
-                skip.to(torch.float32) if skip is not None else torch.zeros((), device=g.device)
-            )
+            skip = self.nonfinite.new_zeros((), dtype=torch.bool) if skip is None else skip
+            self.optimizer.found_inf = skip.to(torch.float32)  # type: ignore[attr-defined]
         self.optimizer.step()
         for p in self.params:  # free them now: held until the next step they double the peak
             p.grad = None
