@@ -104,9 +104,6 @@ class LearnedVector:
 class LossWeighting(Balancer):
     """Shared plumbing: subclasses give `alphas(values) -> (m,)` from the global losses."""
 
-    def __init__(self) -> None:
-        pass
-
     def alphas(self, values: Tensor) -> Tensor:
         raise NotImplementedError
 
