@@ -93,39 +93,45 @@ def _read(path: Path) -> dict[str, float]:
     return data if isinstance(data, dict) else {}
 
 
-def time_passes(
-    run: Callable[[], object], device: torch.device, budget_s: float = 0.05, enough: float = 0.0
-) -> float:
-    """Seconds of one call of `run`: the least of a few after a warm-up, in about `budget_s`;
-    a warm-up call slower than `enough` is answer enough (an emulated bf16 is that slow)."""
+def interleaved(
+    a: Callable[[], object], b: Callable[[], object], device: torch.device, budget_s: float = 0.1
+) -> tuple[float, float]:
+    """Seconds of one call of `a` and of `b`: each the least of several, the two alternated so
+    that a machine busy with something else slows both alike, after a warm-up call of each; in
+    about `budget_s`. Stops early once `b` is plainly slower (4× `a`: an emulated bf16)."""
     sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
-    best = float("inf")
-    start = time.perf_counter()
-    for i in range(6):
+
+    def once(run: Callable[[], object]) -> float:
         sync()
         t0 = time.perf_counter()
         run()
         sync()
-        took = time.perf_counter() - t0
-        if i == 0 and enough and took > enough:
-            return took
-        if i:  # the first call warms caches and kernels
-            best = min(best, took)
-        if time.perf_counter() - start > budget_s and i >= 1:
+        return time.perf_counter() - t0
+
+    once(a)  # warm-up: caches, kernels, oneDNN primitives
+    best_a = once(a)
+    best_b = once(b)  # its warm-up: if even that is 4× slower, b is plainly slower
+    if best_b > 4 * best_a:
+        return best_a, best_b
+    best_b = float("inf")
+    start = time.perf_counter()
+    for i in range(50):
+        best_a, best_b = min(best_a, once(a)), min(best_b, once(b))
+        if best_b > 4 * best_a or (i >= 2 and time.perf_counter() - start > budget_s):
             break
-    return best
+    return best_a, best_b
 
 
 def forward_probe(forward: Callable[[], object], device: torch.device) -> Probe:
     """Times `forward` (the run's networks on a batch of its own layer widths) without
-    gradients, in float32 and under bf16 autocast."""
+    gradients, in float32 and under bf16 autocast, alternately."""
+
+    def bf16() -> None:
+        with torch.autocast(device.type, dtype=torch.bfloat16):
+            forward()
 
     def probe() -> tuple[float, float]:
-        bf16 = torch.autocast(device.type, dtype=torch.bfloat16)
         with torch.no_grad():
-            fp32_s = time_passes(forward, device)
-            with bf16:  # a warm-up 4× slower than fp32 settles it
-                bf16_s = time_passes(forward, device, enough=max(4 * fp32_s, 0.02))
-        return fp32_s, bf16_s
+            return interleaved(forward, bf16, device)
 
     return probe
