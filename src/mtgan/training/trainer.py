@@ -92,9 +92,11 @@ class Trainer:
         self.shard, self.z_shard = shards(dist, self.model, train.batch_size, self.per_generator)
         self.shard, self.z_shard = _on(self.shard, self.device), _on(self.z_shard, self.device)
         # Before compiling: the probe times the eager networks
+        # Rank 0 measures alone (ranks probing side by side would time each other) and every
+        # rank takes its verdict.
         probe = forward_probe(self._probe_forward, self.device)
-        verdict = decide(train.precision, self.device, self.data.kind, probe)
-        self.precision_verdict = broadcast_object(dist, verdict)  # every rank as rank 0
+        verdict = decide(train.precision, self.device, self.data.kind, probe) if dist.main else None
+        self.precision_verdict = broadcast_object(dist, verdict)
         self.precision = self.precision_verdict.precision
         self.autocast = torch.autocast(
             self.device.type, dtype=torch.bfloat16, enabled=self.precision == "bf16"
