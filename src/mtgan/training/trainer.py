@@ -58,8 +58,25 @@ def pick_device(name: str) -> torch.device:
     return torch.device(name)
 
 
+class DeviceCount:
+    """An int attribute kept as a tensor on the trainer's device, so that a step can update it
+    without a host sync; reading it syncs (at log and checkpoint steps only)."""
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.slot = f"_{name}"
+
+    def __get__(self, trainer: Any, owner: type | None = None) -> Any:
+        return self if trainer is None else int(getattr(trainer, self.slot))
+
+    def __set__(self, trainer: Any, value: int) -> None:
+        setattr(trainer, self.slot, torch.tensor(value, device=trainer.device))
+
+
 class Trainer:
     """Everything one run trains, with its state; `fit` runs the loop to `train.steps`."""
+
+    skipped = DeviceCount()  # steps skipped for non-finite losses or gradients, in all
+    bad_streak = DeviceCount()  # consecutive skipped steps up to now
 
     def __init__(self, config: ExperimentConfig, data: TaskSet | None = None, dist: Dist = SINGLE):
         self.config = config
@@ -170,7 +187,7 @@ class Trainer:
         if self.ema is not None:
             self.ema.update(self.model.generator, where=ok)
         self._skipped += ~ok
-        self._streak = (self._streak + 1) * ~ok
+        self._bad_streak = (self._bad_streak + 1) * ~ok
         self.step += 1
         if not record:
             return None
@@ -182,26 +199,6 @@ class Trainer:
         out = dict(zip(logged, values))
         out["skipped"] = self.skipped
         return out
-
-    # The skip counters live on the device (read at log and checkpoint steps only).
-
-    @property
-    def skipped(self) -> int:
-        """Steps skipped for non-finite losses or gradients, in all."""
-        return int(self._skipped)
-
-    @skipped.setter
-    def skipped(self, value: int) -> None:
-        self._skipped = torch.tensor(value, device=self.device)
-
-    @property
-    def bad_streak(self) -> int:
-        """Consecutive skipped steps up to now."""
-        return int(self._streak)
-
-    @bad_streak.setter
-    def bad_streak(self, value: int) -> None:
-        self._streak = torch.tensor(value, device=self.device)
 
     def rollback(self, run: RunDir) -> dict[str, Any]:
         """After `train.nan_patience` skipped steps in a row: back to the last checkpoint, with
