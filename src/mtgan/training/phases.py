@@ -158,14 +158,11 @@ class Phase:
         stacks them at the log step."""
         name = self.name
         out = {f"{name}/loss": loss.detach(), f"{name}/grad_norm": grad_norm.detach()}
-        start = 0
-        for term, values in objectives.losses.items():
+        for (term, values), group in zip(objectives.losses.items(), objectives.groups()):
             values = values.detach().reshape(-1)
             out[f"{name}/{term}"] = values.mean()
             if values.numel() > 1:
-                names = objectives.names[start : start + values.numel()]
-                out.update({f"{name}/{n}": v for n, v in zip(names, values)})
-            start += values.numel()
+                out.update({f"{name}/{n}": v for n, v in zip(objectives.names[group], values)})
         alpha = self.balancer.last_alpha
         alpha = torch.ones(len(self.names)) if alpha is None else alpha.detach()
         out.update(
