@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 
 from mtgan.errors import MtganError
-from mtgan.training.distributed import launched_by_torchrun
+from mtgan.training.distributed import USER_ERROR_EXIT, launched_by_torchrun
 
 
 def _split_target(args: list[str]) -> tuple[str | None, list[str]]:
@@ -41,9 +41,7 @@ def cmd_train(ns: argparse.Namespace) -> int:
 
 def _launch_torchrun(ns: argparse.Namespace) -> int:
     """`mtgan train --nproc N ...` = torchrun with N processes on this machine, same arguments."""
-    import subprocess
-
-    from mtgan.training.distributed import torchrun_command
+    from mtgan.training.distributed import launch
 
     args = list(ns.args)
     for flag, value in (("--out", ns.out), ("--resume", ns.resume)):
@@ -51,14 +49,7 @@ def _launch_torchrun(ns: argparse.Namespace) -> int:
             args += [flag, value]
     if ns.quiet:
         args.append("--quiet")
-    code = subprocess.call(torchrun_command(ns.nproc, args))
-    if code != 0:
-        print(
-            f"mtgan: error: a training process failed (torchrun exit code {code}); "
-            "its message is above",
-            file=sys.stderr,
-        )
-    return code
+    return launch(ns.nproc, args, run_dir=ns.resume or ns.out)
 
 
 def cmd_sample(ns: argparse.Namespace) -> int:
@@ -242,7 +233,7 @@ def main(argv: list[str] | None = None) -> int:
         return ns.func(ns)
     except MtganError as e:
         print(f"mtgan: error: {e}", file=sys.stderr)
-        return 2
+        return USER_ERROR_EXIT
     except KeyboardInterrupt:
         print("mtgan: interrupted; the last checkpoint is intact", file=sys.stderr)
         return 130

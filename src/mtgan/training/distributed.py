@@ -11,7 +11,6 @@ its own parameters with `torch.autograd.grad`, and DDP's hooks never fire for th
 from __future__ import annotations
 
 import os
-import sys
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -161,16 +160,42 @@ def shutdown() -> None:
         dist.destroy_process_group()
 
 
-def torchrun_command(nproc: int, args: list[str]) -> list[str]:
-    """The command `mtgan train --nproc N ...` runs: torchrun on this machine, same arguments."""
-    return [
-        sys.executable,
-        "-m",
-        "torch.distributed.run",
-        "--standalone",
-        f"--nproc_per_node={nproc}",
-        "-m",
-        "mtgan",
-        "train",
-        *args,
-    ]
+def torchrun_args(nproc: int, args: list[str]) -> list[str]:
+    """torchrun's arguments for `mtgan train --nproc N ...`: N processes here, same arguments."""
+    return ["--standalone", f"--nproc_per_node={nproc}", "-m", "mtgan", "train", *args]
+
+
+def launch(nproc: int, args: list[str], run_dir: str | None = None) -> int:
+    """Run torchrun in this process and turn a worker's failure into one clear line.
+
+    Run in-process (not as a `torchrun` subprocess) so that the failure comes back as data:
+    torchrun stops the surviving ranks as soon as one dies, often before they can say why.
+    Returns 0, or the exit status of a rank that printed its own error (a `RunError`).
+    """
+    from torch.distributed import run as torchrun
+    from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
+
+    # torchrun would set 1 thread per process (and warn); share this machine's cores instead.
+    os.environ.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // nproc)))
+    try:
+        torchrun.run(torchrun.parse_args(torchrun_args(nproc, args)))
+    except ChildFailedError as e:
+        rank, failure = e.get_first_failure()
+        if failure.exitcode == USER_ERROR_EXIT:
+            return USER_ERROR_EXIT  # that rank's message is already on stderr
+        if failure.exitcode < 0:
+            how = f"was killed by signal {-failure.exitcode}"
+        elif failure.exitcode == 1:
+            how = "failed (its traceback is above)"
+        else:
+            how = f"ended with exit code {failure.exitcode}"
+        raise RunError(
+            f"training process rank {rank} of {nproc} {how}; the others lost contact with "
+            "it and were stopped. The last complete checkpoint is intact: continue with "
+            f"--resume {run_dir or 'RUN_DIR'}"
+        ) from None
+    return 0
+
+
+USER_ERROR_EXIT = 2
+"""The exit status of `mtgan` after an error it explained (cli.main)."""
