@@ -21,6 +21,7 @@ from torch import Tensor
 from mtgan.config import EvalConfig, ExperimentConfig, format_validation_error, load_config
 from mtgan.data.taskset import to_display
 from mtgan.errors import ConfigError, MtganError, RunError
+from mtgan.metrics.registry import default_metrics
 from mtgan.nets import MultiGAN
 from mtgan.nets.routing import share_per_generator, task_samples
 from mtgan.objectives.terms import build_terms
@@ -310,21 +311,6 @@ class Run:
         if write:
             self.dir.write_eval(result)
         return result
-
-
-def default_metrics(config: ExperimentConfig) -> list[str]:
-    """What `mtgan eval` computes when no metric is named: what fits the data."""
-    from mtgan.metrics.evaluate import mixture_name
-
-    if mixture_name(config) is not None:
-        return ["modes", "fid", "prdc", "stability"]
-    names = ["fid", "kid", "prdc", "stability"]
-    classes = config.data.tasks != "single" or config.model.conditional
-    if classes and config.data.path is None:
-        names.insert(2, "accuracy")
-    if len(config.data.domains) > 1:
-        names.append("agreement")
-    return names
 
 
 def report(

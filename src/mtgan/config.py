@@ -225,13 +225,10 @@ class TrainConfig(Strict):
     )
 
 
-MetricName = Literal["fid", "kid", "prdc", "modes", "agreement", "accuracy", "stability"]
-
-
 class EvalConfig(Strict):
     """Metrics computed during training (every `every` steps) and at the end of the run."""
 
-    metrics: list[MetricName] = Field(default_factory=list)
+    metrics: list[str] = Field(default_factory=list, description="mtgan.metrics.registry names")
     every: int | None = Field(default=None, ge=1, description="null: only at the end")
     features: Literal["auto", "digits", "inception", "raw"] = "auto"
     n: int = Field(default=5000, ge=10, description="generated samples per task")
@@ -240,6 +237,13 @@ class EvalConfig(Strict):
     kid_subset_size: int = Field(default=1000, ge=2)
     stability_window: int = Field(default=200, ge=1, description="steps of recent history")
     inception_weights: Path | None = None
+
+    @field_validator("metrics")
+    @classmethod
+    def _registered(cls, names: list[str]) -> list[str]:
+        from mtgan.metrics.registry import check_names  # the registry imports this module
+
+        return check_names(names)
 
 
 class ExperimentConfig(Strict):

@@ -28,6 +28,7 @@ from mtgan.config import (
     validate,
 )
 from mtgan.errors import ConfigError
+from mtgan.metrics.registry import metric_names
 
 Path_ = tuple[str, ...]
 FUZZ = settings(max_examples=1000, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -174,6 +175,14 @@ def _share_spec_bad() -> st.SearchStrategy:
 _REF = st.builds(lambda net, i: f"{net}.{i}", st.sampled_from("gd"), st.integers(-3, 3))
 # Values the field types cannot express, for the fields a generic rule does not cover.
 SPECIAL: dict[Path_, st.SearchStrategy] = {
+    # Names checked against the metric registry, not a Literal in the annotation.
+    ("eval", "metrics"): st.one_of(
+        st.sampled_from(metric_names()),  # one name, not a list of names
+        st.integers(),
+        ANY_DICT,
+        st.none(),
+        st.lists(_not_choice(set(metric_names())), min_size=1, max_size=2),
+    ),
     ("data", "tasks"): st.one_of(
         _not_choice({"single", "classes"}),
         st.integers(),

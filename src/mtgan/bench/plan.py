@@ -15,6 +15,7 @@ from pathlib import Path
 from mtgan.atomic import write_text_atomic
 from mtgan.config import ExperimentConfig, load_config
 from mtgan.errors import ConfigError
+from mtgan.metrics.registry import table_metrics
 
 PROTOCOL = "bench.json"
 EVAL_POINTS = 10  # evaluations per run when --eval-every is not given: enough for a curve
@@ -43,17 +44,6 @@ def label_of(target: str) -> str:
     return Path(target).stem if target.endswith((".yaml", ".yml")) else target
 
 
-def primary_metrics(config: ExperimentConfig) -> list[str]:
-    """The metrics a bench reports for a config when none are named: the cheap ones that fit
-    its data (mode counts for 2D mixtures; FID, plus class accuracy and pixel agreement where
-    they apply, for images), and training stability."""
-    from mtgan.api import default_metrics
-
-    fitting = default_metrics(config)
-    wanted = ("modes", "agreement") if "modes" in fitting else ("fid", "accuracy", "agreement")
-    return [m for m in wanted if m in fitting] + ["stability"]
-
-
 def resolve_protocol(
     targets: list[str], overrides: list[str], metrics: list[str] | None, eval_every: int | None
 ) -> tuple[Protocol, dict[str, ExperimentConfig]]:
@@ -63,7 +53,7 @@ def resolve_protocol(
     if len(configs) != len(targets):
         raise ConfigError("mtgan bench: each preset may be named once")
     if metrics is None:
-        each = [primary_metrics(c) for c in configs.values()]
+        each = [table_metrics(c) for c in configs.values()]
         metrics = [m for m in each[0] if all(m in e for e in each)]
     if eval_every is None:
         steps = min(c.train.steps for c in configs.values())

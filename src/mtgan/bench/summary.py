@@ -14,15 +14,13 @@ import statistics
 from dataclasses import dataclass, field
 from typing import Any
 
+from mtgan.metrics.registry import lower_is_better
 from mtgan.report.history import STABILITY_COLUMNS, RunResult, format_number
-
-# Metrics where smaller is better; every other reported metric is better when larger.
-LOWER_IS_BETTER = frozenset({"fid", "fid_pooled", "fid_per_class", "kid", "rkl"})
 
 
 def better(key: str, a: float, b: float) -> bool:
     """a at least as good as b for metric `key`."""
-    return a <= b if key in LOWER_IS_BETTER else a >= b
+    return a <= b if lower_is_better(key) else a >= b
 
 
 def reached(result: RunResult, key: str, target: float) -> tuple[int, float] | None:
@@ -65,7 +63,7 @@ def default_targets(groups: dict[str, list[RunResult]], keys: list[str]) -> dict
     means = [m for m in means if math.isfinite(m)]
     if not means:
         return {}
-    worst = max(means) if key in LOWER_IS_BETTER else min(means)
+    worst = max(means) if lower_is_better(key) else min(means)
     return {key: worst}
 
 
@@ -103,7 +101,7 @@ def _reach_cell(hits: list[tuple[int, float] | None], which: int) -> str:
 
 
 def target_label(key: str, target: float) -> str:
-    return f"{key} {'≤' if key in LOWER_IS_BETTER else '≥'} {format_number(target)}"
+    return f"{key} {'≤' if lower_is_better(key) else '≥'} {format_number(target)}"
 
 
 def table_columns(keys: list[str], targets: dict[str, float]) -> list[str]:

@@ -1,7 +1,10 @@
 """Sample-quality and training metrics: FID/KID, PRDC, 2D mode coverage, pixel agreement,
 stability summaries (plain functions of tensors or metrics.jsonl records), and the feature
-extractors they run on. Run-level evaluation lives in `mtgan.metrics.evaluate`."""
+extractors they run on. Each registered metric is a record in `mtgan.metrics.registry`, in a
+file of its own under `mtgan.metrics.catalog`; run-level evaluation lives in
+`mtgan.metrics.evaluate`."""
 
+from mtgan.metrics import catalog  # noqa: F401  (registers the metrics)
 from mtgan.metrics.agreement import pixel_agreement
 from mtgan.metrics.features import (
     DigitFeatures,

@@ -1,53 +1,31 @@
-"""Evaluate generators against their tasks' real data: the metrics registry and its context.
+"""Evaluate generators against their tasks' real data: the context every metric reads.
 
-Every metric is a function `fn(ctx) -> {key: value}` registered by name; it reports per task
-(`fid/task3`) and the mean over tasks (`fid`). The context generates each task's samples once,
-extracts features once, and caches the real data's features on disk per data set and extractor.
+The metrics themselves are records in `mtgan.metrics.registry`, one file each under
+`mtgan.metrics.catalog`. The context generates each task's samples once, extracts features
+once, and caches the real data's features on disk per data set and extractor.
 """
 
 from __future__ import annotations
 
 import hashlib
-import warnings
 from collections.abc import Callable
 from typing import Any
 
-import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
 from torch import Tensor
 
 from mtgan.config import EvalConfig, ExperimentConfig
 from mtgan.data import TaskSet
+from mtgan.data.toy2d import MIXTURES
 from mtgan.errors import ConfigError
-from mtgan.metrics.agreement import pixel_agreement
 from mtgan.metrics.digits import DigitClassifier
-from mtgan.metrics.features import (
-    DigitFeatures,
-    FeatureExtractor,
-    cache_dir,
-    digit_classifier,
-    get_extractor,
-)
-from mtgan.metrics.fid import fid, kid
-from mtgan.metrics.modes2d import mode_stats_for
-from mtgan.metrics.prdc import prdc
-from mtgan.metrics.stability import stability_stats
+from mtgan.metrics.features import DigitFeatures, FeatureExtractor, cache_dir, get_extractor
+from mtgan.metrics.registry import METRICS, check_names
 from mtgan.nets.routing import share_per_generator, task_samples
 
 # z (NG, n, z_dim), class labels (NG, n) or None → samples (NG, n, *shape), display range
 Generate = Callable[..., Tensor]
-MetricFn = Callable[["EvalContext"], dict[str, float]]
-METRICS: dict[str, MetricFn] = {}
-PACGAN_SAMPLES = 2500  # the PacGAN protocol scores 2,500 samples
-
-
-def register_metric(name: str) -> Callable[[MetricFn], MetricFn]:
-    def wrap(fn: MetricFn) -> MetricFn:
-        METRICS[name] = fn
-        return fn
-
-    return wrap
 
 
 class EvalContext:
@@ -222,165 +200,20 @@ class EvalContext:
         return self._real_features[k]
 
 
-def _per_task(name: str, values: list[float]) -> dict[str, float]:
-    out = {f"{name}/task{k}": float(v) for k, v in enumerate(values)}
-    out[name] = float(np.mean(values))
-    return out
-
-
-@register_metric("fid")
-def _fid(ctx: EvalContext) -> dict[str, float]:
-    out = _per_task("fid", [fid(ctx.real_features(k), ctx.fake_features(k)) for k in ctx.tasks])
-    if len(ctx.tasks) > 1:
-        # All tasks' samples against all real data: comparable with a single-task baseline.
-        real = torch.cat([ctx.real_features(k) for k in ctx.tasks])
-        fake = torch.cat([ctx.fake_features(k) for k in ctx.tasks])
-        out["fid_pooled"] = fid(real, fake)
-    else:  # one task is its own pool: the key exists for every model, so tables line up
-        out["fid_pooled"] = out["fid"]
-    if ctx.num_classes:
-        # A conditional model's per-class FID (n samples of each class against that class's
-        # real data) is what a one-task-per-class model's per-task FID measures.
-        per_class = {}
-        for k in ctx.tasks:
-            labels = ctx.real_labels(k)
-            where = f"task{k}/" if len(ctx.tasks) > 1 else ""
-            for c in labels.unique().tolist():
-                real = ctx.real_features(k)[labels == c]
-                if len(real) < 2:  # no covariance from one image
-                    warnings.warn(
-                        f"fid_per_class: class {c} has {len(real)} real sample(s); left out",
-                        stacklevel=2,
-                    )
-                    continue
-                per_class[f"fid_per_class/{where}class{c}"] = fid(real, ctx.class_features(k, c))
-        out.update(per_class)
-        if per_class:
-            out["fid_per_class"] = float(np.mean(list(per_class.values())))
-    return out
-
-
-@register_metric("kid")
-def _kid(ctx: EvalContext) -> dict[str, float]:
-    cfg, out = ctx.config, {}
-    means, stds = [], []
-    for k in ctx.tasks:
-        gen = torch.Generator().manual_seed(ctx.seed + 2)
-        mean, std = kid(
-            ctx.real_features(k), ctx.fake_features(k), cfg.kid_subsets, cfg.kid_subset_size, gen
-        )
-        means.append(mean)
-        stds.append(std)
-    out.update(_per_task("kid", means))
-    out.update(_per_task("kid_std", stds))
-    return out
-
-
-@register_metric("prdc")
-def _prdc(ctx: EvalContext) -> dict[str, float]:
-    per_task = []
-    for k in ctx.tasks:
-        # Equal set sizes: the k-NN radii, and so recall and coverage, depend on the set size.
-        real, fake = ctx.real_features(k), ctx.fake_features(k)
-        m = min(len(real), len(fake))
-        per_task.append(prdc(real[:m], fake[:m], ctx.config.k))
-    out = {}
-    for key in ("precision", "recall", "density", "coverage"):
-        out.update(_per_task(key, [r[key] for r in per_task]))
-    return out
-
-
-@register_metric("modes")
-def _modes(ctx: EvalContext) -> dict[str, float]:
-    if ctx.mixture is None:
-        raise ConfigError(
-            "eval.metrics: `modes` needs a bundled 2D mixture (data.name=ring8|grid25)"
-        )
-    per_task = [mode_stats_for(ctx.mixture, ctx.samples(k)[:PACGAN_SAMPLES]) for k in ctx.tasks]
-    out = {}
-    for key in ("modes", "hq", "rkl"):
-        out.update(_per_task(key, [r[key] for r in per_task]))
-    return out
-
-
-@register_metric("accuracy")
-def _accuracy(ctx: EvalContext) -> dict[str, float]:
-    """Fraction of task k's samples that the digit classifier assigns to the class they were
-    generated for (conditional models, AC-GAN), or else to one of task k's classes (only for
-    tasks that are a proper subset of the classes, in their original domain)."""
-    if tuple(ctx.data.shape) != (1, 28, 28):
-        raise ConfigError("eval.metrics: `accuracy` needs 1×28×28 digit images")
-    classifier = digit_classifier()  # samples live on the CPU; so does the classifier
-    present = set(ctx.data.labels.unique().tolist())
-    values = {}
-    for k in ctx.tasks:
-        classes = set(ctx.data.task_labels(k).unique().tolist())
-        conditional = ctx.num_classes > 0
-        if ctx.data.domains[k] != "identity" or -1 in classes:
-            continue
-        if not conditional and classes == present:
-            continue
-        predicted = ctx.digit_logits(k, classifier).argmax(1)
-        if conditional:
-            values[k] = (predicted == ctx.sample_labels(k)).float().mean().item()
-        else:
-            wanted = torch.tensor(sorted(classes))
-            values[k] = torch.isin(predicted, wanted).float().mean().item()
-    if not values:
-        raise ConfigError(
-            "eval.metrics: `accuracy` needs tasks made of classes (data.tasks) or a conditional "
-            "model (model.conditional)"
-        )
-    out = {f"accuracy/task{k}": v for k, v in values.items()}
-    out["accuracy"] = float(np.mean(list(values.values())))
-    return out
-
-
-@register_metric("agreement")
-def _agreement(ctx: EvalContext) -> dict[str, float]:
-    """CoGAN pixel agreement: the same z through the generator of a task in its original domain
-    and of the same task in a derived domain; the first is transformed and both binarised."""
-    groups: dict[str, int] = {}
-    pairs = []
-    for k, (name, domain) in enumerate(zip(ctx.data.names, ctx.data.domains)):
-        if domain == "identity":
-            groups[name] = k
-    for k, (name, domain) in enumerate(zip(ctx.data.names, ctx.data.domains)):
-        base = name.rsplit("/", 1)[0]
-        if domain != "identity" and base in groups:
-            pairs.append((groups[base], k, domain))
-    if not pairs:
-        raise ConfigError(
-            "eval.metrics: `agreement` needs tasks in two domains, "
-            "e.g. data.domains=[identity,edges]"
-        )
-    samples = ctx.generate(ctx.noise(ctx.config.n, same_for_all=True, salt=3))
-    out = {
-        f"agreement/task{i}-task{j}": pixel_agreement(samples[i], samples[j], domain)
-        for i, j, domain in pairs
-    }
-    out["agreement"] = float(np.mean(list(out.values())))
-    return out
-
-
-@register_metric("stability")
-def _stability(ctx: EvalContext) -> dict[str, float]:
-    return stability_stats(ctx.records, window=ctx.config.stability_window)
-
-
 def mixture_name(config: ExperimentConfig) -> str | None:
     """The bundled 2D mixture a run trains on, if any (for the mode-counting metric)."""
-    if config.data.path is None and config.data.name in ("ring8", "grid25"):
+    if config.data.path is None and config.data.name in MIXTURES:
         return config.data.name
     return None
 
 
 def evaluate(ctx: EvalContext, metrics: list[str]) -> dict[str, float]:
     """Run the named metrics; returns one flat dict of values."""
-    unknown = [m for m in metrics if m not in METRICS]
-    if unknown:
-        raise ConfigError(f"unknown metric(s) {unknown}; choose from {sorted(METRICS)}")
+    try:
+        check_names(metrics)
+    except ValueError as e:
+        raise ConfigError(str(e)) from None
     out: dict[str, float] = {}
     for name in metrics:
-        out.update(METRICS[name](ctx))
+        out.update(METRICS[name].fn(ctx))
     return out
