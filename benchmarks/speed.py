@@ -1,253 +1,139 @@
 """How fast mtgan trains against a plain PyTorch GAN loop and against the machine's FLOP floor.
 
-    python benchmarks/speed.py [--steps 200] [--warmup 20] [--quick] [--json-only]
+    python benchmarks/speed.py [--quick] [--rounds 5] [--step-time 0.4] [--warmup 2]
+        [--device cpu|cuda] [--batch 64] [--no-memory] [--skip ROW ...] [--json-only]
 
-Everything that is compared runs in ONE process, interleaved in rounds (each runner takes a
-share of its timed steps in every round, and the matmul-rate probes one sample per round), so a
-noisy machine slows all of them alike; the results are reported as ratios of medians. The model
-is the `speed-mlp` preset: a single-task MLP GAN on the bundled digits, G 100→128→256→512→1024→784
-(BatchNorm + ReLU, tanh out), D 784→512→256→1 (LeakyReLU 0.2), non-saturating loss, Adam 2e-4
-(0.5, 0.999), batch 64.
+Everything compared runs in ONE process, interleaved: each round gives every matmul-rate kernel
+a torch.utils.benchmark blocked_autorange, then every training step one of `--step-time`
+seconds (in reverse order every other round), so a machine whose speed drifts slows all of them
+alike; figures are ratios of medians over all rounds. The first call of each blocked_autorange
+(it sizes the blocks) is untimed: it re-warms caches after the other rows ran.
+FLOPs are counted by torch.utils.flop_counter.FlopCounterMode over one whole training step:
+matrix products and convolutions, forward and backward (elementwise work, losses and Adam count
+zero). For speed-mlp that is 15.9 MFLOP a sample, the count B·(3g − g0 + 8d − 2d0) the hand
+formula gave; the plain loop's is B·d more, as its G step also fills D's weight gradients.
+The model is the `speed-mlp` preset: a single-task MLP GAN on the bundled digits,
+G 100→128→256→512→1024→784 (BatchNorm + ReLU, tanh out), D 784→512→256→1 (LeakyReLU 0.2),
+non-saturating loss, Adam 2e-4 (0.5, 0.999), batch 64, at the precision that
+`train.precision=auto` picks (reported, with its reason).
 
-Measured:
-  floor          float32 torch.mm GFLOP/s (median over shapes) and the oneDNN linear rate;
-                 the exact matmul FLOPs of one training step → the floor time of a step
-  plain          a textbook loop: DataLoader, nn.Sequential, BCEWithLogits, two torch Adams
-  single         mtgan Trainer.train_step on speed-mlp            single_vs_plain = single/plain
-  pertask/indep. the same networks as K = 10 tasks                 k10_vs_single = pertask/single
-  b256           speed-mlp at batch 256 against its floor          floor_ratio_b256 = b256/floor
-  memory         peak RSS of K = 10 vs single, each in a fresh subprocess   mem_ratio_k10
-  options        train.precision=bf16 / train.compile=true rows, where the config has them
+Rows (step times, median ms):
+  plain            a textbook loop: DataLoader, nn.Sequential, BCEWithLogits, two torch Adams
+  single           mtgan Trainer.train_step on speed-mlp
+  pertask_k10      the same networks as K = 10 tasks (pertask preset); independent_k10 likewise
+  single_b256      speed-mlp at batch 256, against its floor: its FLOPs at the torch.mm rate
+                   (median over shapes), at the oneDNN rate, and its own matmuls back to back
+  dcgan32          speed-mlp with model.arch=dcgan on the digits zero-padded to 32×32 (there is
+                   no dcgan preset): G 100→128·4²→64·8²→32·16²→1·32², D 1·32²→32·16²→64·8²→
+                   128·4²→1 (4×4 kernels, stride 2)
+  options          train.precision=bf16 / fp16 / fp32 and train.compile=true, where they exist
+  memory           peak RSS of K = 10 vs single on the CPU, each in a fresh subprocess
 
-The readable table goes to stdout, and its last line is one JSON object with every number.
-Defaults take about 2 minutes on 2 cores; --quick about 20 seconds.
+Targets (issue 16), printed met / not met:
+  single_vs_plain       single / plain                                       ≤ 0.6
+  k10_plain_vs_pertask  (10 × plain) / pertask_k10                           ≥ 2.5
+  floor_ratio_b256      single_b256 / its float32 FLOP floor (torch.mm rate)  ≤ 1.5
+k10_vs_single (pertask_k10 / single) is still reported but has no target: K tasks are K× the
+FLOPs.
+
+The last line is one JSON object. Keys new with this FlopCounterMode / torch.utils.benchmark
+version: targets {name: {value, target, met}}; precision_auto {asked, precision, reason} (what
+`mtgan train` prints as `precision auto → ...`), precision_by_row, cpu_bf16_flags (the CPU's
+native-bf16 flags, [] for none), bf16_vs_fp32 (bf16 row / fp32 row); step_flops {row: FLOPs},
+step_flops_by_op {row: {aten op: FLOPs}}; dcgan32_gflops (its FLOPs / its median step);
+step_ms_iqr, step_samples (timed steps per row); failed_rows {row: why}; device, batch,
+step_time_s, skipped. Gone: `steps` (a row is timed for a fixed time per round, not a fixed
+count). With --batch B the b64 keys are named b{B}. benchmarks/gpu_check.sh runs this with
+--device cuda. The defaults took 448 s on 2 cores shared with other jobs (the run had 44% of
+them), --quick about 100 s; see benchmarks/results/speed-cpu.md.
 """
 
 from __future__ import annotations
 
 import argparse
-import contextlib
-import ctypes
-import gc
 import json
-import math
-import resource
 import statistics
-import subprocess
-import sys
+import tempfile
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
+from _timing import (
+    count_step,
+    first_line,
+    gflops_by_shape,
+    interleaved,
+    matmul_sequence,
+    measure_memory,
+    memory_child,
+    memory_figures,
+    memory_lines,
+    mm_kernel,
+    onednn_kernels,
+)
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
 from mtgan.config import TrainConfig, load_config
-from mtgan.data import build_tasks
 from mtgan.data.mnist import load_mnist5k
 from mtgan.training import Trainer
 
 PRESET = "speed-mlp"
 K = 10
 QUIET = ["train.progress=false", "train.tensorboard=false"]
+TARGETS = {
+    "single_vs_plain": ("≤", 0.6),
+    "k10_plain_vs_pertask": ("≥", 2.5),
+    "floor_ratio_b256": ("≤", 1.5),
+}
+OPTIONAL = {"independent_k10", "dcgan32", "bf16_autocast", "fp16_autocast", "fp32", "compile"}
 
 
-def k_task_overrides(g_hidden: list[int], d_hidden: list[int]) -> list[str]:
-    """pertask / independent with speed-mlp's networks, no EMA, batch 64 per task."""
+def k_task_overrides(g_hidden: list[int], d_hidden: list[int], batch: int) -> list[str]:
+    """pertask / independent with speed-mlp's networks, no EMA, `batch` per task."""
     return [
         f"model.g_hidden=[{','.join(map(str, g_hidden))}]",
         f"model.d_hidden=[{','.join(map(str, d_hidden))}]",
         "model.g_norm=batch",
         "model.d_norm=none",
         "train.ema=null",
-        "train.batch_size=64",
+        f"train.batch_size={batch}",
     ]
 
 
-# ---------------------------------------------------------------- FLOPs of one training step
-
-
-def layer_flops(widths: list[int]) -> list[int]:
-    """Forward FLOPs per sample of each linear layer: 2·in·out (a multiply and an add)."""
-    return [2 * n_in * n_out for n_in, n_out in zip(widths[:-1], widths[1:])]
-
-
-def step_flops(batch: int, g_widths: list[int], d_widths: list[int]) -> int:
-    """Matmul FLOPs of one D update + one G update at batch B (biases, norms, activations,
-    losses and Adam are elementwise and left out).
-
-    With g = Σ 2·in·out over G's layers, d the same for D, g0 / d0 their first layers' terms,
-    and every backward matmul costing what its forward costs (grad wrt input: 2·in·out; grad
-    wrt weight: 2·in·out, both per sample):
-
-      G forward on B noise                               B · g
-      D step:  D forward on B real + B fake             2B · d
-               D weight grads on those 2B samples       2B · d
-               D input grads on 2B, none into layer 0   2B · (d − d0)   (real data and the
-                                                                         detached fakes need none)
-      G step:  D forward on the B fakes                  B · d
-               D backward to its input (no weight grads) B · d
-               G weight grads, all layers                B · g
-               G input grads, all but the first          B · (g − g0)   (z needs none)
-
-      total = B · (3g − g0 + 8d − 2d0)
-
-    For speed-mlp: g = 3,007,488, g0 = 25,600, d = 1,065,472, d0 = 802,816, so one step costs
-    15,915,008 FLOPs per sample: 1.019 GFLOP at B = 64, 4.074 GFLOP at B = 256. (A plain loop
-    whose G-step backward also fills D's weight grads, as most scripts do, spends B · d more.)
-    """
-    g, d = layer_flops(g_widths), layer_flops(d_widths)
-    sg, sd = sum(g), sum(d)
-    per_sample = (
-        sg  # G forward
-        + 2 * sd  # D forward, real + fake
-        + 2 * sd  # D weight grads, 2B samples
-        + 2 * (sd - d[0])  # D input grads, 2B samples, not into layer 0
-        + sd  # D forward on fakes (G step)
-        + sd  # D input grads, every layer (G step)
-        + sg  # G weight grads
-        + (sg - g[0])  # G input grads, not into layer 0
-    )
-    assert per_sample == 3 * sg - g[0] + 8 * sd - 2 * d[0]
-    return batch * per_sample
-
-
-def step_matmuls(batch: int, g_widths: list[int], d_widths: list[int]) -> list[tuple[int, ...]]:
-    """The (M, K, N) matmuls of one step as counted by step_flops, for timing them back to back."""
-    out: list[tuple[int, ...]] = []
-
-    def forward(widths: list[int], b: int) -> None:
-        out.extend((b, i, o) for i, o in zip(widths[:-1], widths[1:]))
-
-    def weight_grads(widths: list[int], b: int) -> None:
-        out.extend((o, b, i) for i, o in zip(widths[:-1], widths[1:]))
-
-    def input_grads(widths: list[int], b: int, skip_first: bool) -> None:
-        pairs = list(zip(widths[:-1], widths[1:]))[1 if skip_first else 0 :]
-        out.extend((b, o, i) for i, o in pairs)
-
-    forward(g_widths, batch)
-    forward(d_widths, 2 * batch)
-    weight_grads(d_widths, 2 * batch)
-    input_grads(d_widths, 2 * batch, skip_first=True)
-    forward(d_widths, batch)
-    input_grads(d_widths, batch, skip_first=False)
-    weight_grads(g_widths, batch)
-    input_grads(g_widths, batch, skip_first=True)
-    return out
-
-
-# ---------------------------------------------------------------- the machine's matmul rate
-
-
-class Probe:
-    """Seconds per call of a kernel, sampled once per timing round so that the floor is measured
-    under the same machine load as the training steps it is compared with. Each sample repeats
-    the call enough times (calibrated once) to last about `min_time`."""
-
-    def __init__(self, fn: Callable[[], Any], min_time: float):
-        self.fn, self.samples = fn, []
-        fn()  # first call: allocation, kernel selection
-        t0 = time.perf_counter()
-        fn()
-        self.inner = max(1, math.ceil(min_time / max(time.perf_counter() - t0, 1e-7)))
-
-    def sample(self) -> None:
-        t0 = time.perf_counter()
-        for _ in range(self.inner):
-            self.fn()
-        self.samples.append((time.perf_counter() - t0) / self.inner)
-
-    @property
-    def seconds(self) -> float:
-        return statistics.median(self.samples)
-
-
-def rate_shapes(quick: bool, g_widths: list[int], d_widths: list[int]) -> list[tuple[int, ...]]:
-    """Square sizes plus the benchmark's layer shapes (forward) at batch 256, as (M, K, N)."""
-    squares = [256, 512, 1024] if quick else [256, 512, 1024, 1536, 2048]
-    shapes = [(n, n, n) for n in squares]
-    for widths in (g_widths, d_widths):
-        shapes += [(256, i, o) for i, o in zip(widths[:-1], widths[1:])]
-    return shapes
-
-
-def mm_probes(shapes: list[tuple[int, ...]], min_time: float) -> dict[str, Probe]:
-    """float32 torch.mm into a preallocated output, per (M, K, N) shape."""
-    out = {}
-    for m, k, n in shapes:
-        a, b, c = torch.randn(m, k), torch.randn(k, n), torch.empty(m, n)
-        out[f"{m}x{k}x{n}"] = Probe(lambda a=a, b=b, c=c: torch.mm(a, b, out=c), min_time)
-    return out
-
-
-def onednn_probes(
-    shapes: list[tuple[int, ...]], min_time: float
-) -> tuple[dict[str, Probe] | None, str]:
-    """torch._C._nn.mkldnn_linear on mkldnn-layout input and weight (no bias): the kernel behind
-    torch.utils.mkldnn.MkldnnLinear. (None, why) where this torch build lacks it."""
-    if not torch.backends.mkldnn.is_available():
-        return None, "this torch build has no oneDNN (torch.backends.mkldnn.is_available() false)"
-    linear = getattr(torch._C._nn, "mkldnn_linear", None)
-    if linear is None:
-        return None, "torch._C._nn.mkldnn_linear does not exist in this torch"
-    out = {}
-    try:
-        for m, k, n in shapes:
-            x, w = torch.randn(m, k).to_mkldnn(), torch.randn(n, k).to_mkldnn()
-            out[f"{m}x{k}x{n}"] = Probe(lambda x=x, w=w: linear(x, w), min_time)
-    except (RuntimeError, TypeError) as e:
-        return None, f"mkldnn_linear failed: {_first_line(e)}"
-    return out, "torch._C._nn.mkldnn_linear(x.to_mkldnn(), weight.to_mkldnn())"
-
-
-def matmul_sequence_probe(matmuls: list[tuple[int, ...]], min_time: float) -> Probe:
-    """The step's own matmuls with torch.mm, back to back (another floor: every matmul at its
-    own shape's rate, with nothing else of the step around it)."""
-    operands = [(torch.randn(m, k), torch.randn(k, n), torch.empty(m, n)) for m, k, n in matmuls]
-
-    def run() -> None:
-        for a, b, c in operands:
-            torch.mm(a, b, out=c)
-
-    return Probe(run, min_time)
-
-
-def gflops(probes: dict[str, Probe]) -> dict[str, float]:
-    out = {}
-    for key, probe in probes.items():
-        m, k, n = map(int, key.split("x"))
-        out[key] = 2 * m * k * n / probe.seconds / 1e9
-    return out
-
-
-# ---------------------------------------------------------------- the runners
+def dcgan32_overrides(folder: Path) -> list[str]:
+    """speed-mlp as a DCGAN on the bundled digits zero-padded to 32×32 (written as a .npz)."""
+    images, labels = load_mnist5k()
+    x = nn.functional.pad(images, (2, 2, 2, 2)).mul(255).round().to(torch.uint8)
+    path = folder / "digits32.npz"
+    np.savez(path, x=x.numpy(), y=labels.numpy())
+    widths = ["model.g_hidden=[128,64,32]", "model.d_hidden=[32,64,128]"]
+    return [f"data.path={path}", "model.arch=dcgan", *widths]
 
 
 class PlainLoop:
     """The GAN loop as most scripts write it: one step = one D update + one G update."""
 
-    def __init__(self, g_widths: list[int], d_widths: list[int], batch: int, seed: int = 0):
-        torch.manual_seed(seed)
+    def __init__(self, g_widths: list[int], d_widths: list[int], batch: int, device: str):
+        torch.manual_seed(0)
         images, _ = load_mnist5k()
         x = (images * 2 - 1).flatten(1)  # [0, 1] → [-1, 1], (5000, 784)
         self.loader = DataLoader(TensorDataset(x), batch_size=batch, shuffle=True, drop_last=True)
-        self.batches = iter(self.loader)
-        self.z_dim = g_widths[0]
+        self.batches, self.device, self.z_dim = iter(self.loader), device, g_widths[0]
         g_layers: list[nn.Module] = []
         for i, (n_in, n_out) in enumerate(zip(g_widths[:-1], g_widths[1:])):
             g_layers.append(nn.Linear(n_in, n_out))
-            if i < len(g_widths) - 2:
-                g_layers += [nn.BatchNorm1d(n_out), nn.ReLU()]
-            else:
-                g_layers.append(nn.Tanh())
+            last = i == len(g_widths) - 2
+            g_layers += [nn.Tanh()] if last else [nn.BatchNorm1d(n_out), nn.ReLU()]
         d_layers: list[nn.Module] = []
         for i, (n_in, n_out) in enumerate(zip(d_widths[:-1], d_widths[1:])):
             d_layers.append(nn.Linear(n_in, n_out))
             if i < len(d_widths) - 2:
                 d_layers.append(nn.LeakyReLU(0.2))
-        self.G, self.D = nn.Sequential(*g_layers), nn.Sequential(*d_layers)
+        self.G, self.D = nn.Sequential(*g_layers).to(device), nn.Sequential(*d_layers).to(device)
         self.opt_g = torch.optim.Adam(self.G.parameters(), lr=2e-4, betas=(0.5, 0.999))
         self.opt_d = torch.optim.Adam(self.D.parameters(), lr=2e-4, betas=(0.5, 0.999))
         self.criterion = nn.BCEWithLogitsLoss()
@@ -258,9 +144,11 @@ class PlainLoop:
         except StopIteration:  # a new epoch: the user pays for the new iterator and shuffle
             self.batches = iter(self.loader)
             (real,) = next(self.batches)
+        real = real.to(self.device)
         b = real.shape[0]
-        ones, zeros = torch.ones(b, 1), torch.zeros(b, 1)
-        fake = self.G(torch.randn(b, self.z_dim))
+        ones = torch.ones(b, 1, device=self.device)
+        zeros = torch.zeros(b, 1, device=self.device)
+        fake = self.G(torch.randn(b, self.z_dim, device=self.device))
 
         self.opt_d.zero_grad()
         loss_d = self.criterion(self.D(real), ones) + self.criterion(self.D(fake.detach()), zeros)
@@ -273,437 +161,316 @@ class PlainLoop:
         self.opt_g.step()
 
 
-class MtganRunner:
-    def __init__(self, preset: str, overrides: list[str]):
-        self.trainer = Trainer(load_config(preset, [*QUIET, *overrides]))
-
-    def step(self) -> None:
-        self.trainer.train_step()
-
-
-def time_interleaved(
-    runners: dict[str, Callable[[], None]],
-    steps: int,
-    warmup: int,
-    rounds: int,
-    optional: set[str],
-    probes: list[Probe],
-    log: Callable[[str], None],
-) -> tuple[dict[str, dict[str, float]], dict[str, str]]:
-    """Warm every runner up, then time `steps` steps of each, spread over `rounds` rounds that
-    visit the runners in turn (and sample every probe once per round); median and mean seconds
-    per step. An optional runner that raises is dropped (its error is returned by name); any
-    other error propagates."""
-    failed: dict[str, str] = {}
-    live = dict(runners)
-
-    def guarded(name: str, step: Callable[[], None]) -> bool:
-        if name not in optional:
-            step()
-            return True
-        try:
-            step()
-        except Exception as e:
-            failed[name] = f"failed: {_first_line(e)}"
-            live.pop(name, None)
-            log(f"  {name}: {failed[name]}")
-            return False
-        return True
-
-    for name, step in runners.items():
-        t0 = time.perf_counter()
-        for _ in range(warmup):
-            if not guarded(name, step):
-                break
-        else:
-            log(f"  warmed up {name} ({warmup} steps, {time.perf_counter() - t0:.1f} s)")
-    times: dict[str, list[float]] = {name: [] for name in live}
-    rounds = max(1, min(rounds, steps))
-    for r in range(rounds):
-        n = steps // rounds + (1 if r < steps % rounds else 0)
-        for probe in probes:
-            probe.sample()
-        for name, step in list(live.items()):
-            for _ in range(n):
-                t0 = time.perf_counter()
-                if not guarded(name, step):
-                    break
-                times[name].append(time.perf_counter() - t0)
-        log(f"  round {r + 1}/{rounds} done")
-    for probe in probes:  # one more floor sample after the last steps: rounds + 1 in all
-        probe.sample()
-    timed = {
-        name: {"median_s": statistics.median(t), "mean_s": statistics.fmean(t), "n": len(t)}
-        for name, t in times.items()
-        if name in live
-    }
-    return timed, failed
-
-
-# ---------------------------------------------------------------- memory, in a fresh process
-
-
-def _proc_status_bytes(field: str) -> int | None:
-    """A memory line of /proc/self/status ("VmRSS", "VmHWM") in bytes; None off Linux."""
-    try:
-        with open("/proc/self/status") as fh:
-            for line in fh:
-                if line.startswith(field + ":"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    return None
-
-
-def ru_maxrss_bytes() -> int:
-    scale = 1 if sys.platform == "darwin" else 1024  # Linux reports KiB, macOS bytes
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * scale
-
-
-def release_freed_memory() -> None:
-    """Collect garbage and hand freed heap memory back to the system (glibc's malloc_trim), then
-    restart the kernel's peak-RSS count from the current RSS (Linux clear_refs "5"), so that the
-    peak that follows is the training's own. Each part is skipped where unavailable."""
-    gc.collect()
-    with contextlib.suppress(OSError, AttributeError):
-        ctypes.CDLL("libc.so.6").malloc_trim(0)
-    with contextlib.suppress(OSError), open("/proc/self/clear_refs", "w") as fh:
-        fh.write("5")
-
-
-def peak_rss_bytes() -> int:
-    """Peak resident memory of this process so far.
-
-    Linux's ru_maxrss survives execve: a child started by subprocess reports at least the
-    parent's RSS at fork time (here ~1.5 GB). The high-water mark of the new address space,
-    VmHWM, starts afresh at exec, so it is used where it exists."""
-    return _proc_status_bytes("VmHWM") or ru_maxrss_bytes()
-
-
-def rss_bytes() -> int:
-    """Resident memory now (VmRSS); the peak so far where that is unavailable."""
-    return _proc_status_bytes("VmRSS") or ru_maxrss_bytes()
-
-
-def memory_child(preset: str, overrides: list[str], steps: int) -> None:
-    """Run inside the subprocess: print one JSON line with the base and peak RSS."""
-    cfg = load_config(preset, [*QUIET, *overrides])
-    data = build_tasks(cfg.data, cfg.seed)
-    # The base: interpreter + torch + mtgan + the data set, resident now, before the trainer is
-    # built. Loading the data frees temporaries that the C allocator may keep resident (and
-    # that the trainer then reuses unseen), by a varying amount; returning them to the system
-    # first makes the base what is live. The high-water mark at this point is kept as well.
-    base_hwm = peak_rss_bytes()
-    release_freed_memory()
-    base = rss_bytes()
-    trainer = Trainer(cfg, data=data)
-    for _ in range(steps):
-        trainer.train_step()
-    peak = peak_rss_bytes()
-    n_params = sum(p.numel() for p in trainer.model.parameters())
-    n_ema = sum(p.numel() for p in trainer.ema.net.parameters()) if trainer.ema else 0
-    adam = sum(
-        t.numel() * t.element_size()
-        for phase in trainer.phases
-        for state in phase.optimizer.state.values()
-        for t in state.values()
-        if torch.is_tensor(t) and t.dim() > 0
-    )
-    print(
-        json.dumps(
-            {
-                "base_bytes": base,
-                "base_hwm_bytes": base_hwm,
-                "peak_bytes": peak,
-                "ru_maxrss_bytes": ru_maxrss_bytes(),
-                "params": n_params,
-                "ema_params": n_ema,
-                # weights + Adam's two moments (3 × 4 bytes per parameter) + the EMA copy
-                "state_bytes": 12 * n_params + 4 * n_ema,
-                "adam_state_bytes_measured": adam,
-            }
-        )
-    )
-
-
-def measure_memory(
-    cases: dict[str, tuple[str, list[str]]], steps: int, threads: int, repeats: int
-) -> dict[str, dict[str, Any]]:
-    """Each case (preset, overrides) in a fresh subprocess, `repeats` times in alternation; per
-    case the run that grew least above its base is kept (the allocator only ever adds noise to
-    what the run needs), with every run's growth listed under `grown_runs_bytes`."""
-    runs: dict[str, list[dict[str, Any]]] = {name: [] for name in cases}
-    for _ in range(repeats):
-        for name, (preset, overrides) in cases.items():
-            cmd = [sys.executable, __file__, "--_mem", preset, "--_mem-steps", str(steps)]
-            cmd += ["--threads", str(threads), "--set", *overrides]
-            done = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
-            if done.returncode != 0:
-                raise RuntimeError(f"memory subprocess for {name} failed:\n{done.stderr[-2000:]}")
-            runs[name].append(json.loads(done.stdout.strip().splitlines()[-1]))
-    out = {}
-    for name, rs in runs.items():
-        grown = [r["peak_bytes"] - r["base_bytes"] for r in rs]
-        out[name] = {**rs[grown.index(min(grown))], "grown_runs_bytes": grown}
-    return out
-
-
 # ---------------------------------------------------------------- options (autocast, compile)
 
 
-def option_overrides() -> dict[str, list[str] | str]:
-    """For each option row, the overrides that switch it on, or why it is not available.
-
-    Only switches the config exposes are used (`train.precision=bf16`: autocast of the matrix
-    products to bfloat16; `train.compile=true`: torch.compile of the networks); in a tree without
-    them the rows say so."""
-    fields = TrainConfig.model_fields
+def option_overrides(base: list[str]) -> dict[str, list[str] | str]:
+    """For each option row, the overrides that switch it on, or why it is not available: only
+    switches the config exposes are used, so in a tree without them the rows say so."""
     rows: dict[str, list[str] | str] = {}
     for name, field, override in (
         ("bf16_autocast", "precision", "train.precision=bf16"),
+        ("fp16_autocast", "precision", "train.precision=fp16"),
         ("fp32", "precision", "train.precision=fp32"),
         ("compile", "compile", "train.compile=true"),
     ):
-        if field not in fields:
+        if field not in TrainConfig.model_fields:
             rows[name] = f"not available yet: the config has no train.{field} switch"
-        elif not _valid([override]):
-            rows[name] = f"not available: {override} does not validate"
-        else:
+            continue
+        try:
+            load_config(PRESET, [*base, override])
             rows[name] = [override]
+        except Exception:
+            rows[name] = f"not available: {override} does not validate"
     return rows
 
 
-def _first_line(e: BaseException) -> str:
-    lines = str(e).strip().splitlines()
-    return f"{type(e).__name__}: {lines[0][:200] if lines else ''}"
-
-
-def _valid(overrides: list[str]) -> bool:
+def bf16_cpu_flags() -> list[str] | None:
+    """The CPU's native-bf16 instruction flags in /proc/cpuinfo; None where it is unreadable."""
     try:
-        load_config(PRESET, overrides)
-    except Exception:
-        return False
-    return True
+        lines = Path("/proc/cpuinfo").read_text().splitlines()
+    except OSError:
+        return None
+    flags = next((ln.partition(":")[2].split() for ln in lines if ln.startswith("flags")), [])
+    return [f for f in ("avx512_bf16", "amx_bf16", "avx_ne_convert") if f in flags]
 
 
-# ---------------------------------------------------------------- main
+# ---------------------------------------------------------------- the measurement
+
+
+def build_rows(
+    args: argparse.Namespace, base: list[str], k_over: list[str], tmp: Path
+) -> tuple[dict[str, Trainer], dict[str, list[str] | str], dict[str, str], str]:
+    """The mtgan trainers of every row, the option rows' overrides (or why not), the optional
+    rows that failed to build (why), and the name of the batch-256 row."""
+    builds: dict[str, tuple[str, list[str]]] = {
+        "single": (PRESET, []),
+        "pertask_k10": ("pertask", k_over),
+        "independent_k10": ("independent", k_over),
+        "dcgan32": (PRESET, dcgan32_overrides(tmp)),
+    }
+    b256 = "single"
+    if args.batch != 256:
+        builds["single_b256"], b256 = (PRESET, ["train.batch_size=256"]), "single_b256"
+    options = option_overrides(base)
+    builds.update({n: (PRESET, how) for n, how in options.items() if isinstance(how, list)})
+    trainers: dict[str, Trainer] = {}
+    failed: dict[str, str] = {}
+    for name, (preset, over) in builds.items():
+        if name in args.skip:
+            (options if name in options else failed)[name] = "skipped with --skip"
+            continue
+        try:
+            trainers[name] = Trainer(load_config(preset, [*base, *over]))
+        except Exception as e:  # an optional row that fails to build is a row of n/a
+            if name not in OPTIONAL:
+                raise
+            failed[name] = f"failed to build: {first_line(e)}"
+    return trainers, options, failed, b256
+
+
+def measure(args: argparse.Namespace, log: Callable[[str], None], tmp: Path) -> dict[str, Any]:
+    device, batch = torch.device(args.device), args.batch
+    cfg = load_config(PRESET)
+    numel = 1 * 28 * 28  # the bundled digits, flattened
+    g_widths = [cfg.model.z_dim, *cfg.model.g_hidden, numel]
+    d_widths = [numel, *cfg.model.d_hidden, 1]
+    base = [*QUIET, f"train.device={args.device}", f"train.batch_size={batch}"]
+    k_over = k_task_overrides(cfg.model.g_hidden, cfg.model.d_hidden, batch)
+    log(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {device}, batch {batch}")
+    log(f"{PRESET}: G {g_widths}, D {d_widths}; {args.rounds} rounds of {args.step_time} s a row")
+
+    log("building the rows ...")
+    trainers, options, failed, b256 = build_rows(args, base, k_over, tmp)
+    runners = {"plain": PlainLoop(g_widths, d_widths, batch, args.device).step}
+    runners.update({name: t.train_step for name, t in trainers.items()})
+    log("counting FLOPs (FlopCounterMode, one training step each) ...")
+    counted = [n for n in ("plain", "single", "pertask_k10", b256, "dcgan32") if n in runners]
+    counts = {name: count_step(runners[name]) for name in counted}
+    flops = {name: c.flops for name, c in counts.items()}
+
+    squares = [256, 512, 1024] if args.quick else [256, 512, 1024, 1536, 2048]
+    shapes = [(n, n, n) for n in squares]
+    for widths in (g_widths, d_widths):
+        shapes += [(256, i, o) for i, o in zip(widths[:-1], widths[1:])]
+    dnn, dnn_how = onednn_kernels(shapes, device)
+    probes = {f"mm {m}x{k}x{n}": mm_kernel(m, k, n, device) for m, k, n in shapes}
+    probes.update({f"dnn {key}": fn for key, fn in (dnn or {}).items()})
+    probes["mmseq"] = matmul_sequence(counts[b256].matmuls, device)
+
+    log("timing (interleaved) ...")
+    timed, rates, failed_runs = interleaved(
+        runners, probes, rounds=args.rounds, step_time=args.step_time,
+        probe_time=args.probe_time, warmup=args.warmup, optional=OPTIONAL, log=log,
+    )  # fmt: skip
+    failed.update(failed_runs)
+    options.update({n: why for n, why in failed.items() if n in options})
+    ms = {name: m.median * 1e3 for name, m in timed.items()}
+    by_shape = gflops_by_shape(shapes, rates, "mm")
+    dnn_by_shape = gflops_by_shape(shapes, rates, "dnn") if dnn else None
+    mm_gflops = statistics.median(by_shape.values())
+    dnn_gflops = statistics.median(dnn_by_shape.values()) if dnn_by_shape else None
+    floor = {b: flops[n] / (mm_gflops * 1e9) for b, n in ((batch, "single"), (256, b256))}
+    floor_dnn = flops[b256] / (dnn_gflops * 1e9) if dnn_gflops else None
+    mmseq_s, b256_s = rates["mmseq"].median, ms[b256] / 1e3
+
+    def ratio(a: str, b: str, scale: float = 1.0) -> float | None:
+        return scale * ms[a] / ms[b] if a in ms and b in ms else None
+
+    result: dict[str, Any] = {
+        "single_vs_plain": ratio("single", "plain"),
+        "k10_vs_single": ratio("pertask_k10", "single"),
+        "floor_ratio_b256": b256_s / floor[256],
+        "floor_ratio_b256_onednn": b256_s / floor_dnn if floor_dnn else None,
+        "floor_ratio_b256_mmseq": b256_s / mmseq_s,
+        "independent_k10_vs_single": ratio("independent_k10", "single"),
+        "k10_plain_vs_pertask": ratio("plain", "pertask_k10", K),
+        "k10_plain_vs_independent": ratio("plain", "independent_k10", K),
+        "mm_gflops": mm_gflops,
+        "onednn_gflops": dnn_gflops,
+        "onednn_note": dnn_how,
+        "mm_gflops_by_shape": by_shape,
+        "onednn_gflops_by_shape": dnn_by_shape,
+        f"step_flops_b{batch}": flops["single"],
+        "step_flops_b256": flops[b256],
+        "step_flops": flops,
+        "step_flops_by_op": {name: c.by_op for name, c in counts.items()},
+        f"floor_ms_b{batch}": floor[batch] * 1e3,
+        "floor_ms_b256": floor[256] * 1e3,
+        "floor_ms_b256_onednn": floor_dnn * 1e3 if floor_dnn else None,
+        "mmseq_ms_b256": mmseq_s * 1e3,
+        "dcgan32_gflops": flops["dcgan32"] / ms["dcgan32"] / 1e6 if "dcgan32" in ms else None,
+        "step_ms": ms,
+        "step_ms_mean": {name: m.mean * 1e3 for name, m in timed.items()},
+        "step_ms_iqr": {name: m.iqr * 1e3 for name, m in timed.items()},
+        "step_samples": {name: len(m.times) for name, m in timed.items()},
+        "precision_auto": {
+            "asked": cfg.train.precision,
+            **vars(trainers["single"].precision_verdict),
+        },
+        "precision_by_row": {name: t.precision for name, t in trainers.items()},
+        "options": {name: ratio(name, "single") for name in options},
+        "options_note": {n: h if isinstance(h, str) else " ".join(h) for n, h in options.items()},
+        "bf16_vs_fp32": ratio("bf16_autocast", "fp32"),
+        "cpu_bf16_flags": bf16_cpu_flags() if device.type == "cpu" else None,
+        "failed_rows": {n: why for n, why in failed.items() if n not in options},
+    }
+    if not args.no_memory:
+        log("measuring memory in subprocesses ...")
+        cases = {"single": (PRESET, base[-1:]), "pertask_k10": ("pertask", k_over)}
+        mem = measure_memory(__file__, cases, args.mem_steps, args.threads, args.mem_repeats)
+        figures = memory_figures(mem)
+        result.update({k: figures[k] for k in ("mem_ratio_k10", "mem_excess_ratio_k10")})
+        result["memory"] = {**mem, "extra_state_bytes": figures["extra_state"]}
+    result["targets"] = {
+        name: {
+            "value": result[name],
+            "target": f"{op} {bound}",
+            "met": met(result[name], op, bound),
+        }
+        for name, (op, bound) in TARGETS.items()
+    }
+    return result
+
+
+def met(value: float | None, op: str, bound: float) -> bool | None:
+    return None if value is None else (value <= bound if op == "≤" else value >= bound)
+
+
+# ---------------------------------------------------------------- the table
+
+
+def num(x: float | None, fmt: str = "6.2f") -> str:
+    return "n/a" if x is None else format(x, fmt)
+
+
+def report(r: dict[str, Any], log: Callable[[str], None]) -> None:
+    """The readable table of a result of `measure`."""
+    ms, batch, dnn = r["step_ms"], r["batch"], r["onednn_gflops_by_shape"]
+    log(f"\n== floor (float32 matmul rate, {r['threads']} threads, {r['device']})")
+    log(f"{'shape M×K×N':>16s} {'torch.mm':>10s} {'oneDNN':>10s}   GFLOP/s")
+    for key, rate in r["mm_gflops_by_shape"].items():
+        log(f"{key:>16s} {rate:10.1f} {num(dnn and dnn[key], '10.1f'):>10s}")
+    log(f"{'median':>16s} {r['mm_gflops']:10.1f} {num(r['onednn_gflops'], '10.1f'):>10s}")
+    if dnn is None:
+        log(f"oneDNN linear: n/a ({r['onednn_note']})")
+    log("FLOPs of one training step (FlopCounterMode: matmuls and convolutions, fwd + bwd)")
+    for name, f in r["step_flops"].items():
+        by_op = r["step_flops_by_op"][name].items()
+        ops = ", ".join(f"{op.removeprefix('aten.')} {n / 1e9:.3f}" for op, n in by_op)
+        log(f"  {name:14s} {f / 1e9:8.3f} GFLOP  ({ops})")
+    log(
+        f"  floor at B=256: {r['floor_ms_b256']:.1f} ms at the torch.mm rate, "
+        f"{num(r['floor_ms_b256_onednn'], '.1f')} ms at the oneDNN rate, "
+        f"{r['mmseq_ms_b256']:.1f} ms running the step's own matmuls"
+    )
+
+    log("\n== step time (ms; median, mean and IQR over the timed steps of all rounds)")
+    labels = {
+        "plain": f"plain loop, B={batch}",
+        "single": f"mtgan speed-mlp, B={batch}",
+        "pertask_k10": f"mtgan pertask K=10, B={batch}/task",
+        "independent_k10": "mtgan independent K=10",
+        "single_b256": "mtgan speed-mlp, B=256",
+        "dcgan32": f"mtgan dcgan 32×32, B={batch}",
+    }
+    for key, label in labels.items():
+        if key in ms:
+            spread = f"mean {r['step_ms_mean'][key]:.1f}, IQR {r['step_ms_iqr'][key]:.1f}"
+            log(f"  {label:34s} {ms[key]:8.1f}   ({spread}, n {r['step_samples'][key]})")
+    log(f"  {'10 × plain loop':34s} {K * ms['plain']:8.1f}")
+    floors = f"{r[f'floor_ms_b{batch}']:8.1f} / {r['floor_ms_b256']:.1f}"
+    log(f"  {f'floor B={batch} / B=256 (mm rate)':34s} {floors}")
+    if r["dcgan32_gflops"] is not None:
+        log(f"  dcgan32 computes {r['dcgan32_gflops']:.1f} GFLOP/s (its FLOPs / median step)")
+    for name, why in r["failed_rows"].items():
+        log(f"  {name}: n/a ({why})")
+
+    log("\n== ratios")
+    for key, note in (
+        ("single_vs_plain", "mtgan single / plain loop"),
+        ("k10_vs_single", "pertask K=10 / single (no target: K tasks are K× the FLOPs)"),
+        ("independent_k10_vs_single", "independent K=10 / single"),
+        ("k10_plain_vs_pertask", "10·plain / pertask K=10 (>1: mtgan K=10 wins)"),
+        ("k10_plain_vs_independent", "10·plain / independent K=10"),
+        ("floor_ratio_b256", "B=256 step / its floor at the torch.mm rate"),
+        ("floor_ratio_b256_onednn", "B=256 step / its floor at the oneDNN rate"),
+        ("floor_ratio_b256_mmseq", "B=256 step / its own matmuls back to back"),
+    ):
+        log(f"  {key:26s} {num(r[key]):>6s}  {note}")
+    log("\n== targets (issue 16)")
+    for name, t in r["targets"].items():
+        verdict = {True: "met", False: "NOT met", None: "n/a"}[t["met"]]
+        log(f"  {name:26s} {num(t['value']):>6s}  target {t['target']:6s} {verdict}")
+
+    p = r["precision_auto"]
+    log("\n== precision (what `mtgan train` prints for the single-task run)")
+    log(f"  precision {p['asked']} → {p['precision']}: {p['reason']}")
+    log(f"  this run's whole steps: bf16 row / fp32 row = {num(r['bf16_vs_fp32'], '.2f')}")
+    if r["cpu_bf16_flags"] is not None:
+        flags = ", ".join(r["cpu_bf16_flags"]) or "none (bf16 is emulated in fp32 here)"
+        log(f"  native-bf16 CPU flags (avx512_bf16, amx_bf16, avx_ne_convert): {flags}")
+    log(f"  per row: {r['precision_by_row']}")
+    if "memory" in r:
+        for line in memory_lines(r):
+            log(line)
+    log("\n== options (single-task step, relative to the mtgan single step)")
+    for name, how in r["options_note"].items():
+        if name in ms:
+            log(f"  {name:14s} {ms[name]:8.1f} ms  ({r['options'][name]:.2f}× single)  {how}")
+        else:
+            log(f"  {name:14s}      n/a  ({how})")
+    log(f"\ntotal runtime {r['runtime_s']:.0f} s")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--steps", type=int, default=None, help="timed steps per runner")
-    parser.add_argument("--warmup", type=int, default=None, help="untimed steps per runner first")
-    parser.add_argument("--rounds", type=int, default=None, help="interleaving rounds")
-    parser.add_argument("--quick", action="store_true", help="a smoke run: few steps and shapes")
+    parser.add_argument("--quick", action="store_true", help="a smoke run: 2 rounds, short rows")
+    parser.add_argument("--rounds", type=int, default=None, help="interleaving rounds (5)")
+    parser.add_argument("--step-time", type=float, default=None, help="s per row per round (0.4)")
+    parser.add_argument("--probe-time", type=float, default=None, help="s per kernel per round")
+    parser.add_argument("--warmup", type=int, default=None, help="untimed steps per row first (2)")
+    parser.add_argument("--device", default="cpu", help="cpu or cuda (train.device of every row)")
+    parser.add_argument("--batch", type=int, default=64, help="batch of every row but b256")
+    parser.add_argument("--no-memory", action="store_true", help="skip the memory subprocesses")
+    parser.add_argument("--skip", nargs="*", default=[], choices=sorted(OPTIONAL), help="rows")
     parser.add_argument("--json-only", action="store_true", help="print only the JSON line")
-    parser.add_argument(
-        "--threads", type=int, default=torch.get_num_threads(), help="default: torch's own"
-    )
+    parser.add_argument("--threads", type=int, default=torch.get_num_threads())
     parser.add_argument("--_mem", help=argparse.SUPPRESS)
     parser.add_argument("--_mem-steps", type=int, default=20, help=argparse.SUPPRESS)
     parser.add_argument("--set", nargs="*", default=[], help=argparse.SUPPRESS)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     if args._mem:
-        memory_child(args._mem, args.set, args._mem_steps)
+        memory_child(args._mem, [*QUIET, *args.set], args._mem_steps)
         return
-
-    started = time.perf_counter()
-    steps = args.steps if args.steps is not None else (8 if args.quick else 200)
-    warmup = args.warmup if args.warmup is not None else (2 if args.quick else 20)
-    rounds = args.rounds if args.rounds is not None else (2 if args.quick else 10)
-    min_time = 0.02 if args.quick else 0.05  # seconds per probe sample
-    mem_steps = 5 if args.quick else 20
+    for key, quick, full in (
+        ("rounds", 2, 5), ("step_time", 0.3, 0.4), ("probe_time", 0.02, 0.05), ("warmup", 1, 2),
+        ("mem_steps", 5, 20), ("mem_repeats", 1, 2),
+    ):  # fmt: skip
+        if getattr(args, key, None) is None:
+            setattr(args, key, quick if args.quick else full)
 
     def log(text: str = "") -> None:
         if not args.json_only:
             print(text, flush=True)
 
-    cfg = load_config(PRESET)
-    numel = 1 * 28 * 28  # the bundled digits, flattened
-    g_widths = [cfg.model.z_dim, *cfg.model.g_hidden, numel]
-    d_widths = [numel, *cfg.model.d_hidden, 1]
-    k_over = k_task_overrides(cfg.model.g_hidden, cfg.model.d_hidden)
-    log(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {PRESET}: G {g_widths}")
-    log(f"D {d_widths}; {steps} timed steps per runner in {rounds} rounds, {warmup} warmup")
-
-    # 1. floor: the kernels are set up here and sampled once per timing round below
-    log("\nsetting up the matmul probes ...")
-    shapes = rate_shapes(args.quick, g_widths, d_widths)
-    mm_probe = mm_probes(shapes, min_time)
-    dnn_probe, dnn_how = onednn_probes(shapes, min_time)
-    seq_probe = matmul_sequence_probe(step_matmuls(256, g_widths, d_widths), min_time)
-    probes = [*mm_probe.values(), *(dnn_probe or {}).values(), seq_probe]
-    flops = {b: step_flops(b, g_widths, d_widths) for b in (64, 256)}
-
-    # 2–5. step times, interleaved
-    log("building the runners ...")
-    runners: dict[str, Callable[[], None]] = {
-        "plain": PlainLoop(g_widths, d_widths, 64).step,
-        "single": MtganRunner(PRESET, []).step,
-        "pertask_k10": MtganRunner("pertask", k_over).step,
-        "independent_k10": MtganRunner("independent", k_over).step,
-        "single_b256": MtganRunner(PRESET, ["train.batch_size=256"]).step,
-    }
-    options = option_overrides()
-    for name, how in options.items():
-        if isinstance(how, list):
-            try:
-                runners[name] = MtganRunner(PRESET, how).step
-            except Exception as e:  # an option that fails to build is a row of n/a
-                options[name] = f"failed to build: {_first_line(e)}"
-    log("timing (interleaved) ...")
-    optional = {name for name in runners if name in options}
-    timed, failed = time_interleaved(runners, steps, warmup, rounds, optional, probes, log)
-    options.update(failed)
-    ms = {name: r["median_s"] * 1e3 for name, r in timed.items()}
-    mm, dnn = gflops(mm_probe), (gflops(dnn_probe) if dnn_probe else None)
-    mm_gflops = statistics.median(mm.values())
-    dnn_gflops = statistics.median(dnn.values()) if dnn else None
-    mmseq_256 = seq_probe.seconds
-    floor_mm = {b: f / (mm_gflops * 1e9) for b, f in flops.items()}
-    floor_dnn = {b: f / (dnn_gflops * 1e9) for b, f in flops.items()} if dnn_gflops else None
-
-    # 6. memory
-    log("measuring memory in subprocesses ...")
-    mem = measure_memory(
-        {"single": (PRESET, []), "pertask_k10": ("pertask", k_over)},
-        mem_steps,
-        args.threads,
-        repeats=1 if args.quick else 3,
+    started = time.perf_counter()
+    with tempfile.TemporaryDirectory() as tmp:
+        result = measure(args, log, Path(tmp))
+    result.update(
+        torch=torch.__version__,
+        threads=torch.get_num_threads(),
+        device=args.device,
+        batch=args.batch,
+        rounds=args.rounds,
+        step_time_s=args.step_time,
+        warmup=args.warmup,
+        quick=args.quick,
+        skipped=args.skip,
+        runtime_s=time.perf_counter() - started,
     )
-    mem_single, mem_k10 = mem["single"], mem["pertask_k10"]
-    # mem_ratio_k10: the part of the K = 10 run's peak RSS above its own baseline (interpreter,
-    # torch, mtgan and the data set, resident before the trainer is built), divided by the same
-    # part of the single-task run plus the bytes of weights, Adam moments and EMA that the K = 10
-    # model holds beyond the single one:
-    #   (peak_k10 − base_k10) / ((peak_single − base_single) + (state_k10 − state_single))
-    # The target "peak RSS of the K = 10 run ≤ 1.5 × the single-task run plus the extra weights"
-    # read as 1.5 × (single + extra) is mem_ratio_k10 ≤ 1.5. Read as 1.5 × single + extra (the
-    # stricter reading: the extra weights are not multiplied), it is mem_excess_ratio_k10 ≤ 1.5,
-    #   ((peak_k10 − base_k10) − (state_k10 − state_single)) / (peak_single − base_single).
-    grown_single = mem_single["peak_bytes"] - mem_single["base_bytes"]
-    grown_k10 = mem_k10["peak_bytes"] - mem_k10["base_bytes"]
-    extra_state = mem_k10["state_bytes"] - mem_single["state_bytes"]
-    mem_ratio = grown_k10 / (grown_single + extra_state)
-    mem_excess_ratio = (grown_k10 - extra_state) / grown_single
-
-    result: dict[str, Any] = {
-        "single_vs_plain": ms["single"] / ms["plain"],
-        "k10_vs_single": ms["pertask_k10"] / ms["single"],
-        "floor_ratio_b256": ms["single_b256"] / 1e3 / floor_mm[256],
-        "mem_ratio_k10": mem_ratio,
-        "mem_excess_ratio_k10": mem_excess_ratio,
-        "floor_ratio_b256_onednn": (ms["single_b256"] / 1e3 / floor_dnn[256])
-        if floor_dnn
-        else None,
-        "floor_ratio_b256_mmseq": ms["single_b256"] / 1e3 / mmseq_256,
-        "independent_k10_vs_single": ms["independent_k10"] / ms["single"],
-        "k10_plain_vs_pertask": K * ms["plain"] / ms["pertask_k10"],
-        "k10_plain_vs_independent": K * ms["plain"] / ms["independent_k10"],
-        "mm_gflops": mm_gflops,
-        "onednn_gflops": dnn_gflops,
-        "onednn_note": dnn_how,
-        "mm_gflops_by_shape": mm,
-        "onednn_gflops_by_shape": dnn,
-        "step_flops_b64": flops[64],
-        "step_flops_b256": flops[256],
-        "floor_ms_b64": floor_mm[64] * 1e3,
-        "floor_ms_b256": floor_mm[256] * 1e3,
-        "floor_ms_b256_onednn": floor_dnn[256] * 1e3 if floor_dnn else None,
-        "mmseq_ms_b256": mmseq_256 * 1e3,
-        "step_ms": ms,
-        "step_ms_mean": {name: r["mean_s"] * 1e3 for name, r in timed.items()},
-        "memory": {"single": mem_single, "pertask_k10": mem_k10, "extra_state_bytes": extra_state},
-        "options": {name: (ms[name] / ms["single"] if name in ms else None) for name in options},
-        "options_note": {
-            n: (how if isinstance(how, str) else " ".join(how)) for n, how in options.items()
-        },
-        "torch": torch.__version__,
-        "threads": torch.get_num_threads(),
-        "steps": steps,
-        "warmup": warmup,
-        "rounds": rounds,
-        "quick": args.quick,
-    }
-    result["runtime_s"] = time.perf_counter() - started
-
-    # the table
-    mib = 2**20
-    log("\n== floor (float32, " + f"{torch.get_num_threads()} threads)")
-    log(f"{'shape M×K×N':>16s} {'torch.mm':>10s} {'oneDNN':>10s}   GFLOP/s")
-    for key in mm:
-        other = f"{dnn[key]:10.1f}" if dnn else f"{'n/a':>10s}"
-        log(f"{key:>16s} {mm[key]:10.1f} {other}")
-    dnn_text = f"{dnn_gflops:10.1f}" if dnn_gflops else f"{'n/a':>10s}"
-    log(f"{'median':>16s} {mm_gflops:10.1f} {dnn_text}")
-    if dnn is None:
-        log(f"oneDNN linear: n/a ({dnn_how})")
-    log("FLOPs of one step = B·(3g − g0 + 8d − 2d0), g/d = Σ 2·in·out over G's/D's layers")
-    log(
-        f"  {flops[64] / 64 / 1e6:.3f} MFLOP per sample: B=64 {flops[64] / 1e9:.3f} GFLOP, "
-        f"B=256 {flops[256] / 1e9:.3f} GFLOP"
-    )
-    dnn_floor = f"{floor_dnn[256] * 1e3:.1f} ms at oneDNN rate" if floor_dnn else "oneDNN n/a"
-    log(
-        f"  floor at B=256: {floor_mm[256] * 1e3:.1f} ms at torch.mm rate, {dnn_floor}, "
-        f"{mmseq_256 * 1e3:.1f} ms running the step's own matmuls"
-    )
-
-    log("\n== step time (median ms over timed steps)")
-    rows = [
-        ("plain loop, B=64", "plain"),
-        ("mtgan speed-mlp, B=64", "single"),
-        ("mtgan pertask K=10, B=64/task", "pertask_k10"),
-        ("mtgan independent K=10", "independent_k10"),
-        ("mtgan speed-mlp, B=256", "single_b256"),
-    ]
-    for label, key in rows:
-        log(f"  {label:32s} {ms[key]:8.1f}   (mean {result['step_ms_mean'][key]:.1f})")
-    log(f"  {'10 × plain loop':32s} {K * ms['plain']:8.1f}")
-    log(
-        f"  {'floor B=64 / B=256 (mm rate)':32s} {floor_mm[64] * 1e3:8.1f} / "
-        f"{floor_mm[256] * 1e3:.1f}"
-    )
-
-    log("\n== ratios")
-    log(f"  single_vs_plain          {result['single_vs_plain']:6.2f}  mtgan single / plain loop")
-    log(f"  k10_vs_single            {result['k10_vs_single']:6.2f}  pertask K=10 / single")
-    log(f"  independent / single     {result['independent_k10_vs_single']:6.2f}")
-    log(f"  10·plain / pertask       {result['k10_plain_vs_pertask']:6.2f}  (>1: mtgan K=10 wins)")
-    log(f"  10·plain / independent   {result['k10_plain_vs_independent']:6.2f}")
-    log(f"  floor_ratio_b256         {result['floor_ratio_b256']:6.2f}  B=256 step / mm floor")
-    if result["floor_ratio_b256_onednn"] is not None:
-        log(f"  floor_ratio_b256_onednn  {result['floor_ratio_b256_onednn']:6.2f}")
-    else:
-        log("  floor_ratio_b256_onednn     n/a")
-    log(f"  B=256 step / own matmuls {result['floor_ratio_b256_mmseq']:6.2f}")
-
-    log("\n== memory (fresh subprocess each, peak RSS)")
-    for name, m in (("single", mem_single), ("pertask K=10", mem_k10)):
-        log(
-            f"  {name:13s} base {m['base_bytes'] / mib:7.1f} MiB  peak {m['peak_bytes'] / mib:7.1f}"
-            f" MiB  grown {(m['peak_bytes'] - m['base_bytes']) / mib:6.1f} MiB  "
-            f"params {m['params']:,}  weights+Adam+EMA {m['state_bytes'] / mib:.1f} MiB"
-        )
-    log(
-        f"  mem_ratio_k10 = grown_k10 / (grown_single + extra state) = {grown_k10 / mib:.1f} / "
-        f"({grown_single / mib:.1f} + {extra_state / mib:.1f}) = {mem_ratio:.2f}  (target ≤ 1.5)"
-    )
-    log(
-        f"  mem_excess_ratio_k10 = (grown_k10 − extra state) / grown_single = "
-        f"{mem_excess_ratio:.2f}  (the stricter reading of the target)"
-    )
-    runs = {n: ", ".join(f"{g / mib:.1f}" for g in m["grown_runs_bytes"]) for n, m in mem.items()}
-    log(f"  grown in each run (MiB; the least is kept): {runs}")
-
-    log("\n== options (single-task step, relative to the plain mtgan step)")
-    for name, how in options.items():
-        if name in ms:
-            log(f"  {name:14s} {ms[name]:8.1f} ms  ({ms[name] / ms['single']:.2f}× single)")
-        else:
-            log(f"  {name:14s}      n/a  ({how})")
-    log(f"\ntotal runtime {result['runtime_s']:.0f} s")
+    report(result, log)
     print(json.dumps(result))
 
 
