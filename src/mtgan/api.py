@@ -8,7 +8,6 @@ images = run.sample(task=3, n=16)          # (16, 1, 28, 28) in [0, 1]
 
 from __future__ import annotations
 
-import json
 import sys
 import time
 from pathlib import Path
@@ -25,19 +24,11 @@ from mtgan.metrics.registry import default_metrics
 from mtgan.nets import MultiGAN
 from mtgan.nets.routing import share_per_generator, task_samples
 from mtgan.objectives.terms import build_terms
-from mtgan.training import (
-    RunDir,
-    Trainer,
-    default_run_dir,
-    latest_checkpoint,
-    load_checkpoint,
-    pick_device,
-)
+from mtgan.rundir import CONFIG, TASKS, RunDir, default_run_dir
+from mtgan.training import Trainer, latest_checkpoint, load_checkpoint, pick_device
 from mtgan.training.distributed import barrier, broadcast_object, init_distributed, shutdown
 from mtgan.training.ema import EMA
 from mtgan.training.phases import build_phases, describe_phases
-
-TASKS = "tasks.json"
 
 
 def describe(config: ExperimentConfig | str | Path | dict | None = None, overrides=None) -> str:
@@ -149,7 +140,7 @@ def _write_tasks(run_dir: RunDir, trainer: Trainer) -> None:
         "kind": trainer.data.kind,
         "num_classes": trainer.model.num_classes,
     }
-    (run_dir.path / TASKS).write_text(json.dumps(info, indent=1))
+    run_dir.write_tasks(info)
 
 
 class Run:
@@ -159,10 +150,9 @@ class Run:
         self.dir = RunDir(path)
         self.path = self.dir.path
         self.config = self.dir.load_config()
-        tasks = self.path / TASKS
-        if not tasks.exists():
+        info = self.dir.read_tasks()
+        if info is None:
             raise RunError(f"{self.path} has no {TASKS}; was it written by mtgan train?")
-        info = json.loads(tasks.read_text())
         self.task_names: list[str] = info["names"]
         self.shape: tuple[int, ...] = tuple(info["shape"])
         self.kind: str = info["kind"]
@@ -319,22 +309,22 @@ def report(
     """Write the HTML report of a run directory (or rebuild a bench directory's, with other
     targets if `goals` are given) and return its path: `RUN/report.html` unless `out` names
     another file."""
-    from mtgan.bench import report_bench_dir
+    from mtgan.bench import is_bench_dir, report_bench_dir
     from mtgan.report.history import load_result
     from mtgan.report.html import write_page
     from mtgan.report.pages import run_page
 
     path = Path(path)
-    if (path / "bench.json").exists():
+    if is_bench_dir(path):
         if out is not None:
             raise MtganError("a bench report is always written to BENCH_DIR/report.html")
         return report_bench_dir(path, goals)
     run_dir = RunDir(path)
-    if not run_dir.config_path.exists():
-        raise RunError(f"{path} is neither a run directory (no config.yaml) nor a bench directory")
-    names = json.loads((path / TASKS).read_text())["names"] if (path / TASKS).exists() else []
+    if not run_dir.is_run():
+        raise RunError(f"{path} is neither a run directory (no {CONFIG}) nor a bench directory")
+    names = (run_dir.read_tasks() or {}).get("names", [])
     result = load_result(path.name, run_dir.load_config().seed, path)
-    target = Path(out) if out is not None else path / "report.html"
+    target = Path(out) if out is not None else run_dir.report_path
     return write_page(target, run_page(result, run_dir.config_path.read_text(), names))
 
 

@@ -15,6 +15,9 @@ import sys
 from pathlib import Path
 
 from mtgan.errors import MtganError
+from mtgan.metrics.extractors import FEATURE_CHOICES
+from mtgan.metrics.registry import metric_names
+from mtgan.rundir import BenchDir
 from mtgan.training.distributed import USER_ERROR_EXIT, launched_by_torchrun
 
 
@@ -120,7 +123,7 @@ def cmd_report(ns: argparse.Namespace) -> int:
     from mtgan import api
 
     goals = _targets(ns.target)
-    if goals and not (Path(ns.run) / "bench.json").exists():
+    if goals and not BenchDir(ns.run).is_bench():
         raise MtganError("--target applies to a bench directory's table, not to a single run")
     print(f"wrote {api.report(ns.run, ns.out, goals)}")
     return 0
@@ -185,10 +188,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("run", help="run directory")
     p.add_argument(
         "--metrics",
-        help="comma-separated: fid,kid,prdc,modes,agreement,accuracy,stability "
+        help=f"comma-separated: {','.join(metric_names())} "
         "(default: eval.metrics of the run, else what fits its data)",
     )
-    p.add_argument("--features", choices=["auto", "digits", "inception", "raw"])
+    p.add_argument("--features", choices=FEATURE_CHOICES)
     p.add_argument("--n", type=int, help="generated samples per task (default: eval.n)")
     p.add_argument("--checkpoint", help="checkpoint step or name (default: latest)")
     p.set_defaults(func=cmd_eval)

@@ -230,7 +230,7 @@ class EvalConfig(Strict):
 
     metrics: list[str] = Field(default_factory=list, description="mtgan.metrics.registry names")
     every: int | None = Field(default=None, ge=1, description="null: only at the end")
-    features: Literal["auto", "digits", "inception", "raw"] = "auto"
+    features: str = Field(default="auto", description="mtgan.metrics.extractors names")
     n: int = Field(default=5000, ge=10, description="generated samples per task")
     k: int = Field(default=5, ge=1, description="neighbours for precision/recall/density/coverage")
     kid_subsets: int = Field(default=100, ge=1)
@@ -244,6 +244,13 @@ class EvalConfig(Strict):
         from mtgan.metrics.registry import check_names  # the registry imports this module
 
         return check_names(names)
+
+    @field_validator("features")
+    @classmethod
+    def _extractor(cls, name: str) -> str:
+        from mtgan.metrics.extractors import check_features  # it imports this module
+
+        return check_features(name)
 
 
 class ExperimentConfig(Strict):

@@ -28,6 +28,7 @@ from mtgan.config import (
     validate,
 )
 from mtgan.errors import ConfigError
+from mtgan.metrics.extractors import FEATURE_CHOICES
 from mtgan.metrics.registry import metric_names
 
 Path_ = tuple[str, ...]
@@ -175,6 +176,9 @@ def _share_spec_bad() -> st.SearchStrategy:
 _REF = st.builds(lambda net, i: f"{net}.{i}", st.sampled_from("gd"), st.integers(-3, 3))
 # Values the field types cannot express, for the fields a generic rule does not cover.
 SPECIAL: dict[Path_, st.SearchStrategy] = {
+    ("eval", "features"): st.one_of(
+        _not_choice(set(FEATURE_CHOICES)), st.integers(), ANY_LIST, ANY_DICT, st.none()
+    ),
     # Names checked against the metric registry, not a Literal in the annotation.
     ("eval", "metrics"): st.one_of(
         st.sampled_from(metric_names()),  # one name, not a list of names

@@ -9,6 +9,7 @@ from torch import Tensor, nn
 from mtgan.data.mnist import load_mnist5k
 from mtgan.errors import MtganError
 from mtgan.metrics import digits, features
+from mtgan.metrics.extractors import get_extractor
 from mtgan.metrics.features import (
     DigitClassifier,
     DigitFeatures,
@@ -16,7 +17,6 @@ from mtgan.metrics.features import (
     ModuleFeatures,
     RawFeatures,
     digit_classifier,
-    get_extractor,
 )
 from mtgan.metrics.inception import ENV, InceptionFeatures
 

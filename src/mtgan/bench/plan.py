@@ -1,9 +1,9 @@
 """What a bench runs: presets × seeds under one protocol (overrides, metrics, evaluation cadence).
 
-A bench directory holds `bench.json` (the protocol), `runs/<label>/seed<S>/` (ordinary run
-directories) and `logs/`. The protocol is fixed when the directory is first used: a later
-`mtgan bench` into it may add presets or seeds, but not change the overrides or the metrics,
-or the runs would not be comparable any more.
+A bench directory (its layout: `mtgan.rundir.BenchDir`) holds the protocol, ordinary run
+directories per preset and seed, and their logs. The protocol is fixed when the directory is
+first used: a later `mtgan bench` into it may add presets or seeds, but not change the
+overrides or the metrics, or the runs would not be comparable any more.
 """
 
 from __future__ import annotations
@@ -16,8 +16,8 @@ from mtgan.atomic import write_text_atomic
 from mtgan.config import ExperimentConfig, load_config
 from mtgan.errors import ConfigError
 from mtgan.metrics.registry import table_metrics
+from mtgan.rundir import BenchDir
 
-PROTOCOL = "bench.json"
 EVAL_POINTS = 10  # evaluations per run when --eval-every is not given: enough for a curve
 
 
@@ -75,7 +75,7 @@ def run_overrides(protocol: Protocol, seed: int, threads: int | None) -> list[st
 
 def plan_runs(out: Path, targets: list[str], seeds: list[int]) -> list[BenchRun]:
     return [
-        BenchRun(label_of(t), t, s, out / "runs" / label_of(t) / f"seed{s}")
+        BenchRun(label_of(t), t, s, BenchDir(out).run(label_of(t), s))
         for t in targets
         for s in seeds
     ]
@@ -84,7 +84,7 @@ def plan_runs(out: Path, targets: list[str], seeds: list[int]) -> list[BenchRun]
 def fix_protocol(out: Path, protocol: Protocol, labels: list[str]) -> None:
     """Record the protocol in a new bench directory, or check it against the recorded one;
     remember the presets in the order they were first benched (the tables keep it)."""
-    path = out / PROTOCOL
+    path = BenchDir(out).protocol
     known: list[str] = []
     if path.exists():
         saved = json.loads(path.read_text())
@@ -104,9 +104,13 @@ def fix_protocol(out: Path, protocol: Protocol, labels: list[str]) -> None:
 
 def read_protocol(out: Path) -> tuple[Protocol, list[str]]:
     """The recorded protocol and the presets benched so far, in order."""
-    path = out / PROTOCOL
+    path = BenchDir(out).protocol
     if not path.exists():
-        raise ConfigError(f"{out} is not a bench directory (no {PROTOCOL})")
+        raise ConfigError(f"{out} is not a bench directory (no {path.name})")
     saved = json.loads(path.read_text())
     presets = saved.pop("presets", [])
     return Protocol(**saved), presets
+
+
+def is_bench_dir(path: Path) -> bool:
+    return BenchDir(path).is_bench()

@@ -22,11 +22,9 @@ from tqdm import tqdm
 
 from mtgan.atomic import write_text_atomic
 from mtgan.bench.plan import BenchRun, Protocol, run_overrides
-from mtgan.config import load_config
 from mtgan.errors import MtganError
-from mtgan.training.rundir import RunDir
-
-WALL = "bench-wall.json"  # per run: seconds its training processes took, over all attempts
+from mtgan.rundir import BenchDir, RunDir
+from mtgan.training.checkpoint import has_checkpoint as has_pointer
 
 
 @dataclass
@@ -43,7 +41,7 @@ def finished(run: BenchRun) -> bool:
     if step is None:
         return False
     try:
-        return step == load_config(run.path / "config.yaml").train.steps
+        return step == RunDir(run.path).load_config().train.steps
     except MtganError:  # a missing or broken config: not a finished run
         return False
 
@@ -51,7 +49,7 @@ def finished(run: BenchRun) -> bool:
 def has_checkpoint(run: BenchRun) -> bool:
     # The pointer alone: whether the checkpoint it names is sound is for --resume to check
     # (and to explain in the run's log), not for the bench to crash over.
-    return (run.path / "checkpoints" / "latest").exists()
+    return has_pointer(RunDir(run.path).checkpoints)
 
 
 def train_command(run: BenchRun, protocol: Protocol, threads: int | None) -> list[str]:
@@ -65,7 +63,7 @@ def train_command(run: BenchRun, protocol: Protocol, threads: int | None) -> lis
 
 def wall_seconds(run: BenchRun) -> float:
     try:
-        return float(json.loads((run.path / WALL).read_text())["wall_s"])
+        return float(json.loads(RunDir(run.path).bench_wall.read_text())["wall_s"])
     except (OSError, ValueError, KeyError):
         return 0.0
 
@@ -86,7 +84,7 @@ def _execute(run: BenchRun, protocol: Protocol, threads: int | None, logs: Path)
         code = subprocess.call(cmd, stdout=f, stderr=subprocess.STDOUT)
     wall = before + time.perf_counter() - t0
     if run.path.exists():
-        write_text_atomic(run.path / WALL, json.dumps({"wall_s": wall}))
+        write_text_atomic(RunDir(run.path).bench_wall, json.dumps({"wall_s": wall}))
     ok = code == 0 and finished(run)
     return Outcome(run, "done" if ok else "failed", wall, log)
 
@@ -104,7 +102,7 @@ def execute(
     outcomes: dict[BenchRun, Outcome] = {}
     bar = tqdm(total=len(runs), desc="bench", disable=quiet, dynamic_ncols=True)
     with ThreadPoolExecutor(max(1, jobs)) as pool:
-        futures = {pool.submit(_execute, r, protocol, threads, out / "logs"): r for r in runs}
+        futures = {pool.submit(_execute, r, protocol, threads, BenchDir(out).logs): r for r in runs}
         for future in as_completed(futures):
             outcome = future.result()
             outcomes[outcome.run] = outcome

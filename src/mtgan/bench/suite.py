@@ -38,6 +38,7 @@ from mtgan.errors import MtganError, RunError
 from mtgan.report.history import RunResult, load_result, metric_keys
 from mtgan.report.html import write_page
 from mtgan.report.pages import bench_page
+from mtgan.rundir import BenchDir
 
 
 @dataclass
@@ -106,14 +107,15 @@ def write_outputs(
     rows = summarise(groups, keys, targets)
     notes = _notes(protocol, targets, not goals)
     markdown = markdown_table(rows, keys, targets)
-    write_text_atomic(out / "summary.md", markdown + "\n" + "\n".join(f"- {n}" for n in notes))
-    write_text_atomic(out / "summary.csv", summary_csv(rows, keys, targets))
-    write_text_atomic(out / "runs.csv", runs_csv(groups, keys))
+    bench = BenchDir(out)
+    write_text_atomic(bench.summary_md, markdown + "\n" + "\n".join(f"- {n}" for n in notes))
+    write_text_atomic(bench.summary_csv, summary_csv(rows, keys, targets))
+    write_text_atomic(bench.runs_csv, runs_csv(groups, keys))
     cells = [table_cells(r, keys, targets) for r in rows]
     subtitle = f"{out} · {len(runs)} runs · {note}".rstrip(" ·")
     columns = table_columns(keys, targets)
-    page = bench_page(groups, columns, cells, keys, notes, subtitle, out / "figures")
-    write_page(out / "report.html", page)
+    page = bench_page(groups, columns, cells, keys, notes, subtitle, bench.figures)
+    write_page(bench.report, page)
     return markdown
 
 
@@ -143,16 +145,17 @@ def report_bench_dir(out: Path, goals: dict[str, float] | None = None) -> Path:
     """Rebuild the table and report of a bench directory from its finished runs (with other
     targets when `goals` are given)."""
     protocol, presets = read_protocol(out)
-    found = sorted(p.name for p in (out / "runs").glob("*") if p.is_dir())
+    bench = BenchDir(out)
+    found = bench.labels()
     runs = []
     for label in [*presets, *(f for f in found if f not in presets)]:
-        preset_dir = out / "runs" / label
+        preset_dir = bench.runs / label
         seeds = sorted(int(d.name[4:]) for d in preset_dir.glob("seed*") if d.name[4:].isdigit())
         for seed in seeds:
-            run = BenchRun(label, label, seed, preset_dir / f"seed{seed}")
+            run = BenchRun(label, label, seed, bench.run(label, seed))
             if finished(run):
                 runs.append(run)
     if not runs:
         raise RunError(f"{out}: no finished runs to report")
     write_outputs(out, runs, protocol, goals)
-    return out / "report.html"
+    return bench.report

@@ -6,13 +6,13 @@ file of its own under `mtgan.metrics.catalog`; run-level evaluation lives in
 
 from mtgan.metrics import catalog  # noqa: F401  (registers the metrics)
 from mtgan.metrics.agreement import pixel_agreement
+from mtgan.metrics.extractors import get_extractor
 from mtgan.metrics.features import (
     DigitFeatures,
     FeatureExtractor,
     ModuleFeatures,
     RawFeatures,
     digit_classifier,
-    get_extractor,
 )
 from mtgan.metrics.fid import feature_stats, fid, fid_from_stats, kid
 from mtgan.metrics.modes2d import mode_stats, mode_stats_for

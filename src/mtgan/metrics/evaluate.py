@@ -20,7 +20,8 @@ from mtgan.data import TaskSet
 from mtgan.data.toy2d import MIXTURES
 from mtgan.errors import ConfigError
 from mtgan.metrics.digits import DigitClassifier
-from mtgan.metrics.features import DigitFeatures, FeatureExtractor, cache_dir, get_extractor
+from mtgan.metrics.extractors import AUTO, get_extractor
+from mtgan.metrics.features import DigitFeatures, FeatureExtractor, cache_dir
 from mtgan.metrics.registry import METRICS, check_names
 from mtgan.nets.routing import share_per_generator, task_samples
 
@@ -150,7 +151,7 @@ class EvalContext:
         if self._extractor is not None:
             return self._extractor.name
         name = self.config.features
-        if name != "auto":
+        if name != AUTO:
             return name
         if self.data.kind == "points":
             return "raw"

@@ -4,18 +4,16 @@ An extractor maps samples to feature vectors (N, D) in batches, without gradient
 float32 on the CPU. Its `name` identifies the features (including the weights behind them), so
 cached statistics of real data are keyed by it. Extractors: "digits" (penultimate layer of a
 LeNet-sized classifier trained once on the bundled digits and cached on disk), "raw" (flattened
-input), "inception" (FID Inception-v3 from a local file, see `mtgan.metrics.inception`) and
-`ModuleFeatures` for any torch module.
+input), "inception" (FID Inception-v3 from a local file, in `mtgan.metrics.inception`) and
+`ModuleFeatures` for any torch module; `mtgan.metrics.extractors` finds them by name.
 """
 
 from __future__ import annotations
 
 import copy
 import hashlib
-import inspect
 import re
 import warnings
-from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -24,8 +22,6 @@ from torch import Tensor, nn
 from mtgan.errors import FeatureError
 from mtgan.metrics.cache import cache_dir
 from mtgan.metrics.digits import DigitClassifier, digit_classifier
-
-EXTRACTORS = ("digits", "inception", "raw")
 
 __all__ = [
     "DigitClassifier",
@@ -36,7 +32,6 @@ __all__ = [
     "RawFeatures",
     "cache_dir",
     "digit_classifier",
-    "get_extractor",
 ]
 
 
@@ -159,23 +154,3 @@ class ModuleFeatures(FeatureExtractor):
 
     def _extract(self, batch: Tensor) -> Tensor:
         return self.module(batch)
-
-
-def get_extractor(name: str, **options: Any) -> FeatureExtractor:
-    """The extractor called `name` ("digits", "inception" or "raw"), built with `options`
-    (e.g. device, batch_size, weights_path for inception)."""
-    if name not in EXTRACTORS:
-        raise FeatureError(f"unknown feature extractor {name!r}; choose from {list(EXTRACTORS)}")
-    if name == "inception":
-        from mtgan.metrics.inception import InceptionFeatures  # imports this module: import late
-
-        cls: type[FeatureExtractor] = InceptionFeatures
-    else:
-        cls = DigitFeatures if name == "digits" else RawFeatures
-    accepted = [p for p in inspect.signature(cls.__init__).parameters if p != "self"]
-    unknown = sorted(set(options) - set(accepted))
-    if unknown:
-        raise FeatureError(
-            f"unknown option(s) {unknown} for {name} features; choose from {accepted}"
-        )
-    return cls(**options)

@@ -25,6 +25,7 @@ from PIL.PngImagePlugin import PngInfo
 from torch import Tensor
 
 from mtgan.atomic import write_atomic
+from mtgan.rundir import grid_name
 
 OVERVIEW_PER_TASK = 10  # samples per task (one row each) in the step-*-all.png image overview
 
@@ -184,9 +185,8 @@ def save_task_grids(
     if modes is not None and len(modes) != k_tasks:
         raise ValueError(f"got modes for {len(modes)} tasks, expected {k_tasks}")
     out = Path(out_dir)
-    stem = f"step-{step:07d}"
-    task_paths = [out / f"{stem}-task{k:02d}.png" for k in range(k_tasks)]
-    overview = out / f"{stem}-all.png"
+    task_paths = [out / grid_name(step, k) for k in range(k_tasks)]
+    overview = out / grid_name(step)
 
     if kind == "image":
         if samples.dim() != 5:

@@ -3,13 +3,12 @@ evaluation, each metric's curve over the evaluations, the training records and t
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from mtgan.training.rundir import RunDir
+from mtgan.rundir import RunDir
 
 _META = frozenset({"step", "ema", "features", "n", "kid_std"})
 # Stability statistics shown in the table (from the `stability` metric), and their headers.
@@ -78,8 +77,7 @@ class RunResult:
 def load_result(label: str, seed: int, path: Path, wall_s: float = 0.0) -> RunResult:
     """Read a run directory; `final` is empty when it has no final evaluation (yet)."""
     run = RunDir(path)
-    eval_path = path / "eval.json"
-    final = json.loads(eval_path.read_text()) if eval_path.exists() else {}
+    final = run.read_eval()
     curves: dict[str, list[tuple[int, float]]] = {}
     train, seconds_at = [], {}
     for record in run.read_metrics():

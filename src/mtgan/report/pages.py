@@ -12,16 +12,9 @@ from mtgan.atomic import write_atomic
 from mtgan.report import html
 from mtgan.report.curves import GRAD_KEYS, LOSS_KEYS, eval_series, plot_panels, train_series
 from mtgan.report.history import STABILITY_COLUMNS, RunResult, format_number, metric_keys
+from mtgan.rundir import CONFIG, RunDir
 
-_SAMPLE = re.compile(r"step-(\d+)-all\.png$")
 _TERM = re.compile(r"^[a-z]+/[a-z_]+$")  # a phase's total or per-term mean: "g/classes"
-
-
-def sample_overviews(run: Path) -> list[tuple[int, Path]]:
-    """(step, path) of every all-tasks sample overview the run wrote, by step."""
-    found = [(int(m.group(1)), p) for p in (run / "samples").glob("step-*-all.png")
-             if (m := _SAMPLE.search(p.name))]  # fmt: skip
-    return sorted(found)
 
 
 def _curve_sections(
@@ -74,7 +67,7 @@ def run_page(result: RunResult, config_text: str, task_names: Sequence[str]) -> 
     else:
         sections.append(html.Section("Final evaluation", html.paragraph("No eval.json yet.")))
     sections += _curve_sections({result.label: [result]}, keys)
-    overviews = sample_overviews(result.path)
+    overviews = RunDir(result.path).sample_overviews()
     if overviews:
         # The first, a middle and the last sample overview: how the samples developed.
         picks = sorted({0, len(overviews) // 2, len(overviews) - 1})
@@ -82,7 +75,7 @@ def run_page(result: RunResult, config_text: str, task_names: Sequence[str]) -> 
             html.image_file(overviews[i][1], f"step {overviews[i][0]}", width=420) for i in picks
         )
         sections.append(html.Section("Samples (fixed noise, one row per task)", figures))
-    sections.append(html.Section("Configuration", html.preformatted(config_text, "config.yaml")))
+    sections.append(html.Section("Configuration", html.preformatted(config_text, CONFIG)))
     subtitle = f"{result.path} · {result.steps} steps"
     if math.isfinite(result.train_seconds):
         subtitle += f" · {result.train_seconds:.0f} s in training steps"
@@ -105,7 +98,7 @@ def bench_page(
     sections += _curve_sections(groups, keys, figures)
     samples = []
     for label, results in groups.items():
-        overviews = sample_overviews(results[0].path)
+        overviews = RunDir(results[0].path).sample_overviews()
         if overviews:
             step, path = overviews[-1]
             caption = f"{label} · seed {results[0].seed} · step {step}"

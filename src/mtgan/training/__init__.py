@@ -1,7 +1,7 @@
 """Training: the phase loop, EMA, checkpoints and the run directory."""
 
+from mtgan.rundir import RunDir, default_run_dir  # re-exported: the run directory's layout
 from mtgan.training.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
-from mtgan.training.rundir import RunDir, default_run_dir
 from mtgan.training.trainer import Trainer, pick_device
 
 __all__ = [

@@ -24,6 +24,7 @@ from mtgan.training import faults
 
 WEIGHTS = "weights.safetensors"
 STATE = "state.pt"
+LATEST = "latest"  # names the newest complete checkpoint
 
 
 def save_checkpoint(
@@ -49,11 +50,11 @@ def save_checkpoint(
         if final.exists():
             shutil.rmtree(final)
         os.replace(tmp, final)
-        write_text_atomic(root / "latest", name + "\n")
+        write_text_atomic(root / LATEST, name + "\n")
         fsync_path(root)  # the renames themselves are durable only once the directory is
     except (OSError, SafetensorError) as e:  # safetensors reports I/O errors as its own type
         shutil.rmtree(tmp, ignore_errors=True)
-        previous = (root / "latest").read_text().strip() if (root / "latest").exists() else None
+        previous = (root / LATEST).read_text().strip() if has_checkpoint(root) else None
         kept = f"the last complete checkpoint, {previous}, is intact" if previous else "none kept"
         raise RunError(
             f"cannot write checkpoint {root / name}: {getattr(e, 'strerror', None) or e}; {kept}. "
@@ -70,9 +71,14 @@ def _prune(root: Path, keep: int, protect: str) -> None:
             shutil.rmtree(old, ignore_errors=True)
 
 
+def has_checkpoint(root: Path) -> bool:
+    """Whether a checkpoint was completed (the pointer alone; `latest_checkpoint` checks it)."""
+    return (root / LATEST).exists()
+
+
 def latest_checkpoint(root: Path) -> Path | None:
     """The directory `latest` names, or None if no checkpoint was completed."""
-    pointer = root / "latest"
+    pointer = root / LATEST
     if not pointer.exists():
         return None
     path = root / pointer.read_text().strip()

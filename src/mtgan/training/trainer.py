@@ -25,6 +25,7 @@ from mtgan.nets import MultiGAN
 from mtgan.nets.routing import share_per_generator
 from mtgan.objectives.terms import build_terms
 from mtgan.report import save_task_grids
+from mtgan.rundir import RunDir
 from mtgan.training import faults
 from mtgan.training.allocator import keep_heap
 from mtgan.training.checkpoint import (
@@ -47,7 +48,7 @@ from mtgan.training.distributed import (
 from mtgan.training.ema import EMA
 from mtgan.training.phases import Phase, build_phases
 from mtgan.training.precision import decide, forward_probe
-from mtgan.training.rundir import RunDir, TensorBoard
+from mtgan.training.tensorboard import TensorBoard
 
 
 def pick_device(name: str) -> torch.device:
@@ -357,7 +358,7 @@ class Trainer:
             run.write_precision(
                 {"asked": cfg.precision, "precision": verdict.precision, "reason": verdict.reason}
             )
-        board = TensorBoard(run.path, cfg.tensorboard and main)
+        board = TensorBoard(run.tensorboard, cfg.tensorboard and main)
         start, t0 = self.step, time.perf_counter()
         bar = tqdm(
             total=cfg.steps,
