@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import sys
 import time
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -146,6 +147,10 @@ def _write_tasks(run_dir: RunDir, trainer: Trainer) -> None:
 class Run:
     """A run directory opened for reading: config, metrics, checkpoints, sampling, evaluation."""
 
+    # Noise vectors per generator that `sample_chunks` draws at once: it bounds memory, and a
+    # request of at most this many per generator gets exactly `sample`'s noise.
+    noise_block = 10_000
+
     def __init__(self, path: str | Path, checkpoint: str | int | None = None):
         self.dir = RunDir(path)
         self.path = self.dir.path
@@ -237,18 +242,97 @@ class Run:
         k = self.task_index(task)
         self._load()
         assert self._model is not None
-        tasks, classes = self._model.generator_tasks, self._model.num_classes
+        self._check_label(label)
+        tasks = self._model.generator_tasks
+        gen = torch.Generator().manual_seed(seed)
+        shape = (self._model.num_generators, share_per_generator(n, tasks), self._model.z_dim)
+        labels = None if label is None else torch.full(shape[:2], label)
+        samples = self.generate(torch.randn(shape, generator=gen), use_ema, labels)
+        return task_samples(samples, tasks, k, n)
+
+    def sample_batches(
+        self,
+        task: int | str = 0,
+        n: int = 64,
+        seed: int = 0,
+        batch: int = 500,
+        use_ema: bool = True,
+        label: int | None = None,
+    ) -> Iterator[Tensor]:
+        """n samples of one task, at most `batch` at a time: images (b, C, H, W) in [0, 1], or
+        points (b, 2). The noise stream of `sample_chunks`: the samples do not depend on `batch`."""
+        chunks = self.sample_chunks([task], n, seed, batch, use_ema, label)
+        return (samples[0] for samples, _ in chunks)
+
+    def sample_chunks(
+        self,
+        tasks: Sequence[int | str] | None = None,
+        n: int = 64,
+        seed: int = 0,
+        batch: int = 500,
+        use_ema: bool = True,
+        label: int | None = None,
+    ) -> Iterator[tuple[Tensor, Tensor | None]]:
+        """n samples of each of `tasks` (default: every task), at most `batch` per task at a time:
+        (samples (T, b, *shape) as `sample` gives them, classes (T, b) that a conditional model
+        was asked for, else None). One pass of the generators serves every task.
+
+        One generator seeded with `seed` draws the noise in blocks of `noise_block` vectors per
+        generator, whatever `batch` is, so the samples do not depend on `batch` and memory holds
+        one block and one chunk. Up to `noise_block` samples per generator, the noise (and so
+        the samples) is `sample`'s; with seed=config.seed and n=eval.n, what `evaluate` scores.
+        Bad arguments raise here, before the first chunk.
+        """
+        ks = (
+            list(range(len(self.task_names)))
+            if tasks is None
+            else [self.task_index(t) for t in tasks]
+        )
+        if n < 1 or batch < 1:
+            raise RunError(f"need n >= 1 and batch >= 1 samples, got n={n}, batch={batch}")
+        self._load()
+        self._check_label(label)
+        return self._chunks(ks, n, seed, batch, use_ema, label)
+
+    def _chunks(
+        self, ks: list[int], n: int, seed: int, batch: int, use_ema: bool, label: int | None
+    ) -> Iterator[tuple[Tensor, Tensor | None]]:
+        model = self._model
+        assert model is not None
+        gen_tasks, classes = model.generator_tasks, model.num_classes
+        owners = max(gen_tasks.count(t) for t in set(gen_tasks))  # generators per task
+        m = share_per_generator(n, gen_tasks)
+        block, step = min(m, self.noise_block), max(1, batch // owners)
+        gen = torch.Generator().manual_seed(seed)
+        for start in range(0, m, block):
+            shape = (model.num_generators, min(block, m - start), model.z_dim)
+            z = torch.randn(shape, generator=gen)
+            for i in range(0, shape[1], step):
+                first = start + i
+                chunk = z[:, i : i + step]
+                labels = None
+                if classes:
+                    index = torch.arange(first, first + chunk.shape[1])
+                    wanted = index % classes if label is None else torch.full_like(index, label)
+                    labels = wanted.expand(model.num_generators, -1)
+                out = self.generate(chunk, use_ema, labels)
+                take = min(chunk.shape[1] * owners, n - first * owners)
+                samples = torch.stack([task_samples(out, gen_tasks, k, take) for k in ks])
+                if labels is None:
+                    yield samples, None
+                else:
+                    picked = [task_samples(labels, gen_tasks, k, take) for k in ks]
+                    yield samples, torch.stack(picked)
+
+    def _check_label(self, label: int | None) -> None:
+        assert self._model is not None
+        classes = self._model.num_classes
         if label is not None and not 0 <= label < classes:
             raise RunError(
                 f"label {label}: this run's generators are not conditional"
                 if not classes
                 else f"label {label} does not exist; this run has classes 0..{classes - 1}"
             )
-        gen = torch.Generator().manual_seed(seed)
-        shape = (self._model.num_generators, share_per_generator(n, tasks), self._model.z_dim)
-        labels = None if label is None else torch.full(shape[:2], label)
-        samples = self.generate(torch.randn(shape, generator=gen), use_ema, labels)
-        return task_samples(samples, tasks, k, n)
 
     def evaluate(
         self,

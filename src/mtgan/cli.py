@@ -1,7 +1,7 @@
 """The `mtgan` command line: a thin layer over mtgan.api.
 
 mtgan train [PRESET|CONFIG.yaml] [key=value ...] [--out DIR] [--resume RUN_DIR]
-mtgan sample RUN_DIR --task T --n N --out FILE.png|FILE.npz
+mtgan sample RUN_DIR [--task T|all] --n N --out FILE.png|FILE.npz|DIR/
 mtgan describe [PRESET|CONFIG.yaml] [key=value ...]
 mtgan bench PRESET... [key=value ...] [--seeds N] [--jobs N] [--out DIR]
 mtgan report RUN_DIR|BENCH_DIR [--out FILE.html]
@@ -57,22 +57,39 @@ def _launch_torchrun(ns: argparse.Namespace) -> int:
 
 def cmd_sample(ns: argparse.Namespace) -> int:
     from mtgan import api
-    from mtgan.report import save_image_grid, save_npz, save_points_plot
+    from mtgan.report import export_kind, export_samples, save_image_grid, save_points_plot
 
+    kind = export_kind(ns.out)  # a bad --out fails before the run is loaded
+    every = ns.task == "all" or (ns.task is None and kind == "dir")
+    if every and kind == "png":
+        raise MtganError("--task all: a .png is one task's grid; use --out DIR/ or FILE.npz")
+    task = "0" if ns.task is None else ns.task
     run = api.Run(ns.run)
-    samples = run.sample(ns.task, ns.n, seed=ns.seed, use_ema=not ns.no_ema, label=ns.label)
     out = Path(ns.out)
-    if out.suffix == ".npz":
-        save_npz(samples, out)
-    elif out.suffix == ".png":
+    if kind == "png":
+        samples = run.sample(task, ns.n, seed=ns.seed, use_ema=not ns.no_ema, label=ns.label)
         out.parent.mkdir(parents=True, exist_ok=True)
         if run.kind == "points":
-            save_points_plot(samples, out, title=run.task_names[run.task_index(ns.task)])
+            save_points_plot(samples, out, title=run.task_names[run.task_index(task)])
         else:
             save_image_grid(samples, out)
-    else:
-        raise MtganError(f"--out {out}: use a .png (grid) or .npz (arrays) file name")
-    print(f"wrote {ns.n} samples of task {ns.task} to {out}")
+        print(f"wrote {ns.n} samples of task {task} to {out}")
+        return 0
+    export_samples(
+        run,
+        out,
+        None if every else [task],
+        ns.n,
+        seed=ns.seed,
+        batch=ns.batch,
+        use_ema=not ns.no_ema,
+        label=ns.label,
+        force=ns.force,
+        progress=not ns.quiet and sys.stderr.isatty(),
+    )
+    which = f"each of {len(run.task_names)} tasks" if every else f"task {task}"
+    where = f"{out}/ (one folder per task)" if kind == "dir" else str(out)
+    print(f"wrote {ns.n} samples of {which} to {where}")
     return 0
 
 
@@ -172,11 +189,26 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.set_defaults(func=cmd_train)
 
-    p = sub.add_parser("sample", help="write samples of a trained run (PNG grid or .npz)")
+    p = sub.add_parser(
+        "sample", help="write samples of a trained run (PNG grid, .npz, or PNG files for FID tools)"
+    )
     p.add_argument("run", help="run directory")
-    p.add_argument("--task", default="0", help="task index or name (default 0)")
-    p.add_argument("--n", type=int, default=64, help="number of samples (default 64)")
-    p.add_argument("--out", required=True, help="output file: .png or .npz")
+    p.add_argument(
+        "--task",
+        help="task index or name, or `all` (default: all for DIR/, else 0)",
+    )
+    p.add_argument("--n", type=int, default=64, help="samples per task (default 64)")
+    p.add_argument(
+        "--out",
+        required=True,
+        help="FILE.png: a grid; FILE.npz: uint8 x (N, H, W, C) [y: classes]; "
+        "DIR/: uint8 PNGs, DIR/<task>/000000.png",
+    )
+    p.add_argument(
+        "--batch", type=int, default=500, help="samples per task generated at a time (default 500)"
+    )
+    p.add_argument("--force", action="store_true", help="replace an earlier export in DIR/")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument("--seed", type=int, default=0, help="noise seed (default 0)")
     p.add_argument("--no-ema", action="store_true", help="use the raw generator, not its EMA")
     p.add_argument(
