@@ -27,6 +27,7 @@ from mtgan.nets.routing import share_per_generator, task_samples
 from mtgan.objectives.terms import build_terms
 from mtgan.rundir import CONFIG, TASKS, RunDir, default_run_dir
 from mtgan.training import Trainer, latest_checkpoint, load_checkpoint, pick_device
+from mtgan.training.checkpoint import BEST, LATEST, named_checkpoint
 from mtgan.training.distributed import barrier, broadcast_object, init_distributed, shutdown
 from mtgan.training.ema import EMA
 from mtgan.training.phases import build_phases, describe_phases
@@ -166,6 +167,7 @@ class Run:
         self._model: MultiGAN | None = None
         self._ema: EMA | None = None
         self._step: int | None = None
+        self.eval_written: Path | None = None  # where `evaluate` last wrote its result
 
     def __repr__(self) -> str:
         return f"Run({str(self.path)!r}, tasks={len(self.task_names)}, step={self.step})"
@@ -187,6 +189,12 @@ class Run:
                 raise RunError(f"{self.path} has no checkpoint yet")
             return path
         name = self.checkpoint
+        if name in (LATEST, BEST):
+            path = named_checkpoint(self.dir.checkpoints, str(name))
+            if path is None:
+                why = "; it is kept by runs with train.until" if name == BEST else ""
+                raise RunError(f"{self.path} has no {name} checkpoint{why}")
+            return path
         if isinstance(name, int) or str(name).isdigit():
             name = f"step-{int(name):07d}"
         path = self.dir.checkpoints / str(name)
@@ -343,7 +351,8 @@ class Run:
         extractor: Any = None,
     ) -> dict[str, Any]:
         """Evaluate the loaded checkpoint (the EMA generators when the run has them) and, with
-        `write`, save the result as eval.json in the run directory. Needs the training data.
+        `write`, save the result in the run directory: eval.json for the latest checkpoint (the
+        training's stop record kept), eval-<checkpoint>.json for another. Needs the training data.
 
         `extractor`: your own features for FID/KID/PRDC, e.g.
         `mtgan.metrics.ModuleFeatures(my_module, "my-features")`."""
@@ -383,7 +392,7 @@ class Run:
             **evaluate(ctx, names),
         }
         if write:
-            self.dir.write_eval(result)
+            self.eval_written = self.dir.write_eval(result, checkpoint=self.checkpoint)
         return result
 
 

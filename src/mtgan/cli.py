@@ -64,7 +64,7 @@ def cmd_sample(ns: argparse.Namespace) -> int:
     if every and kind == "png":
         raise MtganError("--task all: a .png is one task's grid; use --out DIR/ or FILE.npz")
     task = "0" if ns.task is None else ns.task
-    run = api.Run(ns.run)
+    run = api.Run(ns.run, checkpoint=ns.checkpoint)
     out = Path(ns.out)
     if kind == "png":
         samples = run.sample(task, ns.n, seed=ns.seed, use_ema=not ns.no_ema, label=ns.label)
@@ -102,7 +102,7 @@ def cmd_eval(ns: argparse.Namespace) -> int:
     metrics = [m.strip() for m in ns.metrics.split(",") if m.strip()] if ns.metrics else None
     result = run.evaluate(metrics, features=ns.features, n=ns.n)
     print(json.dumps({k: v for k, v in result.items() if "/task" not in k}, indent=1))
-    print(f"wrote {run.path / 'eval.json'} (per-task values included)", file=sys.stderr)
+    print(f"wrote {run.eval_written} (per-task values included)", file=sys.stderr)
     return 0
 
 
@@ -173,6 +173,9 @@ def cmd_presets(ns: argparse.Namespace) -> int:
     return 0
 
 
+CHECKPOINT_HELP = "a step, `latest` (the default) or `best` (runs with train.until)"
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="mtgan", description="Multi-task GANs with shared layers, trained together."
@@ -214,6 +217,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--label", type=int, default=None, help="conditional runs (acgan): only this class"
     )
+    p.add_argument("--checkpoint", help=CHECKPOINT_HELP)
     p.set_defaults(func=cmd_sample)
 
     p = sub.add_parser("eval", help="evaluate a run's latest (or a given) checkpoint → eval.json")
@@ -225,7 +229,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--features", choices=FEATURE_CHOICES)
     p.add_argument("--n", type=int, help="generated samples per task (default: eval.n)")
-    p.add_argument("--checkpoint", help="checkpoint step or name (default: latest)")
+    p.add_argument("--checkpoint", help=CHECKPOINT_HELP)
     p.set_defaults(func=cmd_eval)
 
     p = sub.add_parser("bench", help="train presets × seeds alike; table and HTML report")

@@ -187,10 +187,34 @@ class BalanceConfig(Strict):
     g_options: dict[str, Any] = Field(default_factory=dict)
 
 
+class UntilConfig(Strict):
+    """Stop before `train.steps` once `metric` has stopped improving: `patience` evaluations
+    (eval.every) in a row without a gain larger than `min_delta`; or, with `diverge`, as soon as
+    it is that factor worse than its best. The best checkpoint is kept as `checkpoints/best`."""
+
+    metric: str = Field(description="a reported value: fid, fid_pooled, fid/task3, modes, ...")
+    patience: int = Field(default=5, ge=1, description="evaluations without improvement")
+    min_delta: float = Field(default=0.0, ge=0, description="the least change that counts")
+    diverge: float | None = Field(default=None, gt=1, description="stop when this factor worse")
+
+    @field_validator("metric")
+    @classmethod
+    def _tracked(cls, key: str) -> str:
+        from mtgan.metrics.registry import direction, metric_of  # it imports this module
+
+        if metric_of(key) is None or direction(key) is None:
+            raise ValueError(
+                f"{key!r} is not a value with a better side that a metric reports (e.g. fid, "
+                "fid_pooled, fid/task0, kid, modes, accuracy, agreement, precision)"
+            )
+        return key
+
+
 class TrainConfig(Strict):
     """The phase loop, optimisation and run-directory output."""
 
-    steps: int = Field(default=2000, ge=1)
+    steps: int = Field(default=2000, ge=1, description="the cap when `until` is set")
+    until: UntilConfig | None = None
     batch_size: int = Field(default=64, ge=1, description="per task")
     lr_g: float = Field(default=2e-4, gt=0)
     lr_d: float = Field(default=2e-4, gt=0)
@@ -264,6 +288,23 @@ class ExperimentConfig(Strict):
     balance: BalanceConfig = Field(default_factory=BalanceConfig)
     train: TrainConfig = Field(default_factory=TrainConfig)
     eval: EvalConfig = Field(default_factory=EvalConfig)
+
+    @model_validator(mode="after")
+    def _until_is_evaluated(self) -> ExperimentConfig:
+        until = self.train.until
+        if until is None:
+            return self
+        from mtgan.metrics.registry import metric_of
+
+        name = metric_of(until.metric)
+        if name not in self.eval.metrics:
+            raise ValueError(
+                f"train.until.metric={until.metric} is reported by the metric {name}, which is "
+                f"not in eval.metrics={self.eval.metrics}; add it there"
+            )
+        if self.eval.every is None:
+            raise ValueError("train.until needs evaluations during training: set eval.every")
+        return self
 
     @model_validator(mode="after")
     def _dcgan_needs_square_images(self) -> ExperimentConfig:
@@ -399,6 +440,8 @@ def format_validation_error(error: ValidationError) -> str:
         elif errs[0]["type"] == "value_error":
             text = errs[0]["msg"].removeprefix("Value error, ")
             lines.append(f"{field}: {text}" if loc else text)
+        elif errs[0]["type"] == "missing":
+            lines.append(f"{field}: required, and not given")
         else:
             got = _short(errs[0]["input"])
             lines.append(f"{field}: {got} is not allowed; expected {_expected(errs[0])}")

@@ -3,7 +3,7 @@
 RUN/config.yaml          the resolved config (what --resume continues)
 RUN/tasks.json           task names and kinds, for sampling without the data
 RUN/metrics.jsonl        one record per logged step, evaluation and event
-RUN/eval.json            the last final evaluation
+RUN/eval.json            the last final evaluation (eval-best.json: `mtgan eval --checkpoint best`)
 RUN/precision.json       what train.precision resolved to, and why
 RUN/samples/step-0001000-task03.png, step-0001000-all.png
 RUN/checkpoints/         owned by mtgan.training.checkpoint (step-N/, latest, best)
@@ -123,9 +123,18 @@ class RunDir:
                 continue
         return records
 
-    def write_eval(self, result: dict[str, Any]) -> None:
-        """eval.json: the last evaluation of this run (written whole, then renamed)."""
-        write_text_atomic(self.eval_path, json.dumps(result, indent=1))
+    def write_eval(self, result: dict[str, Any], checkpoint: str | int | None = None) -> Path:
+        """eval.json: the last evaluation of this run (written whole, then renamed), keeping
+        the stop record training left for that step; another checkpoint's evaluation (`best`,
+        a step) goes to eval-<checkpoint>.json beside it. Returns the file written."""
+        if checkpoint not in (None, "latest"):
+            path = self.path / f"eval-{checkpoint}.json"
+        else:
+            path, earlier = self.eval_path, self.read_eval()
+            if "stop" in earlier and earlier.get("step") == result.get("step"):
+                result = {**result, "stop": earlier["stop"]}
+        write_text_atomic(path, json.dumps(result, indent=1))
+        return path
 
     def read_eval(self) -> dict[str, Any]:
         """The last final evaluation, {} when there is none."""

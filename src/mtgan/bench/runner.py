@@ -36,12 +36,16 @@ class Outcome:
 
 
 def finished(run: BenchRun) -> bool:
-    """True when the run's final evaluation was written (eval.json at train.steps)."""
-    step = RunDir(run.path).eval_step()
+    """True when the run's final evaluation was written (eval.json at train.steps, or where
+    train.until stopped it)."""
+    run_dir = RunDir(run.path)
+    step = run_dir.eval_step()
     if step is None:
         return False
+    if run_dir.read_eval().get("stop", {}).get("reason", "steps") != "steps":
+        return True  # converged or diverged: finished before train.steps
     try:
-        return step == RunDir(run.path).load_config().train.steps
+        return step == run_dir.load_config().train.steps
     except MtganError:  # a missing or broken config: not a finished run
         return False
 

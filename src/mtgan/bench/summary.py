@@ -51,6 +51,7 @@ class Row:
     stability: dict[str, list[float]] = field(default_factory=dict)
     train_s: list[float] = field(default_factory=list)
     wall_s: list[float] = field(default_factory=list)
+    stopped: list[tuple[str, int]] = field(default_factory=list)  # (reason, step) per seed
 
 
 def default_targets(groups: dict[str, list[RunResult]], keys: list[str]) -> dict[str, float]:
@@ -81,6 +82,7 @@ def summarise(
             row.stability[key] = [float(r.final.get(key, math.nan)) for r in results]
         row.train_s = [r.train_seconds for r in results]
         row.wall_s = [r.wall_s for r in results]
+        row.stopped = [(r.stop_reason, r.steps) for r in results]
         rows.append(row)
     return rows
 
@@ -108,7 +110,7 @@ def table_columns(keys: list[str], targets: dict[str, float]) -> list[str]:
     cols = ["preset", "seeds", "steps", *keys]
     for key, target in targets.items():
         cols += [f"steps to {target_label(key, target)}", f"train s to {target_label(key, target)}"]
-    return cols + list(STABILITY_COLUMNS.values()) + ["train s/run", "wall s/run"]
+    return cols + list(STABILITY_COLUMNS.values()) + ["stopped", "train s/run", "wall s/run"]
 
 
 def table_cells(row: Row, keys: list[str], targets: dict[str, float]) -> list[str]:
@@ -123,8 +125,22 @@ def table_cells(row: Row, keys: list[str], targets: dict[str, float]) -> list[st
             cells.append(str(int(sum(finite))) if finite else "—")
         else:
             cells.append(_mean_std(values))
-    cells += [_mean_std(row.train_s), _mean_std(row.wall_s)]
+    cells += [stopped_cell(row.stopped), _mean_std(row.train_s), _mean_std(row.wall_s)]
     return cells
+
+
+def stopped_cell(stopped: list[tuple[str, int]]) -> str:
+    """`train.steps`, or how many seeds converged (train.until) and at which step: "faster to
+    converge" as a column (the training seconds to that point are the train s/run column)."""
+    early = [(reason, step) for reason, step in stopped if reason != "steps"]
+    if not early:
+        return "train.steps"
+    parts = []
+    for reason in ("converged", "diverged"):
+        steps = [float(step) for r, step in early if r == reason]
+        if steps:
+            parts.append(f"{reason} {len(steps)}/{len(stopped)} at step {_mean_std(steps)}")
+    return "; ".join(parts)
 
 
 def markdown_table(rows: list[Row], keys: list[str], targets: dict[str, float]) -> str:
@@ -141,6 +157,7 @@ def summary_csv(rows: list[Row], keys: list[str], targets: dict[str, float]) -> 
     header = ["preset", "seeds", "steps"]
     for key in [*keys, *STABILITY_COLUMNS, "train_s", "wall_s"]:
         header += [f"{key}_mean", f"{key}_std"]
+    header += ["converged", "diverged"]
     for key in targets:
         header += [f"{key}_target", f"{key}_reached", f"{key}_steps_mean", f"{key}_seconds_mean"]
     writer.writerow(header)
@@ -150,6 +167,7 @@ def summary_csv(rows: list[Row], keys: list[str], targets: dict[str, float]) -> 
                   row.wall_s]  # fmt: skip
         for values in series:
             line += list(_stats(values))
+        line += [sum(r == reason for r, _ in row.stopped) for reason in ("converged", "diverged")]
         for key, target in targets.items():
             hits = [h for h in row.reach[key] if h is not None]
             line += [target, len(hits), _stats([float(h[0]) for h in hits])[0],
@@ -163,9 +181,10 @@ def runs_csv(groups: dict[str, list[RunResult]], keys: list[str]) -> str:
     buf = io.StringIO()
     writer = csv.writer(buf)
     writer.writerow(["preset", "seed", "steps", *keys, *STABILITY_COLUMNS, "train_s", "wall_s",
-                     "path"])  # fmt: skip
+                     "stopped", "path"])  # fmt: skip
     for results in groups.values():
         for r in results:
             values = [r.final.get(k, math.nan) for k in [*keys, *STABILITY_COLUMNS]]
-            writer.writerow([r.label, r.seed, r.steps, *values, r.train_seconds, r.wall_s, r.path])
+            writer.writerow([r.label, r.seed, r.steps, *values, r.train_seconds, r.wall_s,
+                             r.stop_reason, r.path])  # fmt: skip
     return buf.getvalue()

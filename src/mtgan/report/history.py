@@ -68,6 +68,12 @@ class RunResult:
         return int(self.final.get("step", last))
 
     @property
+    def stop_reason(self) -> str:
+        """Why the run stopped: `steps` (train.steps), `converged` or `diverged` (train.until)."""
+        stop = self.final.get("stop")
+        return str(stop.get("reason", "steps")) if isinstance(stop, dict) else "steps"
+
+    @property
     def train_seconds(self) -> float:
         """Seconds spent in training steps, over the whole run (resumes included)."""
         logged = [r["train_seconds"] for r in self.train if is_number(r.get("train_seconds"))]

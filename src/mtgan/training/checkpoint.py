@@ -1,7 +1,8 @@
 """Crash-safe checkpoints: weights in safetensors, everything else in a weights-only torch file.
 
 Layout: `checkpoints/step-0001000/{weights.safetensors,state.pt}` and `checkpoints/latest`, a
-text file naming the newest complete checkpoint. A checkpoint is written under a temporary name,
+text file naming the newest complete checkpoint (`checkpoints/best` names the best one by
+`train.until.metric`, and pruning keeps it). A checkpoint is written under a temporary name,
 flushed and fsynced, then renamed, and `latest` is replaced atomically after that, so a crash at
 any moment leaves `latest` pointing at a complete checkpoint. Loading never unpickles objects.
 """
@@ -25,6 +26,7 @@ from mtgan.training import faults
 WEIGHTS = "weights.safetensors"
 STATE = "state.pt"
 LATEST = "latest"  # names the newest complete checkpoint
+BEST = "best"  # names the best one by train.until.metric (kept however old)
 
 
 def save_checkpoint(
@@ -66,9 +68,32 @@ def save_checkpoint(
 
 def _prune(root: Path, keep: int, protect: str) -> None:
     done = sorted(p for p in root.glob("step-*") if p.is_dir())
+    kept = {protect, _pointed(root, BEST)}
     for old in done[:-keep]:
-        if old.name != protect:
+        if old.name not in kept:
             shutil.rmtree(old, ignore_errors=True)
+
+
+def _pointed(root: Path, pointer: str) -> str | None:
+    path = root / pointer
+    return path.read_text().strip() if path.exists() else None
+
+
+def mark_best(root: Path, checkpoint: Path) -> None:
+    """Point `best` at a complete checkpoint (atomically, as `latest`)."""
+    write_text_atomic(root / BEST, checkpoint.name + "\n")
+    fsync_path(root)
+
+
+def named_checkpoint(root: Path, pointer: str) -> Path | None:
+    """The complete checkpoint a pointer (`latest`, `best`) names, None if there is none."""
+    name = _pointed(root, pointer)
+    if name is None:
+        return None
+    path = root / name
+    if not (path / WEIGHTS).exists() or not (path / STATE).exists():
+        raise RunError(f"checkpoint {path} named by {root / pointer} is incomplete")
+    return path
 
 
 def has_checkpoint(root: Path) -> bool:
@@ -78,21 +103,16 @@ def has_checkpoint(root: Path) -> bool:
 
 def latest_checkpoint(root: Path) -> Path | None:
     """The directory `latest` names, or None if no checkpoint was completed."""
-    pointer = root / LATEST
-    if not pointer.exists():
-        return None
-    path = root / pointer.read_text().strip()
-    if not (path / WEIGHTS).exists() or not (path / STATE).exists():
-        raise RunError(f"checkpoint {path} named by {pointer} is incomplete")
-    return path
+    return named_checkpoint(root, LATEST)
 
 
 def remove_stale(root: Path) -> None:
     """Delete half-written checkpoints a crash left behind (only the writing rank may call)."""
     for stale in root.glob(".tmp-step-*"):
         shutil.rmtree(stale, ignore_errors=True)
-    for stale in root.glob(".latest.*.tmp"):
-        stale.unlink(missing_ok=True)
+    for pointer in (LATEST, BEST):
+        for stale in root.glob(f".{pointer}.*.tmp"):
+            stale.unlink(missing_ok=True)
 
 
 def load_checkpoint(path: Path, weights: nn.Module, device: torch.device | str) -> dict[str, Any]:

@@ -7,31 +7,27 @@ balancer combine them, differentiate w.r.t. the phase's own parameters and step.
 
 from __future__ import annotations
 
-import sys
-import time
 from functools import partial
+from pathlib import Path
 from typing import Any
 
 import torch
 from torch import Tensor
-from tqdm.auto import tqdm
 
 from mtgan.balance.base import local
 from mtgan.config import ExperimentConfig
 from mtgan.data import TaskSet, build_tasks
 from mtgan.errors import RunError
-from mtgan.metrics.evaluate import EvalContext, evaluate, mixture_name
+from mtgan.metrics.evaluate import EvalContext, mixture_name
 from mtgan.nets import MultiGAN
 from mtgan.nets.routing import share_per_generator
 from mtgan.objectives.terms import build_terms
-from mtgan.report import save_task_grids
 from mtgan.rundir import RunDir
 from mtgan.training import faults
 from mtgan.training.allocator import keep_heap
 from mtgan.training.checkpoint import (
     latest_checkpoint,
     load_checkpoint,
-    remove_stale,
     save_checkpoint,
 )
 from mtgan.training.context import StepContext
@@ -40,15 +36,15 @@ from mtgan.training.distributed import (
     Dist,
     all_reduce_mean,
     all_reduce_mean_of,
-    barrier,
     broadcast_object,
     device_for,
     shards,
 )
 from mtgan.training.ema import EMA
+from mtgan.training.loop import fit
 from mtgan.training.phases import Phase, build_phases
 from mtgan.training.precision import decide, forward_probe
-from mtgan.training.tensorboard import TensorBoard
+from mtgan.training.until import Until
 
 
 def pick_device(name: str) -> torch.device:
@@ -74,7 +70,7 @@ class DeviceCount:
 
 
 class Trainer:
-    """Everything one run trains, with its state; `fit` runs the loop to `train.steps`."""
+    """Everything one run trains, with its state; `fit` runs the loop (training/loop.py)."""
 
     skipped = DeviceCount()  # steps skipped for non-finite losses or gradients, in all
     bad_streak = DeviceCount()  # consecutive skipped steps up to now
@@ -138,6 +134,8 @@ class Trainer:
         # Seconds spent in training steps (not sampling, evaluation or checkpoints), kept
         # across resumes: what "time to reach a metric value" is measured in.
         self.train_seconds = 0.0
+        self.until = Until(train.until)
+        self.stopped: dict[str, Any] | None = None  # why and when the run stopped (loop.py)
 
     # ------------------------------------------------------------------ the algorithm
 
@@ -308,6 +306,8 @@ class Trainer:
                 "lr_scale": self.lr_scale,
             },
             "train_seconds": self.train_seconds,
+            "until": self.until.state_dict(),
+            "stopped": self.stopped,
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -326,9 +326,11 @@ class Trainer:
         self.lr_scale = float(health.get("lr_scale", 1.0))
         self.bad_streak = 0
         self.train_seconds = float(state.get("train_seconds", 0.0))
+        self.until.load_state_dict(state.get("until"))
+        self.stopped = state.get("stopped")
 
-    def save(self, run: RunDir) -> None:
-        save_checkpoint(
+    def save(self, run: RunDir) -> Path:
+        return save_checkpoint(
             run.checkpoints,
             self.step,
             self.weights(),
@@ -347,80 +349,9 @@ class Trainer:
     # ------------------------------------------------------------------ the loop
 
     def fit(self, run: RunDir, quiet: bool = False) -> None:
-        """Train until `train.steps`, logging, sampling and checkpointing into `run` (files are
-        written by rank 0 only); non-finite streaks roll back to the last checkpoint."""
-        cfg, main = self.config.train, self.dist.main
-        if main:
-            remove_stale(run.checkpoints)
-            if latest_checkpoint(run.checkpoints) is None:
-                self.save(run)  # a point to roll back to before the first interval
-            verdict = self.precision_verdict
-            run.write_precision(
-                {"asked": cfg.precision, "precision": verdict.precision, "reason": verdict.reason}
-            )
-        board = TensorBoard(run.tensorboard, cfg.tensorboard and main)
-        start, t0 = self.step, time.perf_counter()
-        bar = tqdm(
-            total=cfg.steps,
-            initial=self.step,
-            disable=quiet or not cfg.progress or not main,
-            desc="train",
-            dynamic_ncols=True,
-        )
-        try:
-            while self.step < cfg.steps:
-                log = (self.step + 1) % cfg.log_every == 0 or self.step + 1 == cfg.steps
-                tick = time.perf_counter()
-                record = self.train_step(record=log)
-                self.train_seconds += time.perf_counter() - tick
-                bar.update(1)
-                if record is not None and main:
-                    elapsed = time.perf_counter() - t0
-                    record = {"step": self.step, **record, "time": elapsed}
-                    record["train_seconds"] = self.train_seconds
-                    record["sec_per_step"] = elapsed / max(self.step - start, 1)
-                    run.append_metrics(record)
-                    board.scalars(record)
-                    bar.set_postfix({k: f"{v:.3f}" for k, v in record.items() if k in _SHOWN})
-                if main and (self.step % cfg.sample_every == 0 or self.step == cfg.steps):
-                    self.write_samples(run)
-                # No interval checkpoint inside a non-finite streak: a rollback must land on
-                # weights from before the trouble started.
-                due = self.step % cfg.checkpoint_every == 0 and self.bad_streak == 0
-                if main and (due or self.step == cfg.steps):
-                    self.save(run)
-                if main and self._eval_due():
-                    self._log_eval(run, board)
-                # read at log steps: an unlogged step keeps its skip counters on the device
-                if log and self.bad_streak >= cfg.nan_patience:
-                    barrier(self.dist)  # every rank rolls back to the same checkpoint
-                    event = self.rollback(run)
-                    bar.n = self.step
-                    if main:
-                        run.append_metrics(event)
-                        print(
-                            f"non-finite values for {cfg.nan_patience} steps: rolled back to step "
-                            f"{event['step']}, learning rates × {event['lr_scale']:g}",
-                            file=sys.stderr,
-                        )
-            # A process stopped between the last checkpoint and the final evaluation resumes
-            # at the end: evaluate now, or the run would never get its eval.json.
-            if main and self.config.eval.metrics and run.eval_step() != self.step:
-                self._log_eval(run, board)
-        except OSError as e:  # metrics, samples: a full or vanished disk is the user's to fix
-            raise RunError(
-                f"cannot write to the run directory {run.path}: {e.strerror or e}; the last "
-                "complete checkpoint is intact. Free some space and continue with --resume"
-            ) from None
-        finally:
-            bar.close()
-            board.close()
-
-    def _eval_due(self) -> bool:
-        ev = self.config.eval
-        if not ev.metrics:
-            return False
-        return self.step == self.config.train.steps or bool(ev.every and self.step % ev.every == 0)
+        """Train until `train.steps`, or until `train.until` says the run has converged;
+        logging, sampling, evaluating and checkpointing into `run` (training/loop.py)."""
+        fit(self, run, quiet)
 
     def eval_context(self, records: list[dict[str, Any]] | None = None) -> EvalContext:
         """Evaluation of the current generators (the EMA ones when enabled) on the training data."""
@@ -436,31 +367,6 @@ class Trainer:
             seed=self.config.seed,
             device=self.device,
         )
-
-    def _log_eval(self, run: RunDir, board: TensorBoard) -> None:
-        ctx = self.eval_context(run.read_metrics())
-        result = evaluate(ctx, self.config.eval.metrics)
-        record = {"step": self.step, "train_seconds": self.train_seconds}
-        record.update({f"eval/{k}": v for k, v in result.items()})
-        run.append_metrics(record)
-        board.scalars(record)
-        if self.step == self.config.train.steps:
-            meta = {"features": ctx.features_name, "n": ctx.config.n}
-            run.write_eval({"step": self.step, "ema": self.ema is not None, **meta, **result})
-
-    def write_samples(self, run: RunDir) -> None:
-        samples = self.generate(self.fixed_z)
-        names = self.data.names
-        tasks = self.model.generator_tasks
-        backdrop = self.backdrop
-        if len(tasks) != len(names):  # several generators per task: one grid per generator
-            names = [f"{names[t]} · G{g}" for g, t in enumerate(tasks)]
-            backdrop = None if backdrop is None else backdrop[tasks]
-        real = None if backdrop is None else backdrop.cpu()
-        save_task_grids(samples.cpu(), run.samples, self.step, names, self.data.kind, real=real)
-
-
-_SHOWN = ("d/loss", "g/loss")
 
 
 def _on(shard: slice | Tensor, device: torch.device) -> slice | Tensor:

@@ -1,0 +1,193 @@
+"""The run loop around the algorithm: train steps until `train.steps` or until the tracked
+metric has converged (`train.until`), logging, sample grids, checkpoints (`latest`, `best`),
+evaluations, and rollback after non-finite streaks. Files are written by rank 0 only."""
+
+from __future__ import annotations
+
+import sys
+import time
+from typing import TYPE_CHECKING, Any
+
+from tqdm.auto import tqdm
+
+from mtgan.errors import RunError
+from mtgan.metrics.evaluate import evaluate
+from mtgan.report import save_task_grids
+from mtgan.rundir import RunDir
+from mtgan.training.checkpoint import latest_checkpoint, mark_best, remove_stale
+from mtgan.training.distributed import barrier, broadcast_object
+from mtgan.training.tensorboard import TensorBoard
+from mtgan.training.until import STEPS
+
+if TYPE_CHECKING:
+    from mtgan.training.trainer import Trainer
+
+_SHOWN = ("d/loss", "g/loss")
+
+
+def stop_key(trainer: Trainer) -> dict[str, Any]:
+    """What a stopped run was asked for: a resume continues only if this changed."""
+    until = trainer.config.train.until
+    return {"steps": trainer.config.train.steps, "until": until and until.model_dump()}
+
+
+class Loop:
+    def __init__(self, trainer: Trainer, run: RunDir, quiet: bool):
+        self.trainer, self.run, self.quiet = trainer, run, quiet
+        self.cfg = trainer.config.train
+        self.main = trainer.dist.main
+        self.board = TensorBoard(run.tensorboard, self.cfg.tensorboard and self.main)
+        self.last_eval: dict[str, Any] | None = None  # rank 0's latest result, with its step
+
+    def say(self, text: str) -> None:
+        if self.main and not self.quiet:
+            print(text, file=sys.stderr, flush=True)
+
+    def fit(self) -> None:
+        t, cfg, run, main = self.trainer, self.cfg, self.run, self.main
+        if t.stopped is not None and t.stopped.get("asked") == stop_key(t):
+            self.say(
+                f"this run already stopped: {t.stopped['message']}. Nothing to do; change "
+                "train.steps or train.until to continue it"
+            )
+            return
+        t.stopped = None
+        if main:
+            remove_stale(run.checkpoints)
+            if latest_checkpoint(run.checkpoints) is None:
+                t.save(run)  # a point to roll back to before the first interval
+            verdict = t.precision_verdict
+            run.write_precision(
+                {"asked": cfg.precision, "precision": verdict.precision, "reason": verdict.reason}
+            )
+        start, t0 = t.step, time.perf_counter()
+        bar = tqdm(
+            total=cfg.steps,
+            initial=t.step,
+            disable=self.quiet or not cfg.progress or not main,
+            desc="train",
+            dynamic_ncols=True,
+        )
+        try:
+            reason = None
+            while t.step < cfg.steps and reason is None:
+                log = (t.step + 1) % cfg.log_every == 0 or t.step + 1 == cfg.steps
+                tick = time.perf_counter()
+                record = t.train_step(record=log)
+                t.train_seconds += time.perf_counter() - tick
+                bar.update(1)
+                if record is not None and main:
+                    elapsed = time.perf_counter() - t0
+                    record = {"step": t.step, **record, "time": elapsed}
+                    record["train_seconds"] = t.train_seconds
+                    record["sec_per_step"] = elapsed / max(t.step - start, 1)
+                    run.append_metrics(record)
+                    self.board.scalars(record)
+                    bar.set_postfix({k: f"{v:.3f}" for k, v in record.items() if k in _SHOWN})
+                if main and (t.step % cfg.sample_every == 0 or t.step == cfg.steps):
+                    self.write_samples()
+                if self.eval_due():
+                    reason = self.evaluate()
+                if reason is None and t.step == cfg.steps:
+                    reason = STEPS
+                # No interval checkpoint inside a non-finite streak: a rollback must land on
+                # weights from before the trouble started.
+                due = t.step % cfg.checkpoint_every == 0 and t.bad_streak == 0
+                if main and due and reason is None:  # a stopping run saves in `finish`
+                    t.save(run)
+                # read at log steps: an unlogged step keeps its skip counters on the device
+                if log and t.bad_streak >= cfg.nan_patience:
+                    self.roll_back(bar)
+            if reason is None:  # resumed at the end: a process stopped before its evaluation
+                reason = STEPS
+            self.finish(reason)
+        except OSError as e:  # metrics, samples: a full or vanished disk is the user's to fix
+            raise RunError(
+                f"cannot write to the run directory {run.path}: {e.strerror or e}; the last "
+                "complete checkpoint is intact. Free some space and continue with --resume"
+            ) from None
+        finally:
+            bar.close()
+            self.board.close()
+
+    # ------------------------------------------------------------------ evaluation
+
+    def eval_due(self) -> bool:
+        ev, step = self.trainer.config.eval, self.trainer.step
+        if not ev.metrics:
+            return False
+        return step == self.cfg.steps or bool(ev.every and step % ev.every == 0)
+
+    def evaluate(self) -> str | None:
+        """Evaluate (rank 0), keep the best checkpoint, and say whether the run should stop;
+        every rank gets rank 0's verdict."""
+        t, run = self.trainer, self.run
+        reason = None
+        if self.main:
+            ctx = t.eval_context(run.read_metrics())
+            result = evaluate(ctx, t.config.eval.metrics)
+            record = {"step": t.step, "train_seconds": t.train_seconds}
+            record.update({f"eval/{k}": v for k, v in result.items()})
+            run.append_metrics(record)
+            self.board.scalars(record)
+            best, reason = t.until.observe(t.step, result)
+            if best:
+                mark_best(run.checkpoints, t.save(run))
+            self.last_eval = {"step": t.step, "ema": t.ema is not None}
+            self.last_eval |= {"features": ctx.features_name, "n": ctx.config.n, **result}
+        return broadcast_object(t.dist, reason)
+
+    def finish(self, reason: str) -> None:
+        """The stop record: in metrics.jsonl, the checkpoint's state, eval.json and the log."""
+        t, run = self.trainer, self.run
+        message = t.until.describe(reason, t.step)
+        t.stopped = {"reason": reason, "step": t.step, "message": message, "asked": stop_key(t)}
+        if not self.main:
+            return
+        stop = {"reason": reason, "step": t.step, "train_seconds": t.train_seconds}
+        if t.until.config is not None:
+            stop |= {"metric": t.until.config.metric, "best_step": t.until.best_step}
+            stop["best_value"] = t.until.best
+        run.append_metrics({"step": t.step, "event": "stop", **stop})
+        # eval.json before the checkpoint that says "stopped": a crash between the two resumes
+        # into a run that only has to save, never into one that skips its evaluation.
+        if t.config.eval.metrics and run.eval_step() != t.step:
+            if self.last_eval is None or self.last_eval["step"] != t.step:
+                self.evaluate()
+            assert self.last_eval is not None
+            run.write_eval({**self.last_eval, "stop": stop})
+        t.save(run)  # the stop record travels with the last checkpoint
+        if reason != STEPS:
+            self.say(f"{message}; the best checkpoint is {run.checkpoints / 'best'}")
+
+    # ------------------------------------------------------------------ the rest
+
+    def roll_back(self, bar: Any) -> None:
+        t, cfg = self.trainer, self.cfg
+        barrier(t.dist)  # every rank rolls back to the same checkpoint
+        event = t.rollback(self.run)
+        bar.n = t.step
+        if self.main:
+            self.run.append_metrics(event)
+            print(
+                f"non-finite values for {cfg.nan_patience} steps: rolled back to step "
+                f"{event['step']}, learning rates × {event['lr_scale']:g}",
+                file=sys.stderr,
+            )
+
+    def write_samples(self) -> None:
+        t = self.trainer
+        samples = t.generate(t.fixed_z)
+        names = t.data.names
+        tasks = t.model.generator_tasks
+        backdrop = t.backdrop
+        if len(tasks) != len(names):  # several generators per task: one grid per generator
+            names = [f"{names[g]} · G{i}" for i, g in enumerate(tasks)]
+            backdrop = None if backdrop is None else backdrop[tasks]
+        real = None if backdrop is None else backdrop.cpu()
+        save_task_grids(samples.cpu(), self.run.samples, t.step, names, t.data.kind, real=real)
+
+
+def fit(trainer: Trainer, run: RunDir, quiet: bool = False) -> None:
+    """Train `trainer` into `run` until it stops (train.steps, or train.until)."""
+    Loop(trainer, run, quiet).fit()
