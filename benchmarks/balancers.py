@@ -20,6 +20,7 @@ import torch
 from mtgan.balance import BALANCERS
 from mtgan.config import load_config
 from mtgan.training import Trainer
+from mtgan.training.allocator import keep_heap
 
 
 def make(preset: str, balancer: str, threads: int, extra: list[str]) -> Trainer:
@@ -27,7 +28,10 @@ def make(preset: str, balancer: str, threads: int, extra: list[str]) -> Trainer:
     overrides += extra
     if not (preset == "gman" and balancer == "fixed"):
         overrides += [f"balance.g={balancer}", "balance.g_options={}"]
-    return Trainer(load_config(preset, overrides))
+    config = load_config(preset, overrides)
+    if config.train.keep_heap:
+        keep_heap()  # as `mtgan train` does
+    return Trainer(config)
 
 
 def main() -> None:

@@ -80,6 +80,7 @@ from torch.utils.data import DataLoader, TensorDataset
 from mtgan.config import TrainConfig, load_config
 from mtgan.data.mnist import load_mnist5k
 from mtgan.training import Trainer
+from mtgan.training.allocator import keep_heap
 
 PRESET = "speed-mlp"
 K = 10
@@ -221,7 +222,10 @@ def build_rows(
             (options if name in options else failed)[name] = "skipped with --skip"
             continue
         try:
-            trainers[name] = Trainer(load_config(preset, [*base, *over]))
+            config = load_config(preset, [*base, *over])
+            if config.train.keep_heap:
+                keep_heap()  # as `mtgan train` does
+            trainers[name] = Trainer(config)
         except Exception as e:  # an optional row that fails to build is a row of n/a
             if name not in OPTIONAL:
                 raise

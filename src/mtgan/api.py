@@ -27,6 +27,7 @@ from mtgan.nets.routing import share_per_generator, task_samples
 from mtgan.objectives.terms import build_terms
 from mtgan.rundir import CONFIG, TASKS, RunDir, default_run_dir
 from mtgan.training import Trainer, latest_checkpoint, load_checkpoint, pick_device
+from mtgan.training.allocator import keep_heap
 from mtgan.training.checkpoint import BEST, LATEST, named_checkpoint
 from mtgan.training.distributed import barrier, broadcast_object, init_distributed, shutdown
 from mtgan.training.ema import EMA
@@ -69,6 +70,8 @@ def train(
         if resume is not None
         else load_config(config, overrides)
     )
+    if config.train.keep_heap:
+        keep_heap()  # process-wide malloc settings: the entry point's choice, not the Trainer's
     info = init_distributed(pick_device(config.train.device), config.train.dist_timeout)
     quiet = quiet or not info.main
     try:

@@ -24,7 +24,6 @@ from mtgan.nets.routing import share_per_generator
 from mtgan.objectives.terms import build_terms
 from mtgan.rundir import RunDir
 from mtgan.training import faults
-from mtgan.training.allocator import keep_heap
 from mtgan.training.checkpoint import (
     latest_checkpoint,
     load_checkpoint,
@@ -80,8 +79,6 @@ class Trainer:
         train = config.train
         if train.threads:
             torch.set_num_threads(train.threads)
-        if train.keep_heap:
-            keep_heap()
         self.dist = dist
         self.device = device_for(dist, pick_device(train.device))
         self.data = (data or build_tasks(config.data, config.seed)).to(self.device)
