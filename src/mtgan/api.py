@@ -24,7 +24,7 @@ from mtgan.errors import ConfigError, MtganError, RunError
 from mtgan.metrics.registry import default_metrics
 from mtgan.nets import MultiGAN
 from mtgan.nets.routing import share_per_generator, task_samples
-from mtgan.objectives.terms import build_terms
+from mtgan.objectives.terms import build_terms, declared_heads
 from mtgan.rundir import CONFIG, TASKS, RunDir, default_run_dir
 from mtgan.training import Trainer, latest_checkpoint, load_checkpoint, pick_device
 from mtgan.training.allocator import keep_heap
@@ -43,7 +43,9 @@ def describe(config: ExperimentConfig | str | Path | dict | None = None, overrid
 
     config = load_config(config, overrides)
     data = build_tasks(config.data, config.seed)
-    model = MultiGAN(config.model, data.shape, data.num_tasks, data.num_classes)
+    model = MultiGAN(
+        config.model, data.shape, data.num_tasks, data.num_classes, heads=declared_heads(config)
+    )
     phases = build_phases(config, model, build_terms(config))
     head = f"{data.num_tasks} task(s) of shape {'×'.join(map(str, data.shape))}: "
     names = ", ".join(data.names[:12]) + (" ..." if data.num_tasks > 12 else "")
@@ -211,7 +213,13 @@ class Run:
             return
         path = self._checkpoint_path()
         torch.manual_seed(self.config.seed)
-        model = MultiGAN(self.config.model, self.shape, len(self.task_names), self.num_classes)
+        model = MultiGAN(
+            self.config.model,
+            self.shape,
+            len(self.task_names),
+            self.num_classes,
+            heads=declared_heads(self.config),
+        )
         modules: dict[str, torch.nn.Module] = {"model": model}
         if self.config.train.ema:
             self._ema = EMA(model.generator, self.config.train.ema)

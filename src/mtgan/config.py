@@ -158,19 +158,20 @@ class LossConfig(Strict):
         default=0.0,
         ge=0.0,
         description="AC-GAN: weight of the class cross-entropy that D (real and fake) and G "
-        "(fake) minimise (needs model.conditional and model.heads.class = number of classes)",
+        "(fake) minimise (needs model.conditional; the class head is built for it)",
     )
     source: float = Field(
         default=0.0,
         ge=0.0,
         description="MAD-GAN: weight of D's (generators + 1)-way 'real, or which generator' "
-        "cross-entropy; each generator's fakes aim at 'real' (needs model.heads.source)",
+        "cross-entropy; each generator's fakes aim at 'real' (needs model.generators; the "
+        "source head is built for it)",
     )
     generator_id: float = Field(
         default=0.0,
         ge=0.0,
         description="MGAN β: weight of the 'which generator made this' cross-entropy "
-        "(needs model.heads.generator = number of generators)",
+        "(its generator head is built for it)",
     )
 
 

@@ -7,7 +7,7 @@ import torch
 
 from mtgan.config import load_config
 from mtgan.errors import ConfigError
-from mtgan.objectives.terms import build_terms, rotations
+from mtgan.objectives.terms import rotations
 from mtgan.training import Trainer
 from mtgan.training.context import StepContext
 
@@ -40,9 +40,11 @@ def test_d_learns_rotations_of_real_images_and_g_of_its_fakes():
     assert weights[("d", "rotation")] == 1.0 and weights[("g", "rotation")] == 0.2
 
 
-def test_rotation_needs_its_head_and_images():
-    with pytest.raises(ConfigError, match="model.heads"):
-        build_terms(load_config("baseline", ["loss.rotation_d=1"]))
+def test_rotation_builds_its_own_head_and_needs_images():
+    config = load_config("baseline", [*FAST, "loss.rotation_d=1"])
+    assert Trainer(config).model.heads["rotation"].affine.out_features == 4
+    with pytest.raises(ConfigError, match="model.heads.rotation=3, but the loss"):
+        Trainer(load_config("baseline", [*FAST, "loss.rotation_d=1", "model.heads={rotation: 3}"]))
     trainer = Trainer(load_config("ssgan", [*FAST, "data.name=ring8", "data.n_points=200"]))
     with pytest.raises(ConfigError, match="square images"):
         trainer.train_step()

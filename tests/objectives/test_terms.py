@@ -38,8 +38,13 @@ def test_networks_must_be_one_per_task_or_all_on_one_task():
     assert model.generator_tasks == [0, 0, 0] and model.discriminator_tasks == [0, 0]
 
 
-def test_generator_id_needs_its_head():
-    with pytest.raises(ConfigError, match="model.heads"):
-        build_terms(load_config("baseline", ["model.generators=4", "loss.generator_id=0.1"]))
+def test_generator_id_declares_its_head_sized_by_the_generators():
+    from mtgan.nets import MultiGAN
+    from mtgan.objectives.terms import declared_heads
+
+    config = load_config("baseline", ["model.generators=4", "loss.generator_id=0.1"])
+    model = MultiGAN(config.model, (1, 28, 28), 1, heads=declared_heads(config))
+    assert model.heads["generator"].affine.out_features == 4
+    assert {t.head for t in build_terms(config) if t.name == "generator_id"} == {"generator"}
     terms = _names(["model.generators=4", "model.heads={generator: 4}", "loss.generator_id=0.1"])
     assert ("g", "generator_id", 0.1, 1) in terms and ("d", "generator_id", 1.0, 1) in terms

@@ -5,6 +5,7 @@ and report who owns which parameter.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 import torch
@@ -220,7 +221,11 @@ class MultiGAN(nn.Module):
         data_shape: tuple[int, ...],
         num_tasks: int,
         num_classes: int = 0,
+        heads: Mapping[str, Callable[[int, int], int]] | None = None,
     ):
+        """`heads`: the discriminator heads the run's terms read, name → outputs from
+        (number of generators, number of classes) (objectives.terms.declared_heads); with
+        `cfg.heads`, any further heads by hand."""
         super().__init__()
         self.data_shape = tuple(data_shape)
         self.z_dim = cfg.z_dim
@@ -232,11 +237,14 @@ class MultiGAN(nn.Module):
                 "digits or 2D mixtures, or an idx/npz/folder data set with labels)"
             )
         self.num_classes = num_classes if cfg.conditional else 0
-        if cfg.conditional and cfg.heads.get("class", num_classes) != num_classes:
-            raise ConfigError(
-                f"model.heads.class={cfg.heads['class']} must equal the data's number of "
-                f"classes, {num_classes}"
-            )
+        sizes = dict(cfg.heads)
+        for name, size in (heads or {}).items():
+            needed = size(self.num_generators, self.num_classes)
+            if sizes.setdefault(name, needed) != needed:
+                raise ConfigError(
+                    f"model.heads.{name}={sizes[name]}, but the loss that reads it needs "
+                    f"{needed} outputs; leave model.heads.{name} out (it is built for the loss)"
+                )
         g_plans = generator_plans(cfg, self.data_shape, self.num_classes)
         d_plans = discriminator_plans(cfg, self.data_shape)
         g_shared = resolve_share(cfg.share.generator, len(g_plans), "model.share.generator")
@@ -253,7 +261,7 @@ class MultiGAN(nn.Module):
         self.heads = nn.ModuleDict(
             {
                 name: Block(LayerPlan("linear", last.plan.in_shape, (size,)), last.copies)
-                for name, size in cfg.heads.items()
+                for name, size in sizes.items()
             }
         )
 

@@ -4,7 +4,8 @@ A term belongs to one family's phases ("d" or "g"), has a weight and an interval
 step's context to one loss per discriminator, shape (ND,). A term asked for every N > 1 steps
 (lazy regularisers) is given a phase of its own with that interval (training/phases.py), so a
 phase's objectives never change from step to step. The trainer never branches on what a term
-is: a new auxiliary task is a new builder registered here.
+is: a new auxiliary task is a new builder registered here, and the discriminator head it
+reads is declared with it (`register_terms(..., head=...)`): the networks build that head.
 """
 
 from __future__ import annotations
@@ -37,20 +38,40 @@ class Term:
     every: int = 1  # > 1: a lazy regulariser, in a phase of its own with this interval
     # differentiates through a gradient (GP, R1): weights act on it along the backward pass too
     second_order: bool = False
+    head: str | None = None  # the discriminator head it reads, if any (declared by its builder)
+
+
+# A head's number of outputs from the model's counts: (generators, classes) -> outputs.
+HeadSize = Callable[[int, int], int]
 
 
 TermBuilder = Callable[["ExperimentConfig"], list[Term]]
 TERM_BUILDERS: dict[str, TermBuilder] = {}
+HEADS: dict[str, tuple[str, HeadSize]] = {}  # builder name → (head name, its size)
 
 
-def register_terms(name: str) -> Callable[[TermBuilder], TermBuilder]:
-    """Decorator: `builder(config) -> [Term, ...]` contributes terms to every run it applies to."""
+def register_terms(
+    name: str, head: tuple[str, HeadSize] | None = None
+) -> Callable[[TermBuilder], TermBuilder]:
+    """Decorator: `builder(config) -> [Term, ...]` contributes terms to every run it applies to;
+    `head=(name, size)`: a discriminator head on D's trunk that its terms read."""
 
     def wrap(builder: TermBuilder) -> TermBuilder:
         TERM_BUILDERS[name] = builder
+        if head is not None:
+            HEADS[name] = head
         return builder
 
     return wrap
+
+
+def declared_heads(config: ExperimentConfig) -> dict[str, HeadSize]:
+    """The heads the config's terms read, for `MultiGAN(..., heads=...)` to build."""
+    return {
+        HEADS[name][0]: HEADS[name][1]
+        for name, builder in TERM_BUILDERS.items()
+        if name in HEADS and builder(config)
+    }
 
 
 def build_terms(config: ExperimentConfig) -> list[Term]:
@@ -111,7 +132,7 @@ def r1_terms(config: ExperimentConfig) -> list[Term]:
     return [Term("r1", "d", r1, weight=config.loss.r1 / 2 * every, every=every, second_order=True)]
 
 
-@register_terms("generator_id")
+@register_terms("generator_id", head=("generator", lambda generators, classes: generators))
 def generator_id_terms(config: ExperimentConfig) -> list[Term]:
     """MGAN (Hoang et al. 2018): a classifier head on D's trunk learns which generator made each
     fake (D phase); every generator is pushed to be recognisable as itself, weight β (G phase).
@@ -119,11 +140,6 @@ def generator_id_terms(config: ExperimentConfig) -> list[Term]:
     beta = config.loss.generator_id
     if beta <= 0:
         return []
-    if "generator" not in config.model.heads:
-        raise ConfigError(
-            "loss.generator_id needs a discriminator head `generator` with one output per "
-            "generator: model.heads={generator: N}"
-        )
 
     def identify(outputs: dict[str, Tensor], owner: Tensor) -> Tensor:
         logits = outputs["generator"]  # (ND, n, NG)
@@ -136,7 +152,10 @@ def generator_id_terms(config: ExperimentConfig) -> list[Term]:
     def g_term(ctx: StepContext) -> Tensor:
         return identify(ctx.outputs("fake"), ctx.fake_owner)
 
-    return [Term("generator_id", "d", d_term), Term("generator_id", "g", g_term, weight=beta)]
+    return [
+        Term("generator_id", "d", d_term, head="generator"),
+        Term("generator_id", "g", g_term, weight=beta, head="generator"),
+    ]
 
 
 def _cross_entropy(logits: Tensor, target: Tensor) -> Tensor:
@@ -145,7 +164,7 @@ def _cross_entropy(logits: Tensor, target: Tensor) -> Tensor:
     return ce.reshape(target.shape).mean(1)
 
 
-@register_terms("classes")
+@register_terms("classes", head=("class", lambda generators, classes: classes))
 def class_terms(config: ExperimentConfig) -> list[Term]:
     """AC-GAN (Odena et al. 2017): a class head on D's trunk predicts the class of real samples
     (their labels) and of fakes (the class they were generated for); D minimises both
@@ -153,10 +172,10 @@ def class_terms(config: ExperimentConfig) -> list[Term]:
     weight = config.loss.classes
     if weight <= 0:
         return []
-    if not config.model.conditional or "class" not in config.model.heads:
+    if not config.model.conditional:
         raise ConfigError(
-            "loss.classes needs a conditional model with a class head: model.conditional=true "
-            "and model.heads={class: number of classes}"
+            "loss.classes needs a conditional model (its class head predicts the class each "
+            "sample was made for): model.conditional=true"
         )
 
     def d_term(ctx: StepContext) -> Tensor:
@@ -167,10 +186,13 @@ def class_terms(config: ExperimentConfig) -> list[Term]:
     def g_term(ctx: StepContext) -> Tensor:
         return _cross_entropy(ctx.outputs("fake")["class"], ctx.fake_labels_d)
 
-    return [Term("classes", "d", d_term, weight=weight), Term("classes", "g", g_term, weight)]
+    return [
+        Term("classes", "d", d_term, weight=weight, head="class"),
+        Term("classes", "g", g_term, weight, head="class"),
+    ]
 
 
-@register_terms("source")
+@register_terms("source", head=("source", lambda generators, classes: generators + 1))
 def source_terms(config: ExperimentConfig) -> list[Term]:
     """MAD-GAN (Ghosh et al. 2018): D classifies every sample K + 1 ways, real (class K) or
     made by generator k (class k); each generator wants its fakes taken for real. Together with
@@ -180,11 +202,10 @@ def source_terms(config: ExperimentConfig) -> list[Term]:
     if weight <= 0:
         return []
     count = config.model.generators or 0
-    if count < 2 or config.model.heads.get("source") != count + 1:
+    if count < 2:
         raise ConfigError(
-            "loss.source needs several generators on one task and a discriminator head with "
-            "one output per generator plus one for real: model.generators=K, "
-            "model.heads={source: K+1}"
+            "loss.source needs several generators on one task (its head has one output per "
+            "generator plus one for real): model.generators=K"
         )
 
     def real_class(x: Tensor) -> Tensor:
@@ -198,7 +219,10 @@ def source_terms(config: ExperimentConfig) -> list[Term]:
     def g_term(ctx: StepContext) -> Tensor:
         return _cross_entropy(ctx.outputs("fake")["source"], real_class(ctx.fake_d))
 
-    return [Term("source", "d", d_term, weight=weight), Term("source", "g", g_term, weight)]
+    return [
+        Term("source", "d", d_term, weight=weight, head="source"),
+        Term("source", "g", g_term, weight, head="source"),
+    ]
 
 
 def rotations(x: Tensor) -> tuple[Tensor, Tensor]:
@@ -209,7 +233,7 @@ def rotations(x: Tensor) -> tuple[Tensor, Tensor]:
     return turned, labels.expand(x.shape[0], -1)
 
 
-@register_terms("rotation")
+@register_terms("rotation", head=("rotation", lambda generators, classes: 4))
 def rotation_terms(config: ExperimentConfig) -> list[Term]:
     """SS-GAN (Chen et al. 2019): a rotation head on D's trunk predicts how real images were
     turned (D phase, weight `loss.rotation_d`, 1.0 in the paper); G is rewarded when its fakes'
@@ -217,11 +241,6 @@ def rotation_terms(config: ExperimentConfig) -> list[Term]:
     w_d, w_g = config.loss.rotation_d, config.loss.rotation_g
     if w_d <= 0 and w_g <= 0:
         return []
-    if config.model.heads.get("rotation") != 4:
-        raise ConfigError(
-            "loss.rotation_d / loss.rotation_g need a discriminator head with one output per "
-            "rotation: model.heads={rotation: 4}"
-        )
 
     def predict(ctx: StepContext, images: Tensor) -> Tensor:
         if images.dim() != 5 or images.shape[-1] != images.shape[-2]:
@@ -233,7 +252,7 @@ def rotation_terms(config: ExperimentConfig) -> list[Term]:
 
     terms = []
     if w_d > 0:
-        terms.append(Term("rotation", "d", lambda ctx: predict(ctx, ctx.real_d), weight=w_d))
+        terms.append(Term("rotation", "d", lambda c: predict(c, c.real_d), w_d, head="rotation"))
     if w_g > 0:
-        terms.append(Term("rotation", "g", lambda ctx: predict(ctx, ctx.fake_d), weight=w_g))
+        terms.append(Term("rotation", "g", lambda c: predict(c, c.fake_d), w_g, head="rotation"))
     return terms

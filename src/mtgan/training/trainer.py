@@ -21,7 +21,7 @@ from mtgan.errors import RunError
 from mtgan.metrics.evaluate import EvalContext, mixture_name
 from mtgan.nets import MultiGAN
 from mtgan.nets.routing import share_per_generator
-from mtgan.objectives.terms import build_terms
+from mtgan.objectives.terms import build_terms, declared_heads
 from mtgan.rundir import RunDir
 from mtgan.training import faults
 from mtgan.training.checkpoint import (
@@ -84,7 +84,11 @@ class Trainer:
         self.data = (data or build_tasks(config.data, config.seed)).to(self.device)
         torch.manual_seed(config.seed)  # network initialisation
         self.model = MultiGAN(
-            config.model, self.data.shape, self.data.num_tasks, self.data.num_classes
+            config.model,
+            self.data.shape,
+            self.data.num_tasks,
+            self.data.num_classes,
+            heads=declared_heads(config),
         ).to(self.device)
         self.terms = build_terms(config)
         # EMA first: the phases hook shared layers for gradient balancers; the copy needs none
