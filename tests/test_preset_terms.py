@@ -23,6 +23,12 @@ def _context(trainer: Trainer) -> StepContext:
     return StepContext(m, real, z, 0, trainer.noise_rng, labels, fake_labels)
 
 
+def test_the_step_context_provides_what_terms_read():
+    from mtgan.objectives.context import TermContext
+
+    assert isinstance(_context(Trainer(load_config("acgan", FAST))), TermContext)
+
+
 def _reached(loss: torch.Tensor, params: list[torch.nn.Parameter]) -> bool:
     grads = torch.autograd.grad(loss, params, retain_graph=True, allow_unused=True)
     return any(g is not None and g.abs().sum() > 0 for g in grads)

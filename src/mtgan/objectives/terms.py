@@ -20,11 +20,11 @@ from torch import Tensor
 
 from mtgan.errors import ConfigError
 from mtgan.objectives.adversarial import get_adversarial
+from mtgan.objectives.context import TermContext
 from mtgan.objectives.penalties import gradient_penalty, r1_penalty
 
 if TYPE_CHECKING:
     from mtgan.config import ExperimentConfig
-    from mtgan.training.context import StepContext
 
 
 @dataclass(frozen=True)
@@ -33,7 +33,7 @@ class Term:
 
     name: str
     phase: str  # the family whose phases minimise it: "d" or "g"
-    fn: Callable[[StepContext], Tensor]
+    fn: Callable[[TermContext], Tensor]
     weight: float = 1.0
     every: int = 1  # > 1: a lazy regulariser, in a phase of its own with this interval
     # differentiates through a gradient (GP, R1): weights act on it along the backward pass too
@@ -91,11 +91,11 @@ def adversarial_terms(config: ExperimentConfig) -> list[Term]:
         return []
     loss = get_adversarial(config.loss.adversarial)
 
-    def d_term(ctx: StepContext) -> Tensor:
+    def d_term(ctx: TermContext) -> Tensor:
         real, fake = ctx.disc_real(), ctx.disc_fake_detached()
         return loss.d_real(real).mean(1) + loss.d_fake(fake).mean(1)
 
-    def g_term(ctx: StepContext) -> Tensor:
+    def g_term(ctx: TermContext) -> Tensor:
         return loss.g(ctx.disc_fake()).mean(1)
 
     return [Term("adversarial", "d", d_term), Term("adversarial", "g", g_term)]
@@ -109,7 +109,7 @@ def gradient_penalty_terms(config: ExperimentConfig) -> list[Term]:
         return []
     every = config.loss.gp_every
 
-    def gp(ctx: StepContext) -> Tensor:
+    def gp(ctx: TermContext) -> Tensor:
         real = ctx.real_d
         fake = ctx.fake_d.detach()[:, : real.shape[1]]  # pairs for the interpolation
         eps = ctx.uniform(real.shape[:2] + (1,) * (real.dim() - 2)).to(real.dtype)
@@ -126,7 +126,7 @@ def r1_terms(config: ExperimentConfig) -> list[Term]:
         return []
     every = config.loss.r1_every
 
-    def r1(ctx: StepContext) -> Tensor:
+    def r1(ctx: TermContext) -> Tensor:
         return r1_penalty(ctx.model.discriminate, ctx.real_d)
 
     return [Term("r1", "d", r1, weight=config.loss.r1 / 2 * every, every=every, second_order=True)]
@@ -146,10 +146,10 @@ def generator_id_terms(config: ExperimentConfig) -> list[Term]:
         ce = F.cross_entropy(logits.flatten(0, 1), owner.flatten(), reduction="none")
         return ce.reshape(owner.shape).mean(1)
 
-    def d_term(ctx: StepContext) -> Tensor:
+    def d_term(ctx: TermContext) -> Tensor:
         return identify(ctx.outputs("fake_detached"), ctx.fake_owner)
 
-    def g_term(ctx: StepContext) -> Tensor:
+    def g_term(ctx: TermContext) -> Tensor:
         return identify(ctx.outputs("fake"), ctx.fake_owner)
 
     return [
@@ -178,12 +178,12 @@ def class_terms(config: ExperimentConfig) -> list[Term]:
             "sample was made for): model.conditional=true"
         )
 
-    def d_term(ctx: StepContext) -> Tensor:
+    def d_term(ctx: TermContext) -> Tensor:
         real = _cross_entropy(ctx.outputs("real")["class"], ctx.real_labels_d)
         fake = _cross_entropy(ctx.outputs("fake_detached")["class"], ctx.fake_labels_d)
         return real + fake
 
-    def g_term(ctx: StepContext) -> Tensor:
+    def g_term(ctx: TermContext) -> Tensor:
         return _cross_entropy(ctx.outputs("fake")["class"], ctx.fake_labels_d)
 
     return [
@@ -212,11 +212,11 @@ def source_terms(config: ExperimentConfig) -> list[Term]:
         """Target "real" (class K) for every sample of x (N, n, ...)."""
         return torch.full(x.shape[:2], count, dtype=torch.long, device=x.device)
 
-    def d_term(ctx: StepContext) -> Tensor:
+    def d_term(ctx: TermContext) -> Tensor:
         real = _cross_entropy(ctx.outputs("real")["source"], real_class(ctx.real_d))
         return real + _cross_entropy(ctx.outputs("fake_detached")["source"], ctx.fake_owner)
 
-    def g_term(ctx: StepContext) -> Tensor:
+    def g_term(ctx: TermContext) -> Tensor:
         return _cross_entropy(ctx.outputs("fake")["source"], real_class(ctx.fake_d))
 
     return [
@@ -242,7 +242,7 @@ def rotation_terms(config: ExperimentConfig) -> list[Term]:
     if w_d <= 0 and w_g <= 0:
         return []
 
-    def predict(ctx: StepContext, images: Tensor) -> Tensor:
+    def predict(ctx: TermContext, images: Tensor) -> Tensor:
         if images.dim() != 5 or images.shape[-1] != images.shape[-2]:
             raise ConfigError("the rotation task needs square images, not 2D points")
         turned, labels = rotations(images)

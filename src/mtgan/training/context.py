@@ -5,7 +5,7 @@ logit and every extra head) are cached until a parameter update makes them stale
 (`invalidate`). Samples reach the discriminators by task: with one network per task, network k
 sees task k; with several networks on a single task, their samples are pooled and split evenly
 over that task's discriminators (MGAN: many generators, one D; GMAN: one G, many Ds, each on
-its own slice of the batch).
+its own slice of the batch). It provides `objectives.context.TermContext`, what terms read.
 """
 
 from __future__ import annotations
