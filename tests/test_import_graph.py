@@ -96,3 +96,13 @@ def test_no_import_cycles():
     for name, deps in graph.items():
         deps -= {d for d in deps if name.startswith(d + ".")}
     assert cycles(graph) == []
+
+
+def test_every_module_says_what_it_is():
+    # `ls` and the first docstring lines are the map of the package
+    missing = [
+        name
+        for name, path in {_module_name(p): p for p in ROOT.rglob("*.py")}.items()
+        if not ast.get_docstring(ast.parse(path.read_text()))
+    ]
+    assert missing == []

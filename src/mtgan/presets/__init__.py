@@ -1,0 +1,1 @@
+"""The presets shipped with mtgan: one YAML file each (`mtgan presets` lists them)."""
