@@ -137,27 +137,102 @@ def test_famo_shifts_weight_to_the_objective_that_stopped_improving():
     assert x.grad.tolist() == pytest.approx(alpha.tolist(), rel=1e-5)
 
 
-@pytest.mark.parametrize("weight_decay", [0.0, 1e-3])
-def test_learned_vector_steps_exactly_as_torch_adam(weight_decay):
-    """The hand-written Adam of the learned weights (uncertainty, FAMO) matches torch.optim.Adam
-    to the bit, and resumes from a state torch.optim.Adam wrote (older checkpoints)."""
-    from mtgan.balance.weighting import LearnedVector
-
-    learned = LearnedVector(0.025, weight_decay)
-    learned.get(5)
+def _adam_run(weight_decay: float, steps: int, gen: torch.Generator):
+    """A reference torch.optim.Adam on 5 numbers after `steps` random gradients."""
     ref = torch.zeros(5, requires_grad=True)
     adam = torch.optim.Adam([ref], lr=0.025, weight_decay=weight_decay)
-    gen = torch.Generator().manual_seed(0)
-    for _ in range(30):
-        grad = torch.randn(5, generator=gen)
-        learned.step(grad)
-        ref.grad = grad.clone()
+    for _ in range(steps):
+        ref.grad = torch.randn(5, generator=gen)
         adam.step()
-    assert torch.equal(learned.value, ref.detach())
+    return ref, adam
+
+
+def _written_out(ref: torch.Tensor, adam: torch.optim.Adam) -> dict:
+    """The state the written-out Adam (ebde131 until issue 18) saved for the same run: it
+    stepped bit-equal to torch.optim.Adam (its own test), so its numbers are Adam's."""
+    moments = adam.state_dict()["state"].get(0)
+    if moments is None:
+        zeros = torch.zeros_like(ref.detach())
+        return {"value": ref.detach().clone(), "steps": 0, "exp_avg": zeros, "exp_avg_sq": zeros}
+    return {
+        "value": ref.detach().clone(),
+        "steps": int(moments["step"]),
+        "exp_avg": moments["exp_avg"].clone(),
+        "exp_avg_sq": moments["exp_avg_sq"].clone(),
+    }
+
+
+@pytest.mark.parametrize("weight_decay", [0.0, 1e-3])
+@pytest.mark.parametrize("fmt", ["torch.optim", "written-out"])
+@pytest.mark.parametrize("before", [0, 30])
+def test_learned_vector_resumes_every_saved_format_exactly(weight_decay, fmt, before):
+    """The learned weights (uncertainty, FAMO) step as torch.optim.Adam and continue bit-exact
+    from a state in today's format (`value` + Adam's state_dict, also that of checkpoints
+    before 2026-11-28) and in the written-out Adam's (`steps`, `exp_avg`, `exp_avg_sq`)."""
+    from mtgan.balance.weighting import LearnedVector
+
+    gen = torch.Generator().manual_seed(0)
+    ref, adam = _adam_run(weight_decay, before, gen)
+    if fmt == "torch.optim":
+        learned = LearnedVector(0.025, weight_decay)
+        learned.get(5)
+        replay = torch.Generator().manual_seed(0)
+        for _ in range(before):
+            learned.step(torch.randn(5, generator=replay))
+        assert torch.equal(learned.value, ref.detach())
+        state = learned.state_dict()
+    else:
+        state = _written_out(ref, adam)
     resumed = LearnedVector(0.025, weight_decay)
-    resumed.load_state_dict({"value": ref.detach().clone(), "optimizer": adam.state_dict()})
-    grad = torch.randn(5, generator=gen)
-    resumed.step(grad)
-    ref.grad = grad
-    adam.step()
+    resumed.load_state_dict(state)
+    for _ in range(10):
+        grad = torch.randn(5, generator=gen)
+        resumed.step(grad)
+        ref.grad = grad
+        adam.step()
     assert torch.equal(resumed.value, ref.detach())
+    assert resumed.state_dict()["optimizer"]["state"][0]["step"].item() == before + 10
+
+
+def test_learned_vector_state_is_a_snapshot():
+    from mtgan.balance.weighting import LearnedVector
+
+    learned = LearnedVector(0.1)
+    learned.get(3)
+    learned.step(torch.ones(3))
+    state = learned.state_dict()
+    saved = state["optimizer"]["state"][0]["exp_avg"].clone()
+    learned.step(torch.ones(3))
+    assert torch.equal(state["optimizer"]["state"][0]["exp_avg"], saved)
+
+
+@pytest.mark.parametrize("name", ["uncertainty", "famo"])
+def test_a_checkpoint_of_the_written_out_adam_resumes_exactly(tiny, name):
+    """A trainer state whose learned weights are in the written-out Adam's format (as saved
+    between ebde131 and issue 18) restores into today's trainer and continues bit for bit."""
+    overrides = [*tiny, f"balance.g={name}", f"balance.d={name}"]
+    straight = Trainer(load_config("pertask", overrides))
+    for _ in range(4):
+        last = straight.train_step(record=True)
+    first = Trainer(load_config("pertask", overrides))
+    for _ in range(2):
+        first.train_step()
+    state = first.state_dict()
+    converted = 0
+    for phase in state["balancers"].values():
+        saved = phase["state"]
+        holder = saved if name == "uncertainty" else saved["logits"]
+        adam = holder.pop("optimizer")["state"][0]
+        holder.update(steps=int(adam["step"]), exp_avg=adam["exp_avg"])
+        holder.update(exp_avg_sq=adam["exp_avg_sq"])
+        converted += 1
+    assert converted == 2
+    resumed = Trainer(load_config("pertask", overrides))
+    resumed.weights().load_state_dict(first.weights().state_dict())
+    resumed.load_state_dict(state)
+    for _ in range(2):
+        again = resumed.train_step(record=True)
+    a, b = straight.weights().state_dict(), resumed.weights().state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    keys = [k for k in last if "/weight/" in k]
+    assert keys and {k: last[k] for k in keys} == {k: again[k] for k in keys}

@@ -146,3 +146,63 @@ def test_unknown_domain_is_a_config_error():
 def test_to_moves_every_tensor(mnist_classes):
     moved = mnist_classes.to("cpu")
     assert moved.x.device.type == "cpu" and moved.names == mnist_classes.names
+
+
+def _sources(ts: TaskSet, k: int) -> set[int]:
+    return set(ts.source[ts.offsets[k] : ts.offsets[k] + ts.counts[k]].tolist())
+
+
+def test_heldout_rows_are_a_seeded_stratified_split_disjoint_from_training():
+    ts = build_tasks(cfg(tasks="classes", heldout=0.1), seed=0)
+    held = ts.heldout
+    assert held is not None and held.names == ts.names and held.domains == ts.domains
+    assert held.counts.tolist() == [50] * 10 and ts.counts.tolist() == [450] * 10
+    for k in range(10):
+        assert (held.task_labels(k) == k).all()  # per task, per label
+        assert not _sources(ts, k) & _sources(held, k)
+    assert not set(ts.source.tolist()) & set(held.source.tolist())
+    again = build_tasks(cfg(tasks="classes", heldout=0.1), seed=0).heldout
+    other = build_tasks(cfg(tasks="classes", heldout=0.1), seed=1).heldout
+    assert torch.equal(again.source, held.source) and not torch.equal(other.source, held.source)
+    # one task of all digits: stratified by label, 10 % of each digit
+    single = build_tasks(cfg(heldout=0.1), seed=0).heldout
+    assert torch.bincount(single.labels).tolist() == [50] * 10
+
+
+def test_a_heldout_row_is_held_out_in_every_task_and_domain_it_belongs_to():
+    spec = cfg(tasks=[[0, 1], [1, 2]], domains=["identity", "negative"], split_domains=True,
+               heldout=0.2, limit=100)  # fmt: skip
+    ts = build_tasks(spec, seed=0)
+    held = set(ts.heldout.source.tolist())
+    assert not set(ts.source.tolist()) & held  # digit 1 is in two groups: never trained on
+    assert ts.counts.tolist() == [100] * 4  # limit caps the training rows only
+    assert ts.heldout.counts.tolist() == [200] * 4  # each domain judged on its group's rows
+    x, _ = load_mnist5k()
+    src = ts.heldout.source[ts.heldout.offsets[1] : ts.heldout.offsets[1] + 200]
+    shown = ts.heldout.to_display(ts.heldout.task(1))
+    assert torch.allclose(shown, 1 - x[src], atol=1e-6)  # the negative domain applied
+
+
+def test_the_sampler_never_draws_a_heldout_row():
+    ts = build_tasks(cfg(tasks=[[3], [5]], heldout=0.5, limit=30), seed=0)
+    held = set(ts.heldout.source.tolist())
+    gen = torch.Generator().manual_seed(0)
+    drawn = {int(s) for _ in range(20) for s in ts.source[ts.sample_indices(64, gen)].flatten()}
+    assert drawn == set(ts.source.tolist())  # every training row, and only those
+    assert not drawn & held
+    moved = ts.to("cpu")
+    assert moved.heldout is ts.heldout  # the held-out rows stay where they are
+
+
+def test_heldout_zero_changes_nothing_and_a_bad_fraction_is_a_config_error():
+    a = build_tasks(cfg(tasks="classes", limit=20), seed=0)
+    b = build_tasks(cfg(tasks="classes", limit=20, heldout=0.0), seed=0)
+    assert b.heldout is None and torch.equal(a.source, b.source)
+    with pytest.raises(ConfigError, match="data.heldout"):
+        build_tasks(cfg(heldout=1.0), seed=0)
+
+
+def test_heldout_points_are_split_per_mode():
+    ts = build_tasks(cfg(name="ring8", tasks="classes", n_points=800, heldout=0.25), seed=0)
+    total = ts.counts + ts.heldout.counts
+    assert torch.allclose(ts.heldout.counts / total, torch.full((8,), 0.25), atol=0.01)

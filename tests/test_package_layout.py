@@ -1,5 +1,5 @@
-"""The package's import graph has no cycles, counting imports inside functions too (those under
-`if TYPE_CHECKING:` are for annotations only and never run)."""
+"""The package as a map: no import cycles (counting imports inside functions too; those under
+`if TYPE_CHECKING:` are for annotations only and never run), and a docstring in every module."""
 
 from __future__ import annotations
 
