@@ -97,7 +97,7 @@ class DigitFeatures(FeatureExtractor):
     ) -> None:
         super().__init__(device, batch_size)
         classifier = digit_classifier() if classifier is None else classifier
-        # Channels-last runs its convolutions and pooling ~1.6× faster on the CPU; a copy, so the
+        # Channels-last convolutions and pooling are faster on the CPU; a copy, so the
         # shared (memoised) classifier keeps its layout.
         self.classifier = copy.deepcopy(classifier).to(self.device).eval()
         self.classifier.to(memory_format=torch.channels_last)
