@@ -215,7 +215,6 @@ class TrainConfig(Strict):
     """The phase loop, optimisation and run-directory output."""
 
     steps: int = Field(default=2000, ge=1, description="the cap when `until` is set")
-    until: UntilConfig | None = None
     batch_size: int = Field(default=64, ge=1, description="per task")
     lr_g: float = Field(default=2e-4, gt=0)
     lr_d: float = Field(default=2e-4, gt=0)
@@ -246,8 +245,11 @@ class TrainConfig(Strict):
     )
     compile: bool = Field(default=False, description="torch.compile the networks")
     keep_heap: bool = Field(
-        default=True, description="glibc: no mmap for large blocks, no heap trimming (faster steps)"
+        default=True,
+        description="glibc: no mmap for large blocks, no heap trimming (faster steps); applied "
+        "by mtgan train (api.train) for its process",
     )
+    until: UntilConfig | None = Field(default=None, description="stop once converged")
 
 
 class EvalConfig(Strict):
