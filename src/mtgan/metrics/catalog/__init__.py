@@ -1,12 +1,8 @@
-"""The registered metrics, one file each; importing this package registers them in
-`mtgan.metrics.registry`, in the order below (the order of the defaults and bench columns)."""
+"""The registered metrics, one file each: importing this package imports every module in it,
+and each registers its metric in `mtgan.metrics.registry` (a new metric is a new file here)."""
 
-from mtgan.metrics.catalog import (  # noqa: F401  (registration is the import's effect)
-    accuracy,
-    agreement,
-    fid,
-    kid,
-    modes,
-    prdc,
-    stability,
-)
+import importlib
+import pkgutil
+
+for _module in pkgutil.iter_modules(__path__):
+    importlib.import_module(f"{__name__}.{_module.name}")
