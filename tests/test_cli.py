@@ -42,8 +42,8 @@ def test_train_resume_sample_describe(tmp_path, tiny, capsys):
         main(["sample", str(out), "--task", "1", "--n", "5", "--out", str(tmp_path / "s.npz")]) == 0
     )
     arrays = np.load(tmp_path / "s.npz")
-    assert arrays["x"].shape == (5, 1, 28, 28)
-    assert arrays["x"].min() >= 0 and arrays["x"].max() <= 1
+    assert arrays["x"].shape == (5, 28, 28, 1)  # NHWC uint8, as external FID tools read it
+    assert arrays["x"].dtype == np.uint8
 
     assert main(["describe", "pertask", *tiny]) == 0
     text = capsys.readouterr().out
@@ -107,7 +107,7 @@ def test_conditional_run_samples_one_class_and_refuses_others(tmp_path, capsys):
         main(["sample", str(out), "--label", "3", "--n", "4", "--out", str(tmp_path / "3.npz")])
         == 0
     )
-    assert np.load(tmp_path / "3.npz")["x"].shape == (4, 1, 28, 28)
+    assert np.load(tmp_path / "3.npz")["x"].shape == (4, 28, 28, 1)
     capsys.readouterr()
     assert main(["sample", str(out), "--label", "12", "--out", str(tmp_path / "x.npz")]) == 2
     assert "classes 0..9" in capsys.readouterr().err

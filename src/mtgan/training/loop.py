@@ -138,7 +138,8 @@ class Loop:
         return broadcast_object(t.dist, reason)
 
     def finish(self, reason: str) -> None:
-        """The stop record: in metrics.jsonl, the checkpoint's state, eval.json and the log."""
+        """The stop record (runs with train.until): in metrics.jsonl, the checkpoint's state,
+        eval.json and the log."""
         t, run = self.trainer, self.run
         message = t.until.describe(reason, t.step)
         t.stopped = {"reason": reason, "step": t.step, "message": message, "asked": stop_key(t)}
@@ -148,14 +149,16 @@ class Loop:
         if t.until.config is not None:
             stop |= {"metric": t.until.config.metric, "best_step": t.until.best_step}
             stop["best_value"] = t.until.best
-        run.append_metrics({"step": t.step, "event": "stop", **stop})
+            # a run without train.until stops at train.steps: nothing to record
+            run.append_metrics({"step": t.step, "event": "stop", **stop})
         # eval.json before the checkpoint that says "stopped": a crash between the two resumes
         # into a run that only has to save, never into one that skips its evaluation.
         if t.config.eval.metrics and run.eval_step() != t.step:
             if self.last_eval is None or self.last_eval["step"] != t.step:
                 self.evaluate()
             assert self.last_eval is not None
-            run.write_eval({**self.last_eval, "stop": stop})
+            until = {"stop": stop} if t.until.config is not None else {}
+            run.write_eval({**self.last_eval, **until})
         t.save(run)  # the stop record travels with the last checkpoint
         if reason != STEPS:
             self.say(f"{message}; the best checkpoint is {run.checkpoints / 'best'}")
