@@ -176,6 +176,14 @@ def _share_spec_bad() -> st.SearchStrategy:
 _REF = st.builds(lambda net, i: f"{net}.{i}", st.sampled_from("gd"), st.integers(-3, 3))
 # Values the field types cannot express, for the fields a generic rule does not cover.
 SPECIAL: dict[Path_, st.SearchStrategy] = {
+    # An optional section: not a mapping, or one without a tracked metric.
+    ("train", "until"): st.one_of(
+        st.integers(),
+        LETTERS,
+        ANY_LIST,
+        st.just({"patience": 3}),
+        st.fixed_dictionaries({"metric": _not_choice({"fid", "kid", "modes", "accuracy"})}),
+    ),
     ("eval", "features"): st.one_of(
         _not_choice(set(FEATURE_CHOICES)), st.integers(), ANY_LIST, ANY_DICT, st.none()
     ),

@@ -50,6 +50,8 @@ class Loop:
                 f"this run already stopped: {t.stopped['message']}. Nothing to do; change "
                 "train.steps or train.until to continue it"
             )
+            if self.main:  # a process stopped before eval.json was written: write it now
+                self.final_eval(t.stopped.get("record"))
             return
         t.stopped = None
         if main:
@@ -120,7 +122,11 @@ class Loop:
 
     def evaluate(self) -> str | None:
         """Evaluate (rank 0), keep the best checkpoint, and say whether the run should stop;
-        every rank gets rank 0's verdict."""
+        every rank gets rank 0's verdict (a collective: call it on every rank)."""
+        return broadcast_object(self.trainer.dist, self.evaluate_here())
+
+    def evaluate_here(self, track: bool = True) -> str | None:
+        """The evaluation itself, on rank 0 alone (None elsewhere)."""
         t, run = self.trainer, self.run
         reason = None
         if self.main:
@@ -130,38 +136,45 @@ class Loop:
             record.update({f"eval/{k}": v for k, v in result.items()})
             run.append_metrics(record)
             self.board.scalars(record)
-            best, reason = t.until.observe(t.step, result)
+            best, reason = t.until.observe(t.step, result) if track else (False, None)
             if best:
                 mark_best(run.checkpoints, t.save(run))
             self.last_eval = {"step": t.step, "ema": t.ema is not None}
             self.last_eval |= {"features": ctx.features_name, "n": ctx.config.n, **result}
-        return broadcast_object(t.dist, reason)
+        return reason
 
     def finish(self, reason: str) -> None:
         """The stop record (runs with train.until): in metrics.jsonl, the checkpoint's state,
         eval.json and the log."""
         t, run = self.trainer, self.run
         message = t.until.describe(reason, t.step)
-        t.stopped = {"reason": reason, "step": t.step, "message": message, "asked": stop_key(t)}
-        if not self.main:
-            return
-        stop = {"reason": reason, "step": t.step, "train_seconds": t.train_seconds}
-        if t.until.config is not None:
+        stop: dict[str, Any] | None = None
+        if t.until.config is not None:  # without train.until a run stops at train.steps
+            stop = {"reason": reason, "step": t.step, "train_seconds": t.train_seconds}
             stop |= {"metric": t.until.config.metric, "best_step": t.until.best_step}
             stop["best_value"] = t.until.best
-            # a run without train.until stops at train.steps: nothing to record
+        t.stopped = {"reason": reason, "step": t.step, "message": message, "asked": stop_key(t)}
+        t.stopped["record"] = stop
+        if not self.main:
+            return
+        if stop is not None:
             run.append_metrics({"step": t.step, "event": "stop", **stop})
         # eval.json before the checkpoint that says "stopped": a crash between the two resumes
         # into a run that only has to save, never into one that skips its evaluation.
-        if t.config.eval.metrics and run.eval_step() != t.step:
-            if self.last_eval is None or self.last_eval["step"] != t.step:
-                self.evaluate()
-            assert self.last_eval is not None
-            until = {"stop": stop} if t.until.config is not None else {}
-            run.write_eval({**self.last_eval, **until})
+        self.final_eval(stop)
         t.save(run)  # the stop record travels with the last checkpoint
         if reason != STEPS:
             self.say(f"{message}; the best checkpoint is {run.checkpoints / 'best'}")
+
+    def final_eval(self, stop: dict[str, Any] | None) -> None:
+        """eval.json at the step the run stopped, unless it is there already (rank 0)."""
+        t, run = self.trainer, self.run
+        if not t.config.eval.metrics or run.eval_step() == t.step:
+            return
+        if self.last_eval is None or self.last_eval["step"] != t.step:
+            self.evaluate_here(track=False)  # this step was tracked already, if at all
+        assert self.last_eval is not None
+        run.write_eval({**self.last_eval, **({"stop": stop} if stop else {})})
 
     # ------------------------------------------------------------------ the rest
 
