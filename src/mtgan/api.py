@@ -363,7 +363,8 @@ class Run:
     ) -> dict[str, Any]:
         """Evaluate the loaded checkpoint (the EMA generators when the run has them) and, with
         `write`, save the result in the run directory: eval.json for the latest checkpoint (the
-        training's stop record kept), eval-<checkpoint>.json for another. Needs the training data.
+        training's stop record kept), eval-<checkpoint>.json for another. Needs the training data
+        (the real set is `eval.reference`'s split of it; the result's `protocol` says which).
 
         `extractor`: your own features for FID/KID/PRDC, e.g.
         `mtgan.metrics.ModuleFeatures(my_module, "my-features")`."""
@@ -402,6 +403,7 @@ class Run:
             "n": cfg.n,
             **evaluate(ctx, names),
         }
+        result = {**result, "protocol": ctx.protocol()}  # after the metrics: what they used
         if write:
             self.eval_written = self.dir.write_eval(result, checkpoint=self.checkpoint)
         return result

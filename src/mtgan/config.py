@@ -53,6 +53,14 @@ class DataConfig(Strict):
     skip_invalid: bool = Field(
         default=False, description="skip unreadable images (and report how many) instead of failing"
     )
+    heldout: float = Field(
+        default=0.0,
+        ge=0.0,
+        lt=1.0,
+        description="fraction of each label's rows set aside before training and never trained "
+        "on, the real set of eval.reference=heldout (seeded, stratified by label; taken before "
+        "data.limit caps the training rows); 0: none",
+    )
 
 
 class ShareConfig(Strict):
@@ -264,6 +272,11 @@ class EvalConfig(Strict):
     kid_subset_size: int = Field(default=1000, ge=2)
     stability_window: int = Field(default=200, ge=1, description="steps of recent history")
     inception_weights: Path | None = None
+    reference: Literal["train", "heldout", "all"] = Field(
+        default="train",
+        description="the real set metrics compare against: each task's training rows, the "
+        "held-out split (data.heldout), or both",
+    )
 
     @field_validator("metrics")
     @classmethod

@@ -37,6 +37,7 @@ def test_bench_writes_tables_and_report_then_skips_finished_runs(tmp_path, overr
     lines = first.markdown.splitlines()
     assert lines[0].startswith("| preset | seeds | steps | fid | fid_pooled | accuracy")
     assert [line.split("|")[1].strip() for line in lines[2:]] == ["pertask", "independent"]
+    assert "(N=30, train)" in lines[2]  # FID's real set: eval.n=30 of each task's rows
     record = [json.loads(x) for x in (out / "runs/pertask/seed0/metrics.jsonl").open()]
     assert [r["step"] for r in record if "eval/fid" in r] == [3, 6]
     page = (out / "report.html").read_text()

@@ -66,3 +66,31 @@ def test_markdown_and_csv_hold_mean_std_and_reach_counts():
     values = dict(zip(head, csv_lines[1].split(",")))
     assert math.isclose(float(values["fid_mean"]), 45.0)
     assert values["fid_reached"] == "1"
+
+
+def evaluated(label: str, seed: int, values: dict[str, float], **protocol) -> RunResult:
+    """A finished run whose eval.json holds `values` (and a protocol record, if given)."""
+    final = {"step": 100, "ema": False, **values}
+    if protocol:
+        final["protocol"] = protocol
+    return RunResult(label, seed, Path(f"/nowhere/{label}/{seed}"), final, curves={}, train=[],
+                     seconds_at={}, wall_s=1.0)  # fmt: skip
+
+
+def test_fid_cells_say_the_reference_size_and_split():
+    protocol = {"reference": "heldout", "reference_per_task": [25, 40], "reference_total": 65}
+    groups = {"a": [evaluated("a", s, {"fid": 30.0 + s, "fid_pooled": 20.0, "accuracy": 0.5},
+                              **protocol) for s in (0, 1)]}  # fmt: skip
+    keys = ["fid", "fid_pooled", "accuracy"]
+    rows = summarise(groups, keys, {})
+    line = markdown_table(rows, keys, {}).splitlines()[2]
+    cells = [c.strip() for c in line.strip("|").split("|")]
+    assert cells[3] == "30.5 ± 0.71 (N=25–40, heldout)"
+    assert cells[4] == "20 ± 0 (N=65, heldout)"
+    assert cells[5] == "0.5 ± 0"  # not an FID: no reference size
+    csv_lines = summary_csv(rows, keys, {}).splitlines()
+    values = dict(zip(csv_lines[0].split(","), csv_lines[1].split(",")))
+    assert values["fid_reference_n"] == "25" and values["fid_pooled_reference_n"] == "65"
+    assert values["reference"] == "heldout"
+    assert groups["a"][0].reference_sizes("fid/task1") == [40]
+    assert evaluated("old", 0, {"fid": 1.0}).reference_sizes("fid") == []  # no protocol record

@@ -101,7 +101,8 @@ def test_cli_eval_writes_eval_json(tmp_path, tiny, capsys):
     assert printed["n"] == 50 and "fid" in printed and "fid/task0" not in printed
     assert "fid/task0" in json.loads((out / "eval.json").read_text())
     assert main(["eval", str(out), "--checkpoint", "3", "--metrics", "fid"]) == 0
-    assert json.loads((out / "eval.json").read_text())["checkpoint"] == "step-0000003"
+    assert json.loads((out / "eval-3.json").read_text())["checkpoint"] == "step-0000003"
+    assert json.loads((out / "eval.json").read_text())["checkpoint"] == "step-0000006"
     assert main(["eval", str(out), "--checkpoint", "4"]) == 2
     assert "step-0000003" in capsys.readouterr().err
 

@@ -25,6 +25,7 @@ from mtgan.bench.plan import (
 )
 from mtgan.bench.runner import execute, finished, wall_seconds
 from mtgan.bench.summary import (
+    Row,
     default_targets,
     markdown_table,
     runs_csv,
@@ -105,7 +106,7 @@ def write_outputs(
     if unknown:
         raise MtganError(f"--target {unknown[0]}: not a reported metric; these are: {keys}")
     rows = summarise(groups, keys, targets)
-    notes = _notes(protocol, targets, not goals)
+    notes = _notes(protocol, targets, not goals, rows, keys)
     markdown = markdown_table(rows, keys, targets)
     bench = BenchDir(out)
     write_text_atomic(bench.summary_md, markdown + "\n" + "\n".join(f"- {n}" for n in notes))
@@ -119,7 +120,9 @@ def write_outputs(
     return markdown
 
 
-def _notes(protocol: Protocol, targets: dict[str, float], automatic: bool) -> list[str]:
+def _notes(
+    protocol: Protocol, targets: dict[str, float], automatic: bool, rows: list[Row], keys: list[str]
+) -> list[str]:
     notes = [
         "Every preset was trained with the same overrides: "
         + (" ".join(protocol.overrides) or "(none)")
@@ -132,6 +135,14 @@ def _notes(protocol: Protocol, targets: dict[str, float], automatic: bool) -> li
             f"Target {target_label(key, value)} ({how}): steps and seconds spent in training "
             "steps until the first evaluation that reached it, mean ± std over the seeds that "
             "did (reached/total)."
+        )
+    referenced = [k for k in keys if any(k in r.reference for r in rows)]
+    if referenced:
+        notes.append(
+            f"N beside {', '.join(referenced)}: the real images each FID compared against (per "
+            "task for fid, all tasks together for fid_pooled; a range where tasks or seeds "
+            "differ) and the split they came from (eval.reference: train, heldout or all). FID "
+            "from fewer real images than feature dimensions is biased; KID is not."
         )
     notes.append(
         "Stability: D/G-loss std over the last steps of each run (eval.stability_window), mean "

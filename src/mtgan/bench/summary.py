@@ -1,5 +1,6 @@
-"""From finished run directories to a bench table: mean ± std over seeds per metric, steps and
-training seconds to reach a target value, and training-stability statistics.
+"""From finished run directories to a bench table: mean ± std over seeds per metric (FID with
+the size of its real set), steps and training seconds to reach a target value, and
+training-stability statistics.
 
 Everything is read from what a run writes anyway (eval.json, metrics.jsonl), so a table can be
 rebuilt at any time from the directories alone.
@@ -52,6 +53,8 @@ class Row:
     train_s: list[float] = field(default_factory=list)
     wall_s: list[float] = field(default_factory=list)
     stopped: list[tuple[str, int]] = field(default_factory=list)  # (reason, step) per seed
+    reference: dict[str, list[int]] = field(default_factory=dict)  # FID key → real images
+    splits: list[str] = field(default_factory=list)  # eval.reference of each seed's evaluation
 
 
 def default_targets(groups: dict[str, list[RunResult]], keys: list[str]) -> dict[str, float]:
@@ -76,6 +79,11 @@ def summarise(
         row = Row(label, [r.seed for r in results], max(r.steps for r in results))
         for key in keys:
             row.metrics[key] = [float(r.final.get(key, math.nan)) for r in results]
+            sizes = [n for r in results for n in r.reference_sizes(key)]
+            if sizes:
+                row.reference[key] = sizes
+        row.splits = list(dict.fromkeys(str(r.protocol["reference"]) for r in results
+                                        if "reference" in r.protocol))  # fmt: skip
         for key, target in targets.items():
             row.reach[key] = [reached(r, key, target) for r in results]
         for key in STABILITY_COLUMNS:
@@ -106,6 +114,17 @@ def target_label(key: str, target: float) -> str:
     return f"{key} {'≤' if lower_is_better(key) else '≥'} {format_number(target)}"
 
 
+def _metric_cell(row: Row, key: str) -> str:
+    """mean ± std, and for FID the real images it compared against: "45 ± 7.1 (N=500, train)"."""
+    cell = _mean_std(row.metrics[key])
+    sizes = row.reference.get(key)
+    if not sizes or cell == "—":
+        return cell
+    lo, hi = min(sizes), max(sizes)
+    n = f"{lo:,}" if lo == hi else f"{lo:,}–{hi:,}"
+    return f"{cell} (N={n}{', ' + '/'.join(row.splits) if row.splits else ''})"
+
+
 def table_columns(keys: list[str], targets: dict[str, float]) -> list[str]:
     cols = ["preset", "seeds", "steps", *keys]
     for key, target in targets.items():
@@ -116,7 +135,7 @@ def table_columns(keys: list[str], targets: dict[str, float]) -> list[str]:
 def table_cells(row: Row, keys: list[str], targets: dict[str, float]) -> list[str]:
     """One row of the Markdown/HTML table (mean ± std over seeds; stability counts summed)."""
     cells = [row.label, str(len(row.seeds)), str(row.steps)]
-    cells += [_mean_std(row.metrics[k]) for k in keys]
+    cells += [_metric_cell(row, k) for k in keys]
     for key in targets:
         cells += [_reach_cell(row.reach[key], 0), _reach_cell(row.reach[key], 1)]
     for key, values in row.stability.items():
@@ -151,12 +170,16 @@ def markdown_table(rows: list[Row], keys: list[str], targets: dict[str, float]) 
 
 
 def summary_csv(rows: list[Row], keys: list[str], targets: dict[str, float]) -> str:
-    """One line per preset: mean and std of each metric, time to target, stability."""
+    """One line per preset: mean and std of each metric, FID's reference size (the smallest of
+    the seeds and tasks) and split, time to target, stability."""
     buf = io.StringIO()
     writer = csv.writer(buf)
+    referenced = [k for k in keys if any(k in r.reference for r in rows)]
     header = ["preset", "seeds", "steps"]
     for key in [*keys, *STABILITY_COLUMNS, "train_s", "wall_s"]:
         header += [f"{key}_mean", f"{key}_std"]
+    header += [f"{key}_reference_n" for key in referenced]
+    header += ["reference"] if referenced else []
     header += ["converged", "diverged"]
     for key in targets:
         header += [f"{key}_target", f"{key}_reached", f"{key}_steps_mean", f"{key}_seconds_mean"]
@@ -167,6 +190,8 @@ def summary_csv(rows: list[Row], keys: list[str], targets: dict[str, float]) -> 
                   row.wall_s]  # fmt: skip
         for values in series:
             line += list(_stats(values))
+        line += [min(row.reference[k]) if k in row.reference else "" for k in referenced]
+        line += ["/".join(row.splits)] if referenced else []
         line += [sum(r == reason for r, _ in row.stopped) for reason in ("converged", "diverged")]
         for key, target in targets.items():
             hits = [h for h in row.reach[key] if h is not None]

@@ -33,15 +33,21 @@ Namer = Callable[[list[int]], str]  # labels of a task group -> its name
 def build_tasks(cfg: Any, seed: int, device: torch.device | str = "cpu") -> TaskSet:
     """Load the data named by cfg (a DataConfig or any object with its attributes) as a TaskSet.
 
-    seed fixes the 2D point draw, the per-group shuffle behind `limit`, and the domain split.
+    seed fixes the 2D point draw, the held-out split, the per-group shuffle behind `limit`, and
+    the domain split. With `heldout` > 0, that fraction of every label's rows is set aside first
+    (the same source rows for every task and domain they belong to): the TaskSet's `heldout`,
+    which training never samples.
     """
     path: Path | None = getattr(cfg, "path", None)
     domains = list(getattr(cfg, "domains", None) or ["identity"])
     split = bool(getattr(cfg, "split_domains", True)) and len(domains) > 1
     limit = getattr(cfg, "limit", None)
+    fraction = getattr(cfg, "heldout", 0.0) or 0.0
     _check_domains(domains)
     if limit is not None and (isinstance(limit, bool) or int(limit) < 1):
         raise ConfigError(f"data.limit must be a positive integer or null, got {limit!r}")
+    if isinstance(fraction, bool) or not 0.0 <= float(fraction) < 1.0:
+        raise ConfigError(f"data.heldout must be a fraction in [0, 1), got {fraction!r}")
 
     x, y, group_name_of = _load_source(cfg, seed, path)
     kind = "points" if x.dim() == 2 else "image"
@@ -51,11 +57,15 @@ def build_tasks(cfg: Any, seed: int, device: torch.device | str = "cpu") -> Task
         if h != w:
             raise DataError(f"{source}: rot90/rot270 need square images, got {h}x{w}")
     groups = _task_groups(getattr(cfg, "tasks", "single"), y, group_name_of, source)
+    held = held_out_rows(y, len(x), float(fraction), seed)
 
     shuffle = torch.Generator().manual_seed(seed + 1)
-    xs, labels, sources, names, task_domains = [], [], [], [], []
+    train, kept = [], []  # (rows, task name, domain) of every task; its held-out rows
     for group_labels, group_name in groups:
         idx = _group_indices(len(x), y, group_labels)
+        if held is not None:
+            kept.append(idx[held[idx]])
+            idx = idx[~held[idx]]
         idx = idx[torch.randperm(len(idx), generator=shuffle)]
         parts = _split(idx, len(domains)) if split else [idx] * len(domains)
         for domain, part in zip(domains, parts):
@@ -63,26 +73,67 @@ def build_tasks(cfg: Any, seed: int, device: torch.device | str = "cpu") -> Task
             task_name = group_name if domain == "identity" else f"{group_name}/{domain}"
             if len(part) == 0:
                 raise DataError(f"{source}: task {task_name!r} has no samples")
-            xs.append(_transform(x[part], domain, kind))
-            labels.append(y[part] if y is not None else torch.full((len(part),), -1))
-            sources.append(part)
-            names.append(task_name)
-            task_domains.append(domain)
+            train.append((part, task_name, domain))
 
-    counts = torch.tensor([len(p) for p in sources], dtype=torch.int64)
-    offsets = torch.cumsum(counts, 0) - counts
-    tasks = TaskSet(
-        x=torch.cat(xs).contiguous(),
-        offsets=offsets,
-        counts=counts,
-        names=names,
-        kind=kind,
-        labels=torch.cat(labels).long(),
-        domains=task_domains,
-        source=torch.cat(sources).long(),
-        classes=int(y.max()) + 1 if y is not None and len(y) and int(y.min()) >= 0 else None,
-    )
+    classes = int(y.max()) + 1 if y is not None and len(y) and int(y.min()) >= 0 else None
+    tasks = _assemble(x, y, kind, classes, train)
+    if held is not None:
+        # every domain of a group is judged against all of the group's held-out rows
+        rows = [(kept[i // len(domains)], name, d) for i, (_, name, d) in enumerate(train)]
+        for part, name, _ in rows:
+            if len(part) == 0:
+                raise DataError(
+                    f"{source}: data.heldout={fraction} sets no rows of task {name!r} aside "
+                    "(each of its labels has a single row); use more data or data.heldout=0"
+                )
+        tasks.heldout = _assemble(x, y, kind, classes, rows)
     return tasks.to(device)
+
+
+def held_out_rows(y: Tensor | None, n: int, fraction: float, seed: int) -> Tensor | None:
+    """Which of the n source rows are set aside, (n,) bool, or None when fraction is 0.
+
+    Stratified: of each label's rows (all rows when there are no labels) a seeded random
+    round(fraction × count), at least one and never all of them (a label with one row keeps it
+    for training)."""
+    if fraction <= 0:
+        return None
+    gen = torch.Generator().manual_seed(seed + 5)  # its own stream: the shuffle stays seed + 1
+    strata = (
+        [torch.arange(n)]
+        if y is None
+        else [torch.nonzero(y == c, as_tuple=True)[0] for c in torch.unique(y).tolist()]
+    )
+    mask = torch.zeros(n, dtype=torch.bool)
+    for rows in strata:
+        count = len(rows)
+        take = min(count - 1, max(1, round(fraction * count)))
+        mask[rows[torch.randperm(count, generator=gen)[:take]]] = True
+    return mask
+
+
+def _assemble(
+    x: Tensor,
+    y: Tensor | None,
+    kind: str,
+    classes: int | None,
+    tasks: list[tuple[Tensor, str, str]],
+) -> TaskSet:
+    """A TaskSet of the source rows (rows, task name, domain) of each task, domains applied."""
+    counts = torch.tensor([len(rows) for rows, _, _ in tasks], dtype=torch.int64)
+    return TaskSet(
+        x=torch.cat([_transform(x[rows], domain, kind) for rows, _, domain in tasks]).contiguous(),
+        offsets=torch.cumsum(counts, 0) - counts,
+        counts=counts,
+        names=[name for _, name, _ in tasks],
+        kind=kind,
+        labels=torch.cat(
+            [y[rows] if y is not None else torch.full((len(rows),), -1) for rows, _, _ in tasks]
+        ).long(),
+        domains=[domain for _, _, domain in tasks],
+        source=torch.cat([rows for rows, _, _ in tasks]).long(),
+        classes=classes,
+    )
 
 
 def _check_domains(domains: list[str]) -> None:

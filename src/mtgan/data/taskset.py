@@ -18,6 +18,8 @@ class TaskSet:
     names, domains: one entry per task.
     source: (N,) int64 row of each sample in the source data set before tasks were formed
     (provenance: which samples a task or domain saw), or None.
+    heldout: the same tasks' rows set aside before training (`data.heldout`), or None. The
+    sampling methods never read it; it stays on the CPU when the training rows move (`to`).
     """
 
     x: Tensor
@@ -29,6 +31,7 @@ class TaskSet:
     domains: list[str]
     source: Tensor | None = None
     classes: int | None = None  # classes of the whole source data set (before limit); None: infer
+    heldout: TaskSet | None = None
 
     def __post_init__(self) -> None:
         k = len(self.names)
@@ -38,6 +41,8 @@ class TaskSet:
             raise ValueError("TaskSet: labels must have one entry per row of x")
         if k and bool((self.counts <= 0).any()):
             raise ValueError("TaskSet: every task needs at least one sample")
+        if self.heldout is not None and self.heldout.names != self.names:
+            raise ValueError("TaskSet: the held-out rows must have the same tasks")
 
     @property
     def num_tasks(self) -> int:
@@ -61,7 +66,7 @@ class TaskSet:
         return self.x.device
 
     def to(self, device: torch.device | str) -> TaskSet:
-        """A copy with all tensors on device (names and metadata shared)."""
+        """A copy with all tensors on device (names and metadata shared; `heldout` as it is)."""
         return replace(
             self,
             x=self.x.to(device),

@@ -3,11 +3,16 @@
 The metrics themselves are records in `mtgan.metrics.registry`, one file each under
 `mtgan.metrics.catalog`. The context generates each task's samples once, extracts features
 once, and caches the real data's features on disk per data set and extractor.
+
+The real set is `eval.reference`: the training rows, the held-out split (`data.heldout`) or
+both. Each evaluation states its protocol (`EvalContext.protocol`, eval.json's `protocol`), and
+FID from a reference too small to trust gets a warning that names KID.
 """
 
 from __future__ import annotations
 
 import hashlib
+import warnings
 from collections.abc import Callable
 from typing import Any
 
@@ -22,11 +27,14 @@ from mtgan.errors import ConfigError
 from mtgan.metrics.digits import DigitClassifier
 from mtgan.metrics.extractors import AUTO, get_extractor
 from mtgan.metrics.features import DigitFeatures, FeatureExtractor, cache_dir
+from mtgan.metrics.inception import InceptionFeatures
 from mtgan.metrics.registry import METRICS, check_names
 from mtgan.nets.routing import share_per_generator, task_samples
 
 # z (NG, n, z_dim), class labels (NG, n) or None → samples (NG, n, *shape), display range
 Generate = Callable[..., Tensor]
+# Per-class FID from fewer real images than this is strongly biased (Chong & Forsyth, 2020).
+PER_CLASS_MIN = 500
 
 
 class EvalContext:
@@ -51,6 +59,12 @@ class EvalContext:
                 f"evaluation needs a generator for each of the {data.num_tasks} tasks; the "
                 f"generators serve tasks {sorted(set(generator_tasks))}"
             )
+        if config.reference == "heldout" and data.heldout is None:
+            raise ConfigError(
+                "eval.reference=heldout compares against rows set aside before training, but "
+                "data.heldout=0 sets none aside; set data.heldout to a fraction (e.g. 0.1) or "
+                "use eval.reference=train"
+            )
         self.data, self.config, self.generate_fn = data, config, generate
         self.z_dim, self.mixture, self.num_classes = z_dim, mixture, num_classes
         self.generator_tasks = generator_tasks
@@ -61,6 +75,7 @@ class EvalContext:
         self._real_features: dict[int, Tensor] = {}
         self._head_on_features: dict[int, bool] = {}  # id(classifier) → FID features are its own
         self._extractor = extractor  # a user's own features (e.g. ModuleFeatures) if given
+        self._reference: dict[int, tuple[Tensor, Tensor]] = {}
 
     @property
     def tasks(self) -> range:
@@ -110,25 +125,45 @@ class EvalContext:
             ]
         return self._samples[k]
 
+    def reference_rows(self, k: int) -> tuple[Tensor, Tensor]:
+        """Task k's whole reference set on the CPU, `eval.reference`'s split: (rows (M, *shape)
+        at the stored scale, their classes (M,))."""
+        if k not in self._reference:
+            train = (self.data.task(k).cpu(), self.data.task_labels(k).cpu())
+            held = self.data.heldout
+            if held is None or self.config.reference == "train":
+                self._reference[k] = train
+            elif self.config.reference == "heldout":
+                self._reference[k] = (held.task(k).cpu(), held.task_labels(k).cpu())
+            else:  # all
+                x = torch.cat([train[0], held.task(k).cpu()])
+                self._reference[k] = (x, torch.cat([train[1], held.task_labels(k).cpu()]))
+        return self._reference[k]
+
     def _real_subset(self, k: int) -> Tensor | None:
-        """Rows of task k's data that `real(k)` keeps (a seeded subset), None for all."""
-        count = int(self.data.counts[k])
+        """Rows of task k's reference set that `real(k)` keeps (a seeded subset), None for all."""
+        count = len(self.reference_rows(k)[1])
         if count <= self.config.n:
             return None
         gen = torch.Generator().manual_seed(self.seed + 1)
         return torch.randperm(count, generator=gen)[: self.config.n]
 
     def real(self, k: int) -> Tensor:
-        """Task k's real data (display range), at most `config.n` samples (seeded subset)."""
-        x = self.data.to_display(self.data.task(k)).cpu()
+        """Task k's real data (display range) from `eval.reference`'s split, at most `config.n`
+        samples (seeded subset)."""
+        x = self.data.to_display(self.reference_rows(k)[0])
         keep = self._real_subset(k)
         return x if keep is None else x[keep]
 
     def real_labels(self, k: int) -> Tensor:
         """The class of each row of `real(k)`."""
-        y = self.data.task_labels(k).cpu()
+        y = self.reference_rows(k)[1]
         keep = self._real_subset(k)
         return y if keep is None else y[keep]
+
+    def reference_size(self, k: int) -> int:
+        """How many real rows `real(k)` holds."""
+        return min(len(self.reference_rows(k)[1]), self.config.n)
 
     def class_features(self, k: int, c: int) -> Tensor:
         """Features of `config.n` samples of task k generated for class c (conditional models)."""
@@ -163,6 +198,61 @@ class EvalContext:
         if self.features_name == "inception" and self.config.inception_weights is not None:
             return {"weights_path": self.config.inception_weights}
         return {}
+
+    @property
+    def resize(self) -> str:
+        """How the extractor resizes this data's images, "none" when it does not (or when no
+        features were extracted)."""
+        ext, shape = self._extractor, tuple(self.data.shape)
+        if isinstance(ext, InceptionFeatures):
+            return ext.resize_mode(shape)
+        if isinstance(ext, DigitFeatures) and len(shape) == 3 and shape[1:] != (28, 28):
+            return "bilinear to 28x28 (align_corners=False)"
+        return "none"
+
+    def protocol(self) -> dict[str, Any]:
+        """What this evaluation compared (eval.json's `protocol`): generated samples per task,
+        the reference split and its size per task, the feature extractor (its name carries a
+        digest of its weights) and width, and the resize mode."""
+        sizes = [self.reference_size(k) for k in self.tasks]
+        features = next(iter(self._real_features.values()), None)
+        return {
+            "generated_per_task": self.config.n,
+            "reference": self.config.reference,
+            "reference_per_task": sizes,
+            "reference_total": sum(sizes),
+            "features": self._extractor.name if self._extractor is not None else self.features_name,
+            "feature_dim": None if features is None else int(features.shape[1]),
+            "resize": self.resize,
+        }
+
+    def warn_small_reference(self) -> None:
+        """Warn when FID's reference cannot be trusted: fewer real rows than feature dimensions
+        (a rank-deficient covariance), or per-class sets under PER_CLASS_MIN images."""
+        small = {k: len(f) for k, f in self._real_features.items() if len(f) < f.shape[1]}
+        if small:
+            width = next(iter(self._real_features.values())).shape[1]
+            sizes = ", ".join(f"task {k}: {n}" for k, n in sorted(small.items()))
+            warnings.warn(
+                f"FID reference ({self.config.reference} split) smaller than the {width}-d "
+                f"{self.features_name} features ({sizes}): the covariance is rank-deficient and "
+                "FID is biased; KID (eval.metrics=[kid]) is the unbiased alternative",
+                stacklevel=3,
+            )
+        if not self.num_classes:
+            return
+        counts = [
+            int(n)
+            for k in self.tasks
+            for n in torch.unique(self.real_labels(k), return_counts=True)[1]
+        ]
+        if counts and min(counts) < PER_CLASS_MIN:
+            warnings.warn(
+                f"per-class FID from {min(counts)}–{max(counts)} real images per class "
+                f"(< {PER_CLASS_MIN}, {self.config.reference} split) is strongly biased; KID "
+                "(eval.metrics=[kid]) is the unbiased alternative",
+                stacklevel=3,
+            )
 
     def fake_features(self, k: int) -> Tensor:
         if k not in self._fake_features:
@@ -217,4 +307,6 @@ def evaluate(ctx: EvalContext, metrics: list[str]) -> dict[str, float]:
     out: dict[str, float] = {}
     for name in metrics:
         out.update(METRICS[name].fn(ctx))
+    if "fid" in metrics:
+        ctx.warn_small_reference()
     return out

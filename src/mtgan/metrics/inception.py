@@ -117,6 +117,15 @@ class InceptionFeatures(FeatureExtractor):
             self.backend = "torch-fidelity"
         self.name = f"inception-{_sha256(self.path)[:16]}"
 
+    def resize_mode(self, shape: tuple[int, ...]) -> str:
+        """How images of `shape` (C, H, W) are resized for the model (an evaluation's protocol
+        records it): "none" at 299×299, else the resize `preprocess` or torch-fidelity does."""
+        if tuple(shape[-2:]) == (SIZE, SIZE):
+            return "none"
+        if self.backend == "torch-fidelity":
+            return f"torch-fidelity (TensorFlow-style bilinear to {SIZE}x{SIZE})"
+        return f"bilinear to {SIZE}x{SIZE} (align_corners=False)"
+
     def preprocess(self, batch: Tensor) -> Tensor:
         """Images (B, 1 or 3, H, W) in [0, 1] → what the model takes: float (B, 3, 299, 299) in
         0..255 for TorchScript, uint8 (B, 3, H, W) for torch-fidelity."""

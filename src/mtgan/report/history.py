@@ -11,6 +11,8 @@ from typing import Any
 from mtgan.rundir import RunDir
 
 _META = frozenset({"step", "ema", "features", "n", "kid_std"})
+# FID keys whose real set eval.json's protocol sizes: per task, or all tasks' together.
+REFERENCED = {"fid": "reference_per_task", "fid_pooled": "reference_total"}
 # Stability statistics shown in the table (from the `stability` metric), and their headers.
 STABILITY_COLUMNS = {
     "d/loss_std": "D-loss std",
@@ -72,6 +74,26 @@ class RunResult:
         """Why the run stopped: `steps` (train.steps), `converged` or `diverged` (train.until)."""
         stop = self.final.get("stop")
         return str(stop.get("reason", "steps")) if isinstance(stop, dict) else "steps"
+
+    @property
+    def protocol(self) -> dict[str, Any]:
+        """eval.json's record of what the final evaluation compared ({} for older runs)."""
+        record = self.final.get("protocol")
+        return record if isinstance(record, dict) else {}
+
+    def reference_sizes(self, key: str) -> list[int]:
+        """The real images behind an FID value: each task's for `fid` (one for `fid/taskK`),
+        the total for `fid_pooled`; [] for other keys or without a protocol record."""
+        family, _, task = key.partition("/")
+        sizes = self.protocol.get(REFERENCED.get(family, ""))
+        if isinstance(sizes, int):
+            return [sizes] if not task else []
+        if not isinstance(sizes, list) or not all(isinstance(n, int) for n in sizes):
+            return []
+        if task:
+            k = task.removeprefix("task")
+            return [sizes[int(k)]] if k.isdigit() and int(k) < len(sizes) else []
+        return list(sizes)
 
     @property
     def train_seconds(self) -> float:

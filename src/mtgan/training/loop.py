@@ -141,6 +141,7 @@ class Loop:
                 mark_best(run.checkpoints, t.save(run))
             self.last_eval = {"step": t.step, "ema": t.ema is not None}
             self.last_eval |= {"features": ctx.features_name, "n": ctx.config.n, **result}
+            self.last_eval["protocol"] = ctx.protocol()  # eval.json's record of the comparison
         return reason
 
     def finish(self, reason: str) -> None:

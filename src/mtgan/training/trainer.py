@@ -355,7 +355,8 @@ class Trainer:
         fit(self, run, quiet)
 
     def eval_context(self, records: list[dict[str, Any]] | None = None) -> EvalContext:
-        """Evaluation of the current generators (the EMA ones when enabled) on the training data."""
+        """Evaluation of the current generators (the EMA ones when enabled) against the real
+        set `eval.reference` names: the training rows, the held-out ones, or both."""
         return EvalContext(
             self.data,
             self.config.eval,
