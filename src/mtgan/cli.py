@@ -3,7 +3,7 @@
 mtgan train [PRESET|CONFIG.yaml] [key=value ...] [--out DIR] [--resume RUN_DIR]
 mtgan sample RUN_DIR [--task T|all] --n N --out FILE.png|FILE.npz|DIR/
 mtgan describe [PRESET|CONFIG.yaml] [key=value ...]
-mtgan bench PRESET... [key=value ...] [--seeds N] [--jobs N] [--out DIR]
+mtgan bench PRESET... [key=value ...] [--seeds N] [--jobs N] [--out DIR] [--baseline PRESET]
 mtgan report RUN_DIR|BENCH_DIR [--out FILE.html]
 mtgan presets
 """
@@ -126,7 +126,7 @@ def cmd_bench(ns: argparse.Namespace) -> int:
     goals = _targets(ns.target)
     seeds = list(range(ns.seeds)) if ns.seed_list is None else ns.seed_list
     outcome = run_bench(targets, overrides, seeds, ns.jobs, Path(ns.out), metrics,
-                        ns.eval_every, goals, ns.quiet)  # fmt: skip
+                        ns.eval_every, goals, ns.quiet, ns.baseline)  # fmt: skip
     print(outcome.markdown)
     print(f"wrote {ns.out}/summary.md, summary.csv, runs.csv and report.html", file=sys.stderr)
     if outcome.failed:
@@ -245,6 +245,12 @@ def build_parser() -> argparse.ArgumentParser:
         action="append",
         metavar="METRIC=VALUE",
         help="report steps/seconds to reach it (repeatable; default: the worst preset's mean)",
+    )
+    p.add_argument(
+        "--baseline",
+        metavar="PRESET",
+        help="one of the presets (e.g. a single-task run): a Δm %% column of every preset's "
+        "mean relative gain over it across per-task metrics (positive: better)",
     )
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_bench)

@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from mtgan.bench import run_bench
+from mtgan.bench import report_bench_dir, run_bench
 from mtgan.bench.plan import resolve_protocol
 from mtgan.cli import main
 from mtgan.errors import ConfigError, RunError
@@ -52,6 +52,9 @@ def test_bench_writes_tables_and_report_then_skips_finished_runs(tmp_path, overr
     assert main(["report", str(out)]) == 0
     rebuilt = (out / "summary.md").read_text().splitlines()
     assert [line.split("|")[1].strip() for line in rebuilt[2:4]] == ["pertask", "independent"]
+    report_bench_dir(out, baseline="independent")  # Δm from the finished runs alone
+    table = (out / "summary.md").read_text()
+    assert "Δm % vs independent" in table.splitlines()[0]
     assert main(["report", str(out), "--target", "fid=1e9"]) == 0  # other targets, no retraining
     assert "steps to fid ≤ 1.000e+09" in (out / "summary.md").read_text()
     assert "3/3" not in (out / "summary.md").read_text()  # one seed each: "(1/1)"
@@ -94,3 +97,11 @@ def test_cli_bench_reports_a_wrong_target(tmp_path, overrides, capsys):
     assert "--target fid=abc" in capsys.readouterr().err
     code = main(["bench", "pertask", "--jobs", "0", "--out", str(tmp_path / "b"), "--quiet"])
     assert code == 2 and "--jobs must be at least 1" in capsys.readouterr().err
+
+
+def test_cli_bench_refuses_a_baseline_it_does_not_bench(tmp_path, capsys):
+    out = tmp_path / "b"
+    code = main(["bench", "pertask", "independent", "--baseline", "baseline", "--out", str(out),
+                 "--quiet"])  # fmt: skip
+    assert code == 2 and not out.exists()
+    assert "--baseline baseline is not one of the presets benched" in capsys.readouterr().err

@@ -5,8 +5,12 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
+import pytest
+
 from mtgan.bench.summary import (
     default_targets,
+    delta_m,
+    delta_notes,
     markdown_table,
     reached,
     summarise,
@@ -75,6 +79,79 @@ def evaluated(label: str, seed: int, values: dict[str, float], **protocol) -> Ru
         final["protocol"] = protocol
     return RunResult(label, seed, Path(f"/nowhere/{label}/{seed}"), final, curves={}, train=[],
                      seconds_at={}, wall_s=1.0)  # fmt: skip
+
+
+def test_delta_m_signs_follow_each_metrics_better_side():
+    base = {"fid/task0": 50.0, "fid/task1": 40.0, "accuracy/task0": 0.5, "accuracy/task1": 0.8}
+    # FID lower is better: 40 against 50 is a 20 % gain; accuracy higher is better: 0.6 vs 0.5 too
+    better = delta_m({"fid/task0": 40.0, "fid/task1": 32.0, "accuracy/task0": 0.6,
+                      "accuracy/task1": 0.96}, base)  # fmt: skip
+    assert better.value == pytest.approx(20.0) and better.count == 4 and not better.pooled
+    worse = delta_m({"fid/task0": 60.0, "fid/task1": 48.0, "accuracy/task0": 0.4,
+                     "accuracy/task1": 0.64}, base)  # fmt: skip
+    assert worse.value == pytest.approx(-20.0)
+    mixed = delta_m({"fid/task0": 60.0, "fid/task1": 40.0, "accuracy/task0": 0.6,
+                     "accuracy/task1": 0.8}, base)  # fmt: skip
+    assert mixed.value == pytest.approx((-20.0 + 0.0 + 20.0 + 0.0) / 4)
+    assert delta_m(base, base).value == 0.0
+
+
+def test_delta_m_leaves_out_values_without_a_better_side_and_summaries():
+    base = {"fid/task0": 50.0, "kid_std/task0": 1.0, "fid": 50.0, "fid_per_class/task0/class1": 9}
+    mine = {"fid/task0": 25.0, "kid_std/task0": 3.0, "fid": 99.0, "fid_per_class/task0/class1": 1}
+    result = delta_m(mine, base)
+    assert result.count == 1 and result.value == pytest.approx(50.0)
+
+
+def test_a_single_task_baseline_is_compared_through_its_pooled_value():
+    base = {"fid/task0": 50.0, "fid": 50.0, "accuracy/task0": 0.5, "accuracy": 0.5}
+    mine = {"fid/task0": 40.0, "fid/task1": 60.0, "fid/task2": 25.0, "fid": 41.7,
+            "accuracy/task0": 0.6, "accuracy/task1": 0.6, "accuracy/task2": 0.6}  # fmt: skip
+    result = delta_m(mine, base)
+    assert result.pooled == ["fid", "accuracy"] and result.count == 6
+    assert result.value == pytest.approx((20.0 - 20.0 + 50.0 + 20.0 * 3) / 6)
+
+
+def two_tasks(fid: float, accuracy: float) -> dict[str, float]:
+    """Two tasks' values, both tasks alike, and their means."""
+    values = {"fid": fid, "accuracy": accuracy}
+    return {**values, **{f"{key}/task{k}": v for key, v in values.items() for k in (0, 1)}}
+
+
+def test_delta_m_column_cells_and_notes():
+    single = {"fid/task0": 50.0, "fid": 50.0, "accuracy/task0": 0.5, "accuracy": 0.5}
+    groups = {
+        "baseline": [evaluated("baseline", s, single) for s in (0, 1)],
+        "pertask": [
+            evaluated("pertask", 0, two_tasks(40.0, 0.6)),  # +20 %
+            evaluated("pertask", 1, two_tasks(45.0, 0.55)),  # +10 %
+        ],
+        "pairs": [evaluated("pairs", 0, {"agreement/task0-task1": 0.9, "agreement": 0.9})],
+    }
+    keys = ["fid", "accuracy"]
+    rows = summarise(groups, keys, {}, baseline="baseline")
+    text = markdown_table(rows, keys, {}, baseline="baseline")
+    header, _, base_line, pertask_line, pairs_line = text.splitlines()
+    cols = [c.strip() for c in header.strip("|").split("|")]
+    assert cols[3:6] == ["fid", "accuracy", "Δm % vs baseline"]
+    assert [c.strip() for c in base_line.strip("|").split("|")][5] == "0 ± 0"
+    assert [c.strip() for c in pertask_line.strip("|").split("|")][5] == "15 ± 7.1"  # 20, 10
+    assert [c.strip() for c in pairs_line.strip("|").split("|")][5] == "—"
+    notes = delta_notes(rows, "baseline")
+    assert any("pertask" in n and "pooled value" in n and "accuracy, fid" in n for n in notes)
+    assert any(n.startswith("pairs: no per-task value lines up") for n in notes)
+    csv_lines = summary_csv(rows, keys, {}, baseline="baseline").splitlines()
+    values = dict(zip(csv_lines[0].split(","), csv_lines[2].split(",")))
+    assert float(values["delta_m_mean"]) == pytest.approx(15.0)
+    assert values["delta_m_values"] == "4" and values["delta_m_pooled"] == "accuracy fid"
+    assert "Δm" not in markdown_table(rows, keys, {})  # no baseline, no column
+
+
+def test_tasks_that_do_not_line_up_with_a_multi_task_baseline_give_a_dash():
+    base = {"fid/task0": 50.0, "fid/task1": 50.0, "fid": 50.0}
+    mine = {"fid/task0": 40.0, "fid/task1": 40.0, "fid/task2": 40.0, "fid": 40.0}
+    result = delta_m(mine, base)
+    assert math.isnan(result.value) and result.unmatched == ["fid"]
 
 
 def test_fid_cells_say_the_reference_size_and_split():

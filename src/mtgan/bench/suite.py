@@ -1,7 +1,7 @@
 """`mtgan bench`: presets × seeds under one protocol → table (Markdown, CSV) and HTML report.
 
-    run_bench(["independent", "pertask"], ["train.steps=2000"], seeds=[0, 1, 2], jobs=2,
-              out=Path("runs/bench"))
+    run_bench(["baseline", "independent", "pertask"], ["train.steps=2000"], seeds=[0, 1, 2],
+              jobs=2, out=Path("runs/bench"), baseline="baseline")
 
 writes into `out`: summary.md, summary.csv (one line per preset), runs.csv (one per run),
 report.html, figures/*.png (the report's curves, for papers and READMEs) and the runs
@@ -19,6 +19,7 @@ from mtgan.bench.plan import (
     BenchRun,
     Protocol,
     fix_protocol,
+    label_of,
     plan_runs,
     read_protocol,
     resolve_protocol,
@@ -27,6 +28,8 @@ from mtgan.bench.runner import execute, finished, wall_seconds
 from mtgan.bench.summary import (
     Row,
     default_targets,
+    delta_label,
+    delta_notes,
     markdown_table,
     runs_csv,
     summarise,
@@ -59,15 +62,24 @@ def run_bench(
     eval_every: int | None = None,
     goals: dict[str, float] | None = None,
     quiet: bool = False,
+    baseline: str | None = None,
 ) -> BenchOutcome:
     """Train what is not finished yet, then write the table and the report of every run asked
-    for. Runs that fail are listed in the outcome (their logs are in out/logs)."""
+    for. Runs that fail are listed in the outcome (their logs are in out/logs). `baseline`
+    names one of `targets`: the table gives every preset's Δm % against it."""
     if not targets:
         raise MtganError("mtgan bench: name at least one preset or config file")
     if not seeds:
         raise MtganError("mtgan bench: --seeds needs at least one seed")
     if jobs < 1:
         raise MtganError(f"mtgan bench: --jobs must be at least 1, got {jobs}")
+    if baseline is not None:
+        baseline = label_of(baseline)
+        if baseline not in [label_of(t) for t in targets]:
+            raise MtganError(
+                f"mtgan bench: --baseline {baseline} is not one of the presets benched: "
+                f"{', '.join(label_of(t) for t in targets)}"
+            )
     protocol, _ = resolve_protocol(targets, overrides, metrics, eval_every)
     runs = plan_runs(out, targets, seeds)
     fix_protocol(out, protocol, list(dict.fromkeys(r.label for r in runs)))
@@ -79,7 +91,8 @@ def run_bench(
     if not done:
         logs = ", ".join(str(o.log) for o in outcomes if o.log is not None)
         raise RunError(f"every bench run failed; see the logs: {logs}")
-    markdown = write_outputs(out, done, protocol, goals, f"bench wall time {wall:.0f} s")
+    note = f"bench wall time {wall:.0f} s"
+    markdown = write_outputs(out, done, protocol, goals, note, baseline)
     return BenchOutcome(markdown, out, failed)
 
 
@@ -97,31 +110,39 @@ def write_outputs(
     protocol: Protocol,
     goals: dict[str, float] | None = None,
     note: str = "",
+    baseline: str | None = None,
 ) -> str:
-    """summary.md, summary.csv, runs.csv and report.html for the given finished runs."""
+    """summary.md, summary.csv, runs.csv and report.html for the given finished runs; with
+    `baseline` (a preset's label), a Δm % column against it."""
     groups = collect(runs)
     keys = metric_keys([r for rs in groups.values() for r in rs])
     targets = goals if goals else default_targets(groups, keys)
     unknown = [k for k in targets if k not in keys]
     if unknown:
         raise MtganError(f"--target {unknown[0]}: not a reported metric; these are: {keys}")
-    rows = summarise(groups, keys, targets)
-    notes = _notes(protocol, targets, not goals, rows, keys)
-    markdown = markdown_table(rows, keys, targets)
+    rows = summarise(groups, keys, targets, baseline)
+    notes = _notes(protocol, targets, not goals, rows, keys, baseline, baseline in groups)
+    markdown = markdown_table(rows, keys, targets, baseline)
     bench = BenchDir(out)
     write_text_atomic(bench.summary_md, markdown + "\n" + "\n".join(f"- {n}" for n in notes))
-    write_text_atomic(bench.summary_csv, summary_csv(rows, keys, targets))
+    write_text_atomic(bench.summary_csv, summary_csv(rows, keys, targets, baseline))
     write_text_atomic(bench.runs_csv, runs_csv(groups, keys))
-    cells = [table_cells(r, keys, targets) for r in rows]
+    cells = [table_cells(r, keys, targets, baseline) for r in rows]
     subtitle = f"{out} · {len(runs)} runs · {note}".rstrip(" ·")
-    columns = table_columns(keys, targets)
+    columns = table_columns(keys, targets, baseline)
     page = bench_page(groups, columns, cells, keys, notes, subtitle, bench.figures)
     write_page(bench.report, page)
     return markdown
 
 
 def _notes(
-    protocol: Protocol, targets: dict[str, float], automatic: bool, rows: list[Row], keys: list[str]
+    protocol: Protocol,
+    targets: dict[str, float],
+    automatic: bool,
+    rows: list[Row],
+    keys: list[str],
+    baseline: str | None,
+    baseline_finished: bool,
 ) -> list[str]:
     notes = [
         "Every preset was trained with the same overrides: "
@@ -144,6 +165,18 @@ def _notes(
             "differ) and the split they came from (eval.reference: train, heldout or all). FID "
             "from fewer real images than feature dimensions is biased; KID is not."
         )
+    if baseline is not None:
+        notes.append(
+            f"{delta_label(baseline)}: the mean over the per-task metric values M (fid/task3, "
+            f"accuracy/task2, ...) of s·(M − M_{baseline})/|M_{baseline}| × 100, s = +1 where "
+            "larger is better and −1 where smaller is better (Maninis et al. 2019, Vandenhende "
+            f"et al. 2021): positive is better than {baseline}. Per seed against {baseline}'s "
+            "mean over seeds, then mean ± std over seeds."
+        )
+        if baseline_finished:
+            notes += delta_notes(rows, baseline)
+        else:
+            notes.append(f"No run of {baseline} finished, so Δm is — throughout.")
     notes.append(
         "Stability: D/G-loss std over the last steps of each run (eval.stability_window), mean "
         "over seeds; grad spikes: logged steps with a gradient norm above 10× its run median, and "
@@ -152,9 +185,11 @@ def _notes(
     return notes
 
 
-def report_bench_dir(out: Path, goals: dict[str, float] | None = None) -> Path:
+def report_bench_dir(
+    out: Path, goals: dict[str, float] | None = None, baseline: str | None = None
+) -> Path:
     """Rebuild the table and report of a bench directory from its finished runs (with other
-    targets when `goals` are given)."""
+    targets when `goals` are given, Δm % against `baseline` when one is named)."""
     protocol, presets = read_protocol(out)
     bench = BenchDir(out)
     found = bench.labels()
@@ -168,5 +203,5 @@ def report_bench_dir(out: Path, goals: dict[str, float] | None = None) -> Path:
                 runs.append(run)
     if not runs:
         raise RunError(f"{out}: no finished runs to report")
-    write_outputs(out, runs, protocol, goals)
+    write_outputs(out, runs, protocol, goals, baseline=baseline)
     return bench.report

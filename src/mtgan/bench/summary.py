@@ -1,6 +1,6 @@
 """From finished run directories to a bench table: mean ± std over seeds per metric (FID with
-the size of its real set), steps and training seconds to reach a target value, and
-training-stability statistics.
+the size of its real set), Δm % against a baseline preset, steps and training seconds to reach
+a target value, and training-stability statistics.
 
 Everything is read from what a run writes anyway (eval.json, metrics.jsonl), so a table can be
 rebuilt at any time from the directories alone.
@@ -11,12 +11,13 @@ from __future__ import annotations
 import csv
 import io
 import math
+import re
 import statistics
 from dataclasses import dataclass, field
 from typing import Any
 
-from mtgan.metrics.registry import lower_is_better
-from mtgan.report.history import STABILITY_COLUMNS, RunResult, format_number
+from mtgan.metrics.registry import direction, lower_is_better
+from mtgan.report.history import STABILITY_COLUMNS, RunResult, format_number, is_number
 
 
 def better(key: str, a: float, b: float) -> bool:
@@ -55,6 +56,69 @@ class Row:
     stopped: list[tuple[str, int]] = field(default_factory=list)  # (reason, step) per seed
     reference: dict[str, list[int]] = field(default_factory=dict)  # FID key → real images
     splits: list[str] = field(default_factory=list)  # eval.reference of each seed's evaluation
+    delta: list[DeltaM] = field(default_factory=list)  # per seed, against the baseline
+
+
+_TASK_KEY = re.compile(r"^([^/]+)/task(\d+)$")  # a per-task value: fid/task3
+
+
+@dataclass
+class DeltaM:
+    """One evaluation's Δm % against the baseline: the mean relative gain over `count` per-task
+    values (nan when none lines up); `pooled`: metric families compared against the baseline's
+    pooled value; `unmatched`: families whose tasks did not line up with the baseline's."""
+
+    value: float
+    count: int
+    pooled: list[str] = field(default_factory=list)
+    unmatched: list[str] = field(default_factory=list)
+
+
+def _per_task(values: dict[str, float]) -> dict[str, dict[int, float]]:
+    """family → {task: value} of the per-task keys with a better side (`direction`)."""
+    out: dict[str, dict[int, float]] = {}
+    for key, value in values.items():
+        match = _TASK_KEY.match(key)
+        if match and direction(key) is not None and is_number(value):
+            out.setdefault(match[1], {})[int(match[2])] = float(value)
+    return out
+
+
+def delta_m(values: dict[str, float], baseline: dict[str, float]) -> DeltaM:
+    """Δm % (Maninis et al. 2019; Vandenhende et al. 2021) of `values` against `baseline` (both
+    eval.json-like): the mean over per-task values M (`fid/task3`, `accuracy/task2`, ...) of
+    s·(M − M_b)/|M_b| × 100, s = +1 where larger is better and −1 where smaller is better, so
+    positive is better than the baseline. Families whose tasks do not line up are compared
+    against the baseline's pooled value (`fid`) when the baseline has one task, else left out;
+    so are values with no better side, and baseline values of 0 or not finite."""
+    mine, base = _per_task(values), _per_task(baseline)
+    gains: list[float] = []
+    pooled, unmatched = [], []
+    for family, tasks in mine.items():
+        if family in base and set(base[family]) == set(tasks):
+            pairs = [(tasks[t], base[family][t]) for t in tasks]
+        elif len(base.get(family, {})) == 1 and is_number(baseline.get(family)):
+            pairs = [(m, float(baseline[family])) for m in tasks.values()]
+            pooled.append(family)
+        else:
+            unmatched.append(family)
+            continue
+        sign = 1.0 if direction(family) == "max" else -1.0
+        for m, b in pairs:
+            if math.isfinite(m) and math.isfinite(b) and b != 0:
+                gains.append(sign * (m - b) / abs(b) * 100)
+    value = statistics.fmean(gains) if gains else math.nan
+    return DeltaM(value, len(gains), pooled, unmatched)
+
+
+def seed_means(results: list[RunResult]) -> dict[str, float]:
+    """Each numeric final value's mean over the seeds that have it (finite values only)."""
+    values: dict[str, list[float]] = {}
+    for r in results:
+        for key, value in r.final.items():
+            if is_number(value) and math.isfinite(value):
+                values.setdefault(key, []).append(float(value))
+    return {key: statistics.fmean(v) for key, v in values.items()}
 
 
 def default_targets(groups: dict[str, list[RunResult]], keys: list[str]) -> dict[str, float]:
@@ -72,8 +136,14 @@ def default_targets(groups: dict[str, list[RunResult]], keys: list[str]) -> dict
 
 
 def summarise(
-    groups: dict[str, list[RunResult]], keys: list[str], targets: dict[str, float]
+    groups: dict[str, list[RunResult]],
+    keys: list[str],
+    targets: dict[str, float],
+    baseline: str | None = None,
 ) -> list[Row]:
+    """One row per preset; with `baseline` (a label of `groups`), each seed's Δm % against the
+    baseline's seed means."""
+    base = seed_means(groups[baseline]) if baseline in groups else None
     rows = []
     for label, results in groups.items():
         row = Row(label, [r.seed for r in results], max(r.steps for r in results))
@@ -84,6 +154,10 @@ def summarise(
                 row.reference[key] = sizes
         row.splits = list(dict.fromkeys(str(r.protocol["reference"]) for r in results
                                         if "reference" in r.protocol))  # fmt: skip
+        if baseline is not None:
+            row.delta = [
+                delta_m(r.final, base) if base is not None else DeltaM(math.nan, 0) for r in results
+            ]
         for key, target in targets.items():
             row.reach[key] = [reached(r, key, target) for r in results]
         for key in STABILITY_COLUMNS:
@@ -125,17 +199,58 @@ def _metric_cell(row: Row, key: str) -> str:
     return f"{cell} (N={n}{', ' + '/'.join(row.splits) if row.splits else ''})"
 
 
-def table_columns(keys: list[str], targets: dict[str, float]) -> list[str]:
+def delta_label(baseline: str) -> str:
+    return f"Δm % vs {baseline}"
+
+
+def _delta_cell(row: Row) -> str:
+    return _mean_std([d.value for d in row.delta])
+
+
+def delta_notes(rows: list[Row], baseline: str) -> list[str]:
+    """How each preset's Δm was formed where it is not a plain per-task comparison."""
+    notes = []
+    for row in rows:
+        pooled = sorted({f for d in row.delta for f in d.pooled})
+        unmatched = sorted({f for d in row.delta for f in d.unmatched})
+        if not any(d.count for d in row.delta):
+            why = f" (tasks of {', '.join(unmatched)} differ)" if unmatched else ""
+            notes.append(
+                f"{row.label}: no per-task value lines up with {baseline}'s{why}; Δm is —."
+            )
+            continue
+        if pooled:
+            notes.append(
+                f"{row.label}: {baseline} has one task, so {row.label}'s per-task "
+                f"{', '.join(pooled)} values are compared against {baseline}'s pooled value."
+            )
+        if unmatched:
+            notes.append(
+                f"{row.label}: {', '.join(unmatched)} left out of Δm (its tasks do not line up "
+                f"with {baseline}'s)."
+            )
+    return notes
+
+
+def table_columns(
+    keys: list[str], targets: dict[str, float], baseline: str | None = None
+) -> list[str]:
     cols = ["preset", "seeds", "steps", *keys]
+    if baseline is not None:
+        cols.append(delta_label(baseline))
     for key, target in targets.items():
         cols += [f"steps to {target_label(key, target)}", f"train s to {target_label(key, target)}"]
     return cols + list(STABILITY_COLUMNS.values()) + ["stopped", "train s/run", "wall s/run"]
 
 
-def table_cells(row: Row, keys: list[str], targets: dict[str, float]) -> list[str]:
+def table_cells(
+    row: Row, keys: list[str], targets: dict[str, float], baseline: str | None = None
+) -> list[str]:
     """One row of the Markdown/HTML table (mean ± std over seeds; stability counts summed)."""
     cells = [row.label, str(len(row.seeds)), str(row.steps)]
     cells += [_metric_cell(row, k) for k in keys]
+    if baseline is not None:
+        cells.append(_delta_cell(row))
     for key in targets:
         cells += [_reach_cell(row.reach[key], 0), _reach_cell(row.reach[key], 1)]
     for key, values in row.stability.items():
@@ -162,16 +277,20 @@ def stopped_cell(stopped: list[tuple[str, int]]) -> str:
     return "; ".join(parts)
 
 
-def markdown_table(rows: list[Row], keys: list[str], targets: dict[str, float]) -> str:
-    cols = table_columns(keys, targets)
+def markdown_table(
+    rows: list[Row], keys: list[str], targets: dict[str, float], baseline: str | None = None
+) -> str:
+    cols = table_columns(keys, targets, baseline)
     lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
-    lines += ["| " + " | ".join(table_cells(r, keys, targets)) + " |" for r in rows]
+    lines += ["| " + " | ".join(table_cells(r, keys, targets, baseline)) + " |" for r in rows]
     return "\n".join(lines) + "\n"
 
 
-def summary_csv(rows: list[Row], keys: list[str], targets: dict[str, float]) -> str:
+def summary_csv(
+    rows: list[Row], keys: list[str], targets: dict[str, float], baseline: str | None = None
+) -> str:
     """One line per preset: mean and std of each metric, FID's reference size (the smallest of
-    the seeds and tasks) and split, time to target, stability."""
+    the seeds and tasks) and split, Δm % against the baseline, time to target, stability."""
     buf = io.StringIO()
     writer = csv.writer(buf)
     referenced = [k for k in keys if any(k in r.reference for r in rows)]
@@ -180,6 +299,8 @@ def summary_csv(rows: list[Row], keys: list[str], targets: dict[str, float]) -> 
         header += [f"{key}_mean", f"{key}_std"]
     header += [f"{key}_reference_n" for key in referenced]
     header += ["reference"] if referenced else []
+    if baseline is not None:
+        header += ["delta_m_mean", "delta_m_std", "delta_m_values", "delta_m_pooled"]
     header += ["converged", "diverged"]
     for key in targets:
         header += [f"{key}_target", f"{key}_reached", f"{key}_steps_mean", f"{key}_seconds_mean"]
@@ -192,6 +313,10 @@ def summary_csv(rows: list[Row], keys: list[str], targets: dict[str, float]) -> 
             line += list(_stats(values))
         line += [min(row.reference[k]) if k in row.reference else "" for k in referenced]
         line += ["/".join(row.splits)] if referenced else []
+        if baseline is not None:
+            pooled = sorted({f for d in row.delta for f in d.pooled})
+            line += [*_stats([d.value for d in row.delta]), min(d.count for d in row.delta),
+                     " ".join(pooled)]  # fmt: skip
         line += [sum(r == reason for r, _ in row.stopped) for reason in ("converged", "diverged")]
         for key, target in targets.items():
             hits = [h for h in row.reach[key] if h is not None]
