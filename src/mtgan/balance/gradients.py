@@ -299,9 +299,7 @@ class NashMTL(GradientWeighting):
             return float(r @ r), 2 * (r * ga + g @ (a * r))
 
         start = np.ones(m) / np.sqrt(max(float(np.ones(m) @ g @ np.ones(m)) / m, EPS))
-        # SLSQP, not L-BFGS-B: with scipy 1.17 and its multithreaded OpenBLAS, L-BFGS-B took
-        # 17–33 ms for this 5-variable solve on a busy 2-core machine (0.5 ms with one BLAS
-        # thread); SLSQP 0.7 ms, to the same weights
+        # SLSQP, not L-BFGS-B, whose threaded BLAS calls make this tiny solve slow on a busy CPU
         result = minimize(
             residual, start, jac=True, bounds=[(1e-6, None)] * m, method="SLSQP", tol=1e-12
         )

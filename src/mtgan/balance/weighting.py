@@ -13,7 +13,7 @@ the raw L.
 
 from __future__ import annotations
 
-import math
+import copy
 from typing import Any
 
 import torch
@@ -38,67 +38,63 @@ def _number(value: Any, name: str, low: float = 0.0, strict: bool = False) -> fl
 
 
 class LearnedVector:
-    """A vector of m values learned by Adam (uncertainty's log-variances, FAMO's logits),
-    created at zeros on first use when m is known; its state survives a checkpoint.
-
-    Adam is written out here, as torch.optim.Adam computes it (L2 weight decay, bias
-    correction), because torch.optim's per-call machinery (hooks, profiler ranges, parameter
-    groups) cost ~0.3 ms a phase in the training loop for five numbers: 5 % of GMAN's step."""
-
-    betas = (0.9, 0.999)
-    eps = 1e-8
+    """A vector of m values learned by torch.optim.Adam (uncertainty's log-variances, FAMO's
+    logits), created at zeros on first use when m is known; value and Adam's state survive a
+    checkpoint as `{"value", "optimizer": Adam.state_dict()}`."""
 
     def __init__(self, lr: float, weight_decay: float = 0.0):
         self.lr, self.weight_decay = lr, weight_decay
         self.value: Tensor | None = None
-        self.steps = 0
-        self.exp_avg: Tensor | None = None
-        self.exp_avg_sq: Tensor | None = None
+        self.optimizer: torch.optim.Adam | None = None
 
     def get(self, m: int) -> Tensor:
+        """The (m,) values; zeros with a fresh Adam on first use."""
         if self.value is None:
             self.value = torch.zeros(m)
-            self.exp_avg, self.exp_avg_sq, self.steps = torch.zeros(m), torch.zeros(m), 0
+            # single-tensor Adam, torch's own pick on the CPU, named so no step probes for it
+            self.optimizer = torch.optim.Adam(
+                [self.value], lr=self.lr, weight_decay=self.weight_decay, foreach=False
+            )
         expect_objectives(m, self.value.numel(), "learned vector")
         return self.value
 
     def step(self, grad: Tensor) -> None:
-        assert self.value is not None and self.exp_avg is not None and self.exp_avg_sq is not None
-        b1, b2 = self.betas
-        grad = grad.to(self.value.dtype)
-        if self.weight_decay:
-            grad = grad + self.weight_decay * self.value
-        self.steps += 1
-        self.exp_avg.lerp_(grad, 1 - b1)
-        self.exp_avg_sq.mul_(b2).addcmul_(grad, grad, value=1 - b2)
-        denom = (self.exp_avg_sq.sqrt() / math.sqrt(1 - b2**self.steps)).add_(self.eps)
-        self.value.addcdiv_(self.exp_avg, denom, value=-self.lr / (1 - b1**self.steps))
+        """One Adam step on the values with the (m,) gradient `grad`."""
+        assert self.value is not None and self.optimizer is not None
+        self.value.grad = grad.to(self.value.dtype)
+        self.optimizer.step()
+        self.value.grad = None
 
     def state_dict(self) -> dict[str, Any]:
-        if self.value is None:
+        if self.value is None or self.optimizer is None:
             return {}
-        return {
-            "value": self.value.clone(),
-            "steps": self.steps,
-            "exp_avg": self.exp_avg.clone(),
-            "exp_avg_sq": self.exp_avg_sq.clone(),
-        }
+        optimizer = copy.deepcopy(self.optimizer.state_dict())  # a snapshot, as the value is
+        return {"value": self.value.clone(), "optimizer": optimizer}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         if not state:
             return
-        if "optimizer" in state:  # written by torch.optim.Adam (checkpoints before 2026-11-28)
-            adam = state["optimizer"]["state"].get(0, {})
-            state = {
-                "value": state["value"],
-                "steps": int(adam.get("step", 0)),
-                "exp_avg": adam.get("exp_avg", torch.zeros_like(state["value"])),
-                "exp_avg_sq": adam.get("exp_avg_sq", torch.zeros_like(state["value"])),
+        value = state["value"].detach()
+        self.value = None  # a fresh vector and Adam of the saved size, then the saved state
+        self.get(value.numel()).copy_(value)
+        assert self.optimizer is not None
+        if "optimizer" not in state:
+            state = {"value": value, "optimizer": self._from_written_out(state)}
+        self.optimizer.load_state_dict(state["optimizer"])
+
+    def _from_written_out(self, state: dict[str, Any]) -> dict[str, Any]:
+        """Adam's state_dict from the written-out Adam's state {"value", "steps", "exp_avg",
+        "exp_avg_sq"} (checkpoints from ebde131 until issue 18; it stepped as Adam does)."""
+        assert self.optimizer is not None
+        steps = int(state["steps"])
+        adam = self.optimizer.state_dict()
+        if steps:  # no steps taken: Adam has no state yet either
+            adam["state"][0] = {
+                "step": torch.tensor(float(steps)),
+                "exp_avg": state["exp_avg"].detach().clone(),
+                "exp_avg_sq": state["exp_avg_sq"].detach().clone(),
             }
-        self.value = state["value"].detach().clone().float()
-        self.steps = int(state["steps"])
-        self.exp_avg = state["exp_avg"].detach().clone().float()
-        self.exp_avg_sq = state["exp_avg_sq"].detach().clone().float()
+        return adam
 
 
 class LossWeighting(Balancer):

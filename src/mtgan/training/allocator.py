@@ -2,9 +2,9 @@
 
 A training step frees and reallocates the same large buffers (activations, gradients, bf16
 weight copies) every step. glibc serves blocks above its mmap threshold with fresh mmaps and
-returns freed heap tops to the OS, so every step pays page faults for memory it just gave back:
-measured here, `pertask` ran 50.5 → 36.2 ms/step (bf16) and 62.7 → 54.8 (fp32) with mmap off
-and trimming disabled. The cost: the process keeps its peak heap instead of shrinking after it.
+returns freed heap tops to the OS, so every step pays page faults for memory it just gave back
+(benchmarks/results/design-notes.md has the step times with and without these settings).
+The cost: the process keeps its peak heap instead of shrinking after it.
 Applied once per process with `mallopt`; nothing happens off glibc (macOS, Windows, musl).
 """
 

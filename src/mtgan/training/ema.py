@@ -41,8 +41,8 @@ class EMA(nn.Module):
     def recompute_statistics(self, inputs: Iterable[Tensor]) -> None:
         """Batch-norm running statistics of the averaged weights themselves ("standing
         statistics", Brock et al. 2019): the live generators' statistics belong to other
-        weights, and sampling the average with them puts samples off the data (MGAN on the
-        grid: 24 modes / 54 % high-quality with the copied statistics, 25 / 91 % with its own).
+        weights, and sampling the average with them puts samples off the data (numbers in
+        benchmarks/results/design-notes.md).
         Cumulative averages over `inputs`, in training mode, then back to eval mode."""
         norms = self.norms
         saved = [m.momentum for m in norms]
