@@ -410,7 +410,10 @@ class Run:
 
 
 def report(
-    path: str | Path, out: str | Path | None = None, goals: dict[str, float] | None = None
+    path: str | Path,
+    out: str | Path | None = None,
+    goals: dict[str, float] | None = None,
+    baseline: str | None = None,
 ) -> Path:
     """Write the HTML report of a run directory (or rebuild a bench directory's, with other
     targets if `goals` are given) and return its path: `RUN/report.html` unless `out` names
@@ -424,7 +427,7 @@ def report(
     if is_bench_dir(path):
         if out is not None:
             raise MtganError("a bench report is always written to BENCH_DIR/report.html")
-        return report_bench_dir(path, goals)
+        return report_bench_dir(path, goals, baseline)
     run_dir = RunDir(path)
     if not run_dir.is_run():
         raise RunError(f"{path} is neither a run directory (no {CONFIG}) nor a bench directory")

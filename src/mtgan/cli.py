@@ -140,9 +140,11 @@ def cmd_report(ns: argparse.Namespace) -> int:
     from mtgan import api
 
     goals = _targets(ns.target)
-    if goals and not BenchDir(ns.run).is_bench():
-        raise MtganError("--target applies to a bench directory's table, not to a single run")
-    print(f"wrote {api.report(ns.run, ns.out, goals)}")
+    if (goals or ns.baseline) and not BenchDir(ns.run).is_bench():
+        raise MtganError(
+            "--target and --baseline apply to a bench directory's table, not to a single run"
+        )
+    print(f"wrote {api.report(ns.run, ns.out, goals, ns.baseline)}")
     return 0
 
 
@@ -260,6 +262,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", help="HTML file (default RUN_DIR/report.html)")
     p.add_argument("--target", action="append", metavar="METRIC=VALUE",
                    help="bench directories: time-to-target columns for these values")  # fmt: skip
+    p.add_argument("--baseline", help="bench directories: the Δm %% column against this preset")
     p.set_defaults(func=cmd_report)
 
     p = sub.add_parser("describe", help="print the networks, who shares which layer, and sizes")

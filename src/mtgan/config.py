@@ -306,6 +306,16 @@ class ExperimentConfig(Strict):
     eval: EvalConfig = Field(default_factory=EvalConfig)
 
     @model_validator(mode="after")
+    def _heldout_reference_needs_a_split(self) -> ExperimentConfig:
+        if self.eval.reference == "heldout" and self.data.heldout == 0:
+            raise ValueError(
+                "eval.reference=heldout compares against rows set aside before training, but "
+                "data.heldout=0 sets none aside; set data.heldout (e.g. 0.1) or use "
+                "eval.reference=train"
+            )
+        return self
+
+    @model_validator(mode="after")
     def _until_is_evaluated(self) -> ExperimentConfig:
         until = self.train.until
         if until is None:

@@ -68,10 +68,9 @@ def test_each_reference_is_its_own_real_set(tiny):
 
 
 def test_heldout_reference_without_a_heldout_split_is_a_config_error(tiny):
-    config = load_config("pertask", [*tiny, *RAW, "eval.reference=heldout"])
-    trainer = Trainer(config)
+    # when the config loads, before any training
     with pytest.raises(ConfigError, match=r"eval.reference=heldout.*data.heldout=0"):
-        trainer.eval_context()
+        load_config("pertask", [*tiny, *RAW, "eval.reference=heldout"])
 
 
 def _noise_images(z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
