@@ -50,8 +50,11 @@ class Loop:
                 f"this run already stopped: {t.stopped['message']}. Nothing to do; change "
                 "train.steps or train.until to continue it"
             )
-            if self.main:  # a process stopped before eval.json was written: write it now
-                self.final_eval(t.stopped.get("record"))
+            try:
+                if self.main:  # a process stopped before eval.json was written: write it now
+                    self.final_eval(t.stopped.get("record"))
+            finally:
+                self.board.close()
             return
         t.stopped = None
         if main:
