@@ -56,7 +56,7 @@ def save_checkpoint(
         fsync_path(root)  # the renames themselves are durable only once the directory is
     except (OSError, SafetensorError) as e:  # safetensors reports I/O errors as its own type
         shutil.rmtree(tmp, ignore_errors=True)
-        previous = (root / LATEST).read_text().strip() if has_checkpoint(root) else None
+        previous = _pointed(root, LATEST)
         kept = f"the last complete checkpoint, {previous}, is intact" if previous else "none kept"
         raise RunError(
             f"cannot write checkpoint {root / name}: {getattr(e, 'strerror', None) or e}; {kept}. "
