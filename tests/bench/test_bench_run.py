@@ -29,6 +29,17 @@ def test_protocol_takes_the_metrics_every_preset_supports(overrides):
         resolve_protocol(["pertask"], ["model.g_hiden=[4]"], None, None)
 
 
+def test_until_may_track_a_metric_the_protocol_adds(overrides):
+    # The presets evaluate nothing of their own; the bench's eval.metrics brings fid in.
+    until = ["train.until.metric=fid", "train.until.patience=2"]
+    protocol, configs = resolve_protocol(["pertask", "acgan"], overrides + until, None, None)
+    assert "fid" in protocol.metrics
+    assert all(c.train.until and c.train.until.metric == "fid" for c in configs.values())
+    # ...but not one it leaves out, and the message still names the field.
+    with pytest.raises(ConfigError, match="train.until.metric"):
+        resolve_protocol(["pertask"], overrides + until, ["accuracy"], None)
+
+
 def test_bench_writes_tables_and_report_then_skips_finished_runs(tmp_path, overrides):
     out = tmp_path / "bench"
     first = run_bench(["pertask", "independent"], overrides, [0], jobs=2, out=out,

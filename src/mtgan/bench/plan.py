@@ -47,18 +47,23 @@ def label_of(target: str) -> str:
 def resolve_protocol(
     targets: list[str], overrides: list[str], metrics: list[str] | None, eval_every: int | None
 ) -> tuple[Protocol, dict[str, ExperimentConfig]]:
-    """Validate every preset with the overrides (a wrong key fails here, before any run) and
-    choose the metrics: those named, or the primary metrics every preset supports."""
-    configs = {label_of(t): load_config(t, overrides) for t in targets}
-    if len(configs) != len(targets):
+    """Choose the metrics (those named, or the primary metrics every preset supports) and the
+    cadence, then validate every preset with exactly what its runs will be trained with, so a
+    wrong key fails here, before any run. `train.until` is left out of the first pass: it
+    names a metric that only the protocol's `eval.metrics` adds."""
+    if len({label_of(t) for t in targets}) != len(targets):
         raise ConfigError("mtgan bench: each preset may be named once")
+    plain = [o for o in overrides if not o.split("=", 1)[0].startswith("train.until")]
+    configs = {label_of(t): load_config(t, plain) for t in targets}
     if metrics is None:
         each = [table_metrics(c) for c in configs.values()]
         metrics = [m for m in each[0] if all(m in e for e in each)]
     if eval_every is None:
         steps = min(c.train.steps for c in configs.values())
         eval_every = max(1, steps // EVAL_POINTS)
-    return Protocol(list(overrides), list(metrics), eval_every), configs
+    protocol = Protocol(list(overrides), list(metrics), eval_every)
+    configs = {label_of(t): load_config(t, run_overrides(protocol, 0, None)) for t in targets}
+    return protocol, configs
 
 
 def run_overrides(protocol: Protocol, seed: int, threads: int | None) -> list[str]:
