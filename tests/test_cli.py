@@ -8,9 +8,10 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 from PIL import Image
 
-from mtgan.cli import main
+from mtgan.cli import main, parse
 
 
 def test_train_resume_sample_describe(tmp_path, tiny, capsys):
@@ -117,3 +118,11 @@ def test_presets_balancers_lists_the_registry(capsys):
     assert main(["presets", "--balancers"]) == 0
     names = {line.split()[0] for line in capsys.readouterr().out.splitlines()[1:]}
     assert {"fixed", "pcgrad", "mgda", "cagrad", "uncertainty", "rlw", "gman"} <= names
+
+
+def test_overrides_may_follow_the_options(capsys):
+    ns = parse(["train", "pertask", "--out", "x", "train.steps=3", "seed=1"])
+    assert ns.args == ["pertask", "train.steps=3", "seed=1"] and str(ns.out) == "x"
+    with pytest.raises(SystemExit):  # not a key=value: still refused, by name
+        parse(["train", "pertask", "--out", "x", "stray"])
+    assert "unrecognized arguments: stray" in capsys.readouterr().err

@@ -275,8 +275,23 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def parse(argv: list[str] | None) -> argparse.Namespace:
+    """Overrides may come after the options too (`mtgan train pertask --out X train.steps=9`):
+    argparse stops collecting a positional list at the first option, so the rest that look
+    like key=value join it; anything else is still an error."""
+    parser = build_parser()
+    ns, rest = parser.parse_known_args(argv)
+    late = [a for a in rest if "=" in a and not a.startswith("-")]
+    if late and isinstance(getattr(ns, "args", None), list):
+        ns.args += late
+        rest = [a for a in rest if a not in late]
+    if rest:
+        parser.error(f"unrecognized arguments: {' '.join(rest)}")
+    return ns
+
+
 def main(argv: list[str] | None = None) -> int:
-    ns = build_parser().parse_args(argv)
+    ns = parse(argv)
     try:
         return ns.func(ns)
     except MtganError as e:

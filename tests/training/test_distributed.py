@@ -109,3 +109,47 @@ def test_global_batch_must_divide_over_processes():
     with pytest.raises(ConfigError, match="divisible by the number of processes"):
         Dist(rank=0, world=3).shard(8)
     assert Dist(rank=1, world=2).shard(8) == slice(4, 8)
+
+
+UNTIL_2D = [
+    "gan-2d",
+    "data.n_points=400",
+    "model.g_hidden=[32,32]",
+    "model.d_hidden=[32,32]",
+    "model.g_norm=none",
+    "train.batch_size=32",
+    "train.log_every=10",
+    "train.checkpoint_every=1000",
+    "train.sample_every=1000",
+    "train.progress=false",
+    "train.tensorboard=false",
+    "train.threads=1",
+    "train.precision=fp32",
+    "eval.metrics=[modes]",
+    "eval.n=300",
+    "eval.every=10",
+    "train.until.metric=hq",
+    "train.until.patience=2",
+    "train.steps=600",
+]
+
+
+def _stop(run_dir) -> dict:
+    (stop,) = [r for r in api.open_run(run_dir).metrics() if r.get("event") == "stop"]
+    return stop
+
+
+def test_until_stops_every_process_at_rank_0s_verdict(tmp_path):
+    # Rank 0 alone evaluates; were its verdict not broadcast, rank 1 would train on into an
+    # all-reduce nobody answers, and the run would hang until the timeout below.
+    out = tmp_path / "ddp"
+    result = _mtgan(*UNTIL_2D, "--out", str(out), "--nproc", "2", "train.dist_timeout=60")
+    assert result.returncode == 0, result.stderr
+    api.train(UNTIL_2D[0], UNTIL_2D[1:], out=tmp_path / "one", quiet=True)
+    two, one = _stop(out), _stop(tmp_path / "one")
+    assert two["reason"] == "converged" and two["step"] < 600
+    assert (two["step"], two["best_step"]) == (one["step"], one["best_step"])
+    assert api.Run(out, checkpoint="best").step == two["best_step"]
+    # the resume of a stopped distributed run is a no-op on every rank
+    again = _mtgan("--resume", str(out), "--nproc", "2")
+    assert again.returncode == 0 and "already stopped" in again.stderr, again.stderr

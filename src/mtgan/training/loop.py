@@ -125,8 +125,14 @@ class Loop:
 
     def evaluate(self) -> str | None:
         """Evaluate (rank 0), keep the best checkpoint, and say whether the run should stop;
-        every rank gets rank 0's verdict (a collective: call it on every rank)."""
-        return broadcast_object(self.trainer.dist, self.evaluate_here())
+        every rank gets rank 0's verdict and its memory of the best value, which the stop
+        message reads (a collective: call it on every rank)."""
+        until = self.trainer.until
+        reason, state = broadcast_object(
+            self.trainer.dist, (self.evaluate_here(), until.state_dict())
+        )
+        until.load_state_dict(state)
+        return reason
 
     def evaluate_here(self, track: bool = True) -> str | None:
         """The evaluation itself, on rank 0 alone (None elsewhere)."""
