@@ -252,6 +252,11 @@ class TrainConfig(Strict):
         "on this machine (cached per machine), fp32 elsewhere",
     )
     compile: bool = Field(default=False, description="torch.compile the networks")
+    sync_bn: bool = Field(
+        default=False,
+        description="under --nproc: batch-norm statistics of the global batch (one all-reduce "
+        "per norm layer and pass), so that N processes normalise as one does",
+    )
     keep_heap: bool = Field(
         default=True,
         description="glibc: no mmap for large blocks, no heap trimming (faster steps); applied "

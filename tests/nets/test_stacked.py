@@ -246,3 +246,28 @@ def test_networks_of_one_task_pool_their_statistics_and_keep_their_own_gamma_bet
     with torch.no_grad():
         pooled = ref(x.reshape(K * B, channels)).reshape(K, B, channels)
         assert_close(norm(x), pooled * norm.weight[:, None] + norm.bias[:, None], **TOL)
+
+
+@pytest.mark.parametrize("groups, shared", [(None, False), (1, False), (None, True)])
+def test_batch_norm_from_summed_statistics_equals_batch_norm(groups, shared):
+    # train.sync_bn's path (statistics from one summed vector) on one process: the sum over
+    # ranks is the identity, and output, gradients and running statistics are F.batch_norm's.
+    torch.manual_seed(0)
+    plain = TaskBatchNorm(4, 3, groups=groups, shared_affine=shared).double()
+    with torch.no_grad():
+        plain.weight.uniform_(0.5, 1.5)
+        plain.bias.uniform_(-1, 1)
+    synced = TaskBatchNorm(4, 3, groups=groups, shared_affine=shared).double()
+    synced.load_state_dict(plain.state_dict())
+    synced.sync = lambda stats: stats
+    x = torch.randn(4, 8, 3, 5, 5, dtype=torch.float64, requires_grad=True)
+    outs = [norm(x) for norm in (plain, synced)]
+    grads = [
+        torch.autograd.grad(out.pow(3).sum(), [x, norm.weight, norm.bias])
+        for out, norm in zip(outs, (plain, synced))
+    ]
+    torch.testing.assert_close(outs[1], outs[0], rtol=1e-12, atol=1e-12)
+    for a, b in zip(*grads):
+        torch.testing.assert_close(b, a, rtol=1e-10, atol=1e-10)
+    torch.testing.assert_close(synced.running_mean, plain.running_mean)
+    torch.testing.assert_close(synced.running_var, plain.running_var)

@@ -153,3 +153,33 @@ def test_until_stops_every_process_at_rank_0s_verdict(tmp_path):
     # the resume of a stopped distributed run is a no-op on every rank
     again = _mtgan("--resume", str(out), "--nproc", "2")
     assert again.returncode == 0 and "already stopped" in again.stderr, again.stderr
+
+
+@pytest.mark.parametrize("sync", [True, False])
+def test_sync_bn_normalises_two_processes_as_one(tmp_path, sync):
+    # With batch norm, 2 processes normalise by half-batch statistics unless train.sync_bn:
+    # the False case shows the test can tell the difference.
+    with_bn = [o for o in SMALL if o != "model.g_norm=none"] + ["model.g_norm=batch"]
+    args = [*with_bn, "train.steps=10", f"train.sync_bn={str(sync).lower()}"]
+    result = _mtgan(*args, "--out", str(tmp_path / "ddp"), "--nproc", "2")
+    assert result.returncode == 0, result.stderr
+    api.train(args[0], args[1:], out=tmp_path / "one", quiet=True)
+    two, one = _weights(tmp_path / "ddp", 10), _weights(tmp_path / "one", 10)
+    diff = _max_diff(*(_without_bias_before_norm(w) for w in (two, one)))
+    print(f"train.sync_bn={sync}: 2 vs 1 process max |Δw| = {diff:.2e}")
+    if sync:
+        assert diff < 1e-5
+    else:
+        assert diff > 1e-4
+
+
+def _without_bias_before_norm(weights: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Leave out the bias of a layer that a batch norm follows (and the running mean it
+    shifts): the norm subtracts it, so its gradient is zero but for rounding, which Adam
+    scales up to ±lr a step whatever the summation order (1e-4 after 10 steps on one process
+    with two orders of the same sums)."""
+    skip = set()
+    for key in weights:
+        if key.endswith("norm.running_mean"):
+            skip |= {key, key.replace("norm.running_mean", "affine.bias")}
+    return {k: v for k, v in weights.items() if k not in skip}

@@ -7,6 +7,7 @@ Every module here takes and returns tensors in the stacked layout (K, B, ...).
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
@@ -132,6 +133,9 @@ class TaskBatchNorm(nn.Module):
         self.register_buffer("running_mean", torch.zeros(groups, channels))
         self.register_buffer("running_var", torch.ones(groups, channels))
         self.register_buffer("num_batches_tracked", torch.tensor(0, dtype=torch.long))
+        # train.sync_bn under data parallelism: a differentiable sum over ranks, set by the
+        # trainer for its training step only (rank 0 alone runs the EMA's standing statistics)
+        self.sync: Callable[[Tensor], Tensor] | None = None
 
     def forward(self, x: Tensor) -> Tensor:
         k, g, c = x.shape[0], self.groups, self.channels
@@ -148,22 +152,52 @@ class TaskBatchNorm(nn.Module):
         grouped = x.reshape(g, -1, c, *x.shape[3:])
         n = grouped.shape[1]
         flat = grouped.transpose(0, 1).reshape(n, g * c, -1)
-        out = F.batch_norm(
-            flat,
-            self.running_mean.view(-1),
-            self.running_var.view(-1),
-            weight,
-            bias,
-            self.training,
-            # None: a cumulative average (standing statistics, see training.ema)
-            self.momentum if self.momentum is not None else 1.0 / int(self.num_batches_tracked),
-            self.eps,
+        # None: a cumulative average (standing statistics, see training.ema)
+        momentum = (
+            self.momentum if self.momentum is not None else 1.0 / int(self.num_batches_tracked)
         )
+        if self.training and self.sync is not None:
+            out = self._across_ranks(flat, weight, bias, momentum)
+        else:
+            out = F.batch_norm(
+                flat,
+                self.running_mean.view(-1),
+                self.running_var.view(-1),
+                weight,
+                bias,
+                self.training,
+                momentum,
+                self.eps,
+            )
         out = out.reshape(n, g, *grouped.shape[2:]).transpose(0, 1).reshape(x.shape)
         if fused:
             return out
         view = (k, 1, c) + (1,) * (x.dim() - 3)  # per-network γ, β over pooled statistics
         return torch.addcmul(self.bias.view(view), out, self.weight.view(view))
+
+    def _across_ranks(
+        self, flat: Tensor, weight: Tensor | None, bias: Tensor | None, momentum: float
+    ) -> Tensor:
+        """Batch norm with the statistics of the global batch (SyncBatchNorm's: one summed
+        vector of per-channel sums, sums of squares and the count). torch's SyncBatchNorm is
+        for CUDA tensors and torch's own layers; this one keeps the per-task grouping and runs
+        on gloo too."""
+        assert self.sync is not None
+        x = flat.to(torch.promote_types(flat.dtype, torch.float32))  # bf16/fp16: sums in fp32
+        channels = x.shape[1]
+        count = x.new_full((1,), x.shape[0] * x.shape[2])
+        stats = self.sync(torch.cat([x.sum((0, 2)), x.square().sum((0, 2)), count]))
+        total = stats[-1]
+        mean = stats[:channels] / total
+        var = (stats[channels:-1] / total - mean.square()).clamp_min(0)
+        with torch.no_grad():  # running statistics as F.batch_norm keeps them (unbiased var)
+            unbiased = var * total / (total - 1).clamp_min(1)
+            self.running_mean.view(-1).lerp_(mean.to(self.running_mean), momentum)
+            self.running_var.view(-1).lerp_(unbiased.to(self.running_var), momentum)
+        out = (x - mean[:, None]) * torch.rsqrt(var + self.eps)[:, None]
+        if weight is not None and bias is not None:
+            out = torch.addcmul(bias[:, None], out, weight[:, None])
+        return out.to(flat.dtype)
 
 
 class StackedSpectralNorm(nn.Module):

@@ -18,6 +18,7 @@ from typing import Any
 import torch
 import torch.distributed as dist
 from torch import Tensor
+from torch.distributed.nn.functional import all_reduce as differentiable_all_reduce
 
 from mtgan.errors import ConfigError, RunError
 
@@ -128,6 +129,15 @@ def all_reduce_mean_of(info: Dist, tensors: list[Tensor]) -> list[Tensor]:
     """The mean over ranks of each tensor (one collective); the tensors themselves without
     data parallelism."""
     return all_reduce_mean(info, list(tensors), list(tensors))
+
+
+def all_reduce_sum_autograd(info: Dist, tensor: Tensor) -> Tensor:
+    """The sum over ranks, differentiable: its gradient is the sum of every rank's gradient
+    (train.sync_bn's batch statistics)."""
+    try:
+        return differentiable_all_reduce(tensor)
+    except RuntimeError as e:
+        raise RunError(lost_peer_message(info, e)) from None
 
 
 def barrier(info: Dist) -> None:

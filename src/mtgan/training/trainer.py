@@ -19,7 +19,7 @@ from mtgan.config import ExperimentConfig
 from mtgan.data import TaskSet, build_tasks
 from mtgan.errors import RunError
 from mtgan.metrics.evaluate import EvalContext, mixture_name
-from mtgan.nets import MultiGAN
+from mtgan.nets import MultiGAN, TaskBatchNorm
 from mtgan.nets.routing import share_per_generator
 from mtgan.objectives.terms import build_terms, declared_heads
 from mtgan.rundir import RunDir
@@ -35,6 +35,7 @@ from mtgan.training.distributed import (
     Dist,
     all_reduce_mean,
     all_reduce_mean_of,
+    all_reduce_sum_autograd,
     broadcast_object,
     device_for,
     shards,
@@ -93,6 +94,10 @@ class Trainer:
         self.terms = build_terms(config)
         # EMA first: the phases hook shared layers for gradient balancers; the copy needs none
         self.ema = EMA(self.model.generator, train.ema) if train.ema else None
+        if train.sync_bn and dist.active:  # after the EMA copy: rank 0 alone runs its norms
+            for norm in self.model.modules():
+                if isinstance(norm, TaskBatchNorm):
+                    norm.sync = partial(all_reduce_sum_autograd, dist)
         # Under data parallelism the balancers decide from the global batch: what they read is
         # averaged over ranks first (one small collective per phase).
         reduce = partial(all_reduce_mean_of, dist) if dist.active else local
