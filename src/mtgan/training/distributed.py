@@ -18,7 +18,6 @@ from typing import Any
 import torch
 import torch.distributed as dist
 from torch import Tensor
-from torch.distributed.nn.functional import all_reduce as differentiable_all_reduce
 
 from mtgan.errors import ConfigError, RunError
 
@@ -131,11 +130,29 @@ def all_reduce_mean_of(info: Dist, tensors: list[Tensor]) -> list[Tensor]:
     return all_reduce_mean(info, list(tensors), list(tensors))
 
 
+class _SumOverRanks(torch.autograd.Function):
+    """An all-reduce whose gradient is the all-reduce of the gradients. Written here because
+    torch.distributed.nn's is deprecated (torch 2.13) in favour of a private module's, which
+    has no autograd."""
+
+    @staticmethod
+    def forward(ctx: Any, tensor: Tensor) -> Tensor:
+        out = tensor.clone()
+        dist.all_reduce(out)
+        return out
+
+    @staticmethod
+    def backward(ctx: Any, grad: Tensor) -> Tensor:
+        out = grad.clone()
+        dist.all_reduce(out)
+        return out
+
+
 def all_reduce_sum_autograd(info: Dist, tensor: Tensor) -> Tensor:
     """The sum over ranks, differentiable: its gradient is the sum of every rank's gradient
     (train.sync_bn's batch statistics)."""
     try:
-        return differentiable_all_reduce(tensor)
+        return _SumOverRanks.apply(tensor)
     except RuntimeError as e:
         raise RunError(lost_peer_message(info, e)) from None
 
