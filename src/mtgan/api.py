@@ -98,6 +98,8 @@ def train(
         world = f" on {info.world} processes" if info.active else ""
         _say(quiet, f"run directory: {run_dir.path}{world}")
         _say(quiet, trainer.precision_verdict.describe(config.train.precision))
+        if trainer.layout.reason != "no convolutions":
+            _say(quiet, trainer.layout.describe(config.train.channels_last))
         t0 = time.perf_counter()
         trainer.fit(run_dir, quiet=quiet)
         seconds = time.perf_counter() - t0

@@ -252,6 +252,11 @@ class TrainConfig(Strict):
         "on this machine (cached per machine), fp32 elsewhere",
     )
     compile: bool = Field(default=False, description="torch.compile the networks")
+    channels_last: bool | Literal["auto"] = Field(
+        default="auto",
+        description="convolutions in NHWC memory; auto: where a short probe of the run's "
+        "networks (forward and backward) measures it faster on this machine (cached)",
+    )
     sync_bn: bool = Field(
         default=False,
         description="under --nproc: batch-norm statistics of the global batch (one all-reduce "

@@ -4,7 +4,7 @@ RUN/config.yaml          the resolved config (what --resume continues)
 RUN/tasks.json           task names and kinds, for sampling without the data
 RUN/metrics.jsonl        one record per logged step, evaluation and event
 RUN/eval.json            the last final evaluation (eval-best.json: `mtgan eval --checkpoint best`)
-RUN/precision.json       what train.precision resolved to, and why
+RUN/precision.json       what train.precision and train.channels_last resolved to, and why
 RUN/samples/step-0001000-task03.png, step-0001000-all.png
 RUN/checkpoints/         owned by mtgan.training.checkpoint (step-N/, latest, best)
 RUN/tb/                  TensorBoard events
@@ -147,7 +147,8 @@ class RunDir:
         return json.loads(self.tasks_path.read_text()) if self.tasks_path.exists() else None
 
     def write_precision(self, record: dict[str, Any]) -> None:
-        """precision.json: what `train.precision` resolved to on this machine, and why."""
+        """precision.json: what `train.precision` (and, under "layout", `train.channels_last`)
+        resolved to on this machine, and why."""
         write_text_atomic(self.path / PRECISION, json.dumps(record, indent=1))
 
     def read_precision(self) -> dict[str, Any]:

@@ -271,3 +271,27 @@ def test_batch_norm_from_summed_statistics_equals_batch_norm(groups, shared):
         torch.testing.assert_close(b, a, rtol=1e-10, atol=1e-10)
     torch.testing.assert_close(synced.running_mean, plain.running_mean)
     torch.testing.assert_close(synced.running_var, plain.running_var)
+
+
+@pytest.mark.parametrize("copies", [1, 3])
+def test_channels_last_convolutions_compute_the_same(copies):
+    # train.channels_last: the same chain of stacked (transposed) convolutions in NHWC memory.
+    torch.manual_seed(0)
+    chain = nn.Sequential(
+        StackedConvTranspose2d(copies, 8, 4, kernel=4, stride=2, padding=1),
+        StackedConv2d(copies, 4, 6, kernel=3, stride=1, padding=1),
+        StackedConv2d(copies, 6, 2, kernel=4, stride=2, padding=1),
+    ).double()
+    x = torch.randn(copies, 5, 8, 7, 7, dtype=torch.float64, requires_grad=True)
+    results = []
+    for on in (False, True):
+        for conv in chain:
+            conv.channels_last = on
+        out = chain(x)
+        grads = torch.autograd.grad(out.pow(2).sum(), [x, *chain.parameters()])
+        results.append((out, grads))
+    (plain, plain_grads), (nhwc, nhwc_grads) = results
+    assert nhwc.shape == plain.shape == (copies, 5, 2, 7, 7)
+    torch.testing.assert_close(nhwc, plain, rtol=1e-12, atol=1e-12)
+    for a, b in zip(plain_grads, nhwc_grads):
+        torch.testing.assert_close(b, a, rtol=1e-10, atol=1e-10)

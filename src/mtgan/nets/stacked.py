@@ -67,14 +67,27 @@ class _StackedConvBase(nn.Module):
         self.weight = nn.Parameter(torch.cat([c.weight.data for c in convs]))
         self.bias = nn.Parameter(torch.cat([c.bias.data for c in convs]))
 
-    def _conv(self, x: Tensor) -> Tensor:
+    # train.channels_last (training/layout.py): the grouped convolution in NHWC memory. Each
+    # layer's speed in either layout differs by up to 3× either way on one CPU, so a run
+    # measures its own networks to choose.
+    channels_last = False
+
+    def _conv(self, x: Tensor, weight: Tensor) -> Tensor:
         raise NotImplementedError
 
     def forward(self, x: Tensor) -> Tensor:
-        k, b = x.shape[:2]
-        # (K, B, C, H, W) → (B, K·C, H, W): copy k's channels form group k.
-        y = self._conv(x.transpose(0, 1).reshape(b, k * x.shape[2], *x.shape[3:]))
-        return y.reshape(b, k, self.out_ch, *y.shape[2:]).transpose(0, 1)
+        k, b, c, h, w = x.shape
+        if not self.channels_last:
+            # (K, B, C, H, W) → (B, K·C, H, W): copy k's channels form group k.
+            y = self._conv(x.transpose(0, 1).reshape(b, k * c, h, w), self.weight)
+            return y.reshape(b, k, self.out_ch, *y.shape[2:]).transpose(0, 1)
+        # The same in NHWC: (B, H, W, K·C) in memory, and back to (K, B, C', H', W') as a view,
+        # so a chain of these layers makes one copy per layer instead of three.
+        nhwc = x.permute(1, 3, 4, 0, 2).reshape(b, h, w, k * c).permute(0, 3, 1, 2)
+        y = self._conv(nhwc, self.weight.contiguous(memory_format=torch.channels_last))
+        y = y.contiguous(memory_format=torch.channels_last)  # what the kernel gave, or a copy
+        out = y.permute(0, 2, 3, 1).reshape(b, *y.shape[2:], k, self.out_ch)
+        return out.permute(3, 0, 4, 1, 2)
 
     def extra_repr(self) -> str:
         return f"copies={self.copies}, in={self.in_ch}, out={self.out_ch}, stride={self.stride}"
@@ -83,8 +96,8 @@ class _StackedConvBase(nn.Module):
 class StackedConv2d(_StackedConvBase):
     """K `nn.Conv2d` copies; weight (K·out, in, k, k)."""
 
-    def _conv(self, x: Tensor) -> Tensor:
-        return F.conv2d(x, self.weight, self.bias, self.stride, self.padding, groups=self.copies)
+    def _conv(self, x: Tensor, weight: Tensor) -> Tensor:
+        return F.conv2d(x, weight, self.bias, self.stride, self.padding, groups=self.copies)
 
 
 class StackedConvTranspose2d(_StackedConvBase):
@@ -92,9 +105,9 @@ class StackedConvTranspose2d(_StackedConvBase):
 
     transposed = True
 
-    def _conv(self, x: Tensor) -> Tensor:
+    def _conv(self, x: Tensor, weight: Tensor) -> Tensor:
         return F.conv_transpose2d(
-            x, self.weight, self.bias, self.stride, self.padding, groups=self.copies
+            x, weight, self.bias, self.stride, self.padding, groups=self.copies
         )
 
 

@@ -63,7 +63,12 @@ class Loop:
                 t.save(run)  # a point to roll back to before the first interval
             verdict = t.precision_verdict
             run.write_precision(
-                {"asked": cfg.precision, "precision": verdict.precision, "reason": verdict.reason}
+                {
+                    "asked": cfg.precision,
+                    "precision": verdict.precision,
+                    "reason": verdict.reason,
+                    "layout": t.layout.record(cfg.channels_last),
+                }
             )
         start, t0 = t.step, time.perf_counter()
         bar = tqdm(

@@ -41,6 +41,7 @@ from mtgan.training.distributed import (
     shards,
 )
 from mtgan.training.ema import EMA
+from mtgan.training.layout import convolutions, decide_layout, layout_probe, set_channels_last
 from mtgan.training.loop import fit
 from mtgan.training.phases import Phase, build_phases
 from mtgan.training.precision import decide, forward_probe
@@ -121,6 +122,16 @@ class Trainer:
         self.autocast = torch.autocast(
             self.device.type, dtype=torch.bfloat16, enabled=self.precision == "bf16"
         )
+        # The convolutions' layout, measured under the chosen precision (layout.py)
+        nets = [self.model, *([self.ema.net] if self.ema is not None else [])]
+        rows = min(64, train.batch_size // dist.world)
+        layout = None
+        if dist.main:
+            probe = layout_probe(partial(self._probe_forward, rows, True), nets, self.device)
+            convs = convolutions([self.model])
+            layout = decide_layout(train.channels_last, self.device, convs, probe, rows)
+        self.layout = broadcast_object(dist, layout)
+        set_channels_last(nets, self.layout.channels_last)
         if train.compile:  # in place: parameter names and checkpoints stay the same
             self.model.generator.compile()
             self.model.discriminator.compile()
@@ -236,16 +247,24 @@ class Trainer:
             "skipped": self.skipped,
         }
 
-    def _probe_forward(self, rows: int = 16) -> None:
+    def _probe_forward(self, rows: int = 16, backward: bool = False) -> None:
         """Every generator and discriminator on `rows` random inputs each (for the precision
-        probe: the run's own layers, on a batch small enough to time in a blink), in eval
-        mode so that batch-norm statistics stay as they are."""
+        and layout probes: the run's own layers, on a batch small enough to time in a blink),
+        in eval mode so that batch-norm statistics stay as they are; with `backward`, under
+        the run's autocast and differentiated too (nothing accumulates in `.grad`)."""
         was = self.model.training
         self.model.eval()
         try:
             for net in (self.model.generator, self.model.discriminator):
                 shape = (net.copies, rows, *net.blocks[0].plan.in_shape)
-                net(torch.zeros(shape, device=self.device).uniform_(-1, 1))
+                x = torch.zeros(shape, device=self.device).uniform_(-1, 1)
+                if not backward:
+                    net(x)
+                    continue
+                with self.autocast:
+                    out = net(x.requires_grad_())
+                params = [p for p in net.parameters() if p.requires_grad]
+                torch.autograd.grad(out.float().sum(), [x, *params], allow_unused=True)
         finally:
             self.model.train(was)
 
