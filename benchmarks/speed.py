@@ -38,7 +38,8 @@ FLOPs.
 
 The last line is one JSON object. Keys new with this FlopCounterMode / torch.utils.benchmark
 version: targets {name: {value, target, met}}; precision_auto {asked, precision, reason} (what
-`mtgan train` prints as `precision auto → ...`), precision_by_row, cpu_bf16_flags (the CPU's
+`mtgan train` prints as `precision auto → ...`), precision_by_row, channels_last_by_row (what
+`train.channels_last=auto` measured for each row's networks), cpu_bf16_flags (the CPU's
 native-bf16 flags, [] for none), bf16_vs_fp32 (bf16 row / fp32 row); step_flops {row: FLOPs},
 step_flops_by_op {row: {aten op: FLOPs}}; dcgan32_gflops (its FLOPs / its median step);
 step_ms_iqr, step_samples (timed steps per row); failed_rows {row: why}; device, batch,
@@ -313,6 +314,7 @@ def measure(args: argparse.Namespace, log: Callable[[str], None], tmp: Path) -> 
             **vars(trainers["single"].precision_verdict),
         },
         "precision_by_row": {name: t.precision for name, t in trainers.items()},
+        "channels_last_by_row": {name: t.layout.channels_last for name, t in trainers.items()},
         "options": {name: ratio(name, "single") for name in options},
         "options_note": {n: h if isinstance(h, str) else " ".join(h) for n, h in options.items()},
         "bf16_vs_fp32": ratio("bf16_autocast", "fp32"),
