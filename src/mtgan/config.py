@@ -224,6 +224,14 @@ class TrainConfig(Strict):
 
     steps: int = Field(default=2000, ge=1, description="the cap when `until` is set")
     batch_size: int = Field(default=64, ge=1, description="per task")
+    accumulate: int = Field(
+        default=1,
+        ge=1,
+        description="gradient accumulation: each process's batch as N micro-batches, one "
+        "after the other, their gradients summed and applied once (the same step as one "
+        "batch, in less memory); needs balancers whose weights do not read the step's "
+        "losses or gradients",
+    )
     lr_g: float = Field(default=2e-4, gt=0)
     lr_d: float = Field(default=2e-4, gt=0)
     betas: tuple[float, float] = (0.5, 0.999)

@@ -99,6 +99,10 @@ class Balancer:
     needs_gradients = False  # True: `weights` gets a GradientSource, per-objective gradients
     at = "shared"  # where a gradient balancer takes them: the shared parameters, or "all"
     stateful = True  # False: its weights depend on this step's losses and gradients alone
+    # True: its weights for a step read neither that step's losses nor its gradients (only its
+    # state), so the step may be combined micro-batch by micro-batch with them, exactly
+    # (train.accumulate); the others need the whole batch at once
+    accumulates = False
     last_alpha: Tensor | None = None  # α of the last combine, for the logs (never synced)
     last_names: list[str] = []  # noqa: RUF012 (replaced, never mutated)
 
@@ -119,6 +123,12 @@ class Balancer:
         alpha = self.weights(objectives, source)
         self.last_alpha, self.last_names = alpha, objectives.names
         return (alpha * objectives.weighted).sum()
+
+    def recombine(self, objectives: Objectives) -> Tensor:
+        """`combine` on another micro-batch of the same step (train.accumulate): with the
+        weights of the step's first `combine`, neither drawn nor learned again."""
+        assert self.last_alpha is not None, "recombine before combine"
+        return (self.last_alpha * objectives.weighted).sum()
 
     @property
     def last_weights(self) -> dict[str, float]:
@@ -180,6 +190,7 @@ class FixedWeights(Balancer):
     name = "fixed"
     summary = "Σ weight·loss, every task at its own scale (default)"
     stateful = False
+    accumulates = True
 
     def weights(self, objectives: Objectives, source: Any = None) -> Tensor:
         return torch.ones_like(objectives.weighted.detach())
@@ -189,6 +200,23 @@ class FixedWeights(Balancer):
         self.last_names = objectives.names
         w = objectives.weights
         return sum(w[name] * loss.sum() for name, loss in objectives.losses.items())
+
+    def recombine(self, objectives: Objectives) -> Tensor:
+        return self.combine(objectives)
+
+
+def check_accumulates(balancer: Balancer, field: str, accumulate: int) -> None:
+    """Refuse, at build time, a balancer that cannot be combined micro-batch by micro-batch
+    (train.accumulate > 1): its weights read the whole step's losses or gradients."""
+    if accumulate == 1 or balancer.accumulates:
+        return
+    able = sorted(name for name, cls in BALANCERS.items() if cls.accumulates)
+    raise ConfigError(
+        f"train.accumulate={accumulate}: {field}={balancer.name} decides its weights from the "
+        "step's losses or gradients of the whole batch, which micro-batches only give one part "
+        f"at a time; with train.accumulate choose a balancer that accumulates ({', '.join(able)}) "
+        "or set train.accumulate=1"
+    )
 
 
 def options_of(cls: type[Balancer]) -> list[str]:

@@ -39,6 +39,9 @@ class Term:
     # differentiates through a gradient (GP, R1): weights act on it along the backward pass too
     second_order: bool = False
     head: str | None = None  # the discriminator head it reads, if any (declared by its builder)
+    # reads real row i with fake row i (GP's interpolates): a part of the batch (a process's
+    # shard, a micro-batch) pairs other rows where a task's fakes pool several generators
+    pairs_rows: bool = False
 
 
 # A head's number of outputs from the model's counts: (generators, classes) -> outputs.
@@ -115,7 +118,8 @@ def gradient_penalty_terms(config: ExperimentConfig) -> list[Term]:
         eps = ctx.uniform(real.shape[:2] + (1,) * (real.dim() - 2)).to(real.dtype)
         return gradient_penalty(ctx.model.discriminate, real, fake, eps=eps)
 
-    return [Term("gp", "d", gp, weight=config.loss.gp * every, every=every, second_order=True)]
+    weight = config.loss.gp * every
+    return [Term("gp", "d", gp, weight, every=every, second_order=True, pairs_rows=True)]
 
 
 @register_terms("r1")

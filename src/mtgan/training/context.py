@@ -91,6 +91,12 @@ class StepContext:
         """Forget discriminator outputs: called after the discriminator's weights changed."""
         self._cache.clear()
 
+    def release(self) -> None:
+        """Forget the fakes too, with their graph: a later phase generates them again from the
+        same z (train.accumulate: one micro-batch's graph alive at a time)."""
+        self._fake = None
+        self._cache.clear()
+
     def _real_and_fake_detached(self) -> None:
         # One discriminator pass over real and (detached) fake samples together.
         b = self.real_d.shape[1]

@@ -22,7 +22,7 @@ import torch
 from torch import Tensor, nn
 
 from mtgan.balance import Balancer, build_balancer
-from mtgan.balance.base import Objectives, Reduce, local
+from mtgan.balance.base import Objectives, Reduce, check_accumulates, local
 from mtgan.balance.sources import DisjointJacobian, GradientSource, jacobian_at
 from mtgan.balance.tape import ActivationTape, discriminator_owners, generator_owners
 from mtgan.config import ExperimentConfig
@@ -151,6 +151,11 @@ class Phase:
 
     def loss(self, objectives: Objectives) -> Tensor:
         return self.balancer.combine(objectives, self.source)
+
+    def loss_again(self, objectives: Objectives) -> Tensor:
+        """The loss of another micro-batch of this step (train.accumulate): the weights that
+        this step's `loss` chose."""
+        return self.balancer.recombine(objectives)
 
     def record(self, loss: Tensor, objectives: Objectives, grad_norm: Tensor) -> dict[str, Tensor]:
         """Detached scalars to log: total, each term (mean and per objective), the balancer's
@@ -296,6 +301,7 @@ def build_phases(
         balancer = build_balancer(spec.balancer, spec.options, field_name)
         names = objective_names(model, spec.terms)
         balancer.check({t.name: model.num_discriminators for t in spec.terms}, field_name)
+        check_accumulates(balancer, field_name, config.train.accumulate)
         tape, source = gradient_source(spec, balancer, model, params)
         if source is not None and reduce is not local:
             source.reduce = reduce

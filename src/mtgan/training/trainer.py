@@ -2,7 +2,9 @@
 
 `train_step` is the algorithm: draw each task's real batch and one noise batch per generator,
 generate the fakes once, then for each phase due at this step evaluate its terms, let its
-balancer combine them, differentiate w.r.t. the phase's own parameters and step.
+balancer combine them, differentiate w.r.t. the phase's own parameters and step. With
+`train.accumulate=N` the batch is run as N micro-batches and each phase's gradients are their
+mean, applied once (accumulate.py).
 """
 
 from __future__ import annotations
@@ -24,12 +26,12 @@ from mtgan.nets.routing import share_per_generator
 from mtgan.objectives.terms import build_terms, declared_heads
 from mtgan.rundir import RunDir
 from mtgan.training import faults
+from mtgan.training.accumulate import MicroBatches, micro_shards
 from mtgan.training.checkpoint import (
     latest_checkpoint,
     load_checkpoint,
     save_checkpoint,
 )
-from mtgan.training.context import StepContext
 from mtgan.training.distributed import (
     SINGLE,
     Dist,
@@ -38,7 +40,6 @@ from mtgan.training.distributed import (
     all_reduce_sum_autograd,
     broadcast_object,
     device_for,
-    shards,
 )
 from mtgan.training.ema import EMA
 from mtgan.training.layout import convolutions, decide_layout, layout_probe, set_channels_last
@@ -110,7 +111,13 @@ class Trainer:
         # The generators of one task split its batch (MGAN: 10 generators × 10 = the 100 fakes
         # that D weighs against 100 reals), so the discriminator sees as many fakes as reals.
         self.per_generator = share_per_generator(train.batch_size, self.model.generator_tasks)
-        self.shard, self.z_shard = shards(dist, self.model, train.batch_size, self.per_generator)
+        # train.accumulate: the shard as micro-batches, one after the other (accumulate.py)
+        self.shard, self.z_shard = micro_shards(
+            dist, self.model, self.terms, train.batch_size, self.per_generator, train.accumulate
+        )
+        self.micro = MicroBatches(
+            train.accumulate, dist, self.model, self.phases, self.noise_rng, train.schedule
+        )
         self.shard, self.z_shard = _on(self.shard, self.device), _on(self.z_shard, self.device)
         # Before compiling: the probe times the eager networks
         # Rank 0 measures alone (ranks probing side by side would time each other) and every
@@ -168,22 +175,18 @@ class Trainer:
         # process with the same global batch, whatever the number of processes.
         real, real_labels = self.data.sample_labelled(cfg.batch_size, self.data_rng, self.shard)
         z, fake_labels = self.draw_noise(self.noise_rng, self.z_shard)
-        ctx = StepContext(
-            self.model, real, z, self.step, self.noise_rng, real_labels, fake_labels,
-            self.dist.rank, self.dist.world,
-        )  # fmt: skip
+        contexts = self.micro.contexts(real, z, self.step, self.noise_rng, real_labels, fake_labels)
         for phase in self.phases:
             phase.begin_step()
         logged: dict[str, Tensor] = {}
         pending = []
         ok = torch.ones((), dtype=torch.bool, device=self.device)  # every phase so far finite
         for phase in (p for p in self.phases if p.due(self.step)):
-            with self.autocast:
-                objectives = phase.objectives(ctx)
-                loss = phase.loss(objectives)
+            # of the batch, or the mean over its micro-batches (train.accumulate)
+            loss, grads, objectives = self.micro.gradients(phase, contexts, self.autocast)
             # One collective per phase: gradients and the loss, averaged over ranks.
             *grads, loss = all_reduce_mean(
-                self.dist, [*phase.gradients(loss), loss.detach()], [*phase.params, loss]
+                self.dist, [*grads, loss.detach()], [*phase.params, loss]
             )
             norm = torch.stack(torch._foreach_norm(grads)).norm() if grads else loss.new_zeros(())
             finite = torch.isfinite(loss) & torch.isfinite(norm)
@@ -193,7 +196,8 @@ class Trainer:
                 logged.update(phase.record(loss, objectives, norm))
             if cfg.schedule == "alternating":
                 phase.apply(grads, skip=~ok)  # after a bad phase, later ones are not applied
-                ctx.invalidate()
+                for ctx in contexts:
+                    ctx.invalidate()
             else:  # simultaneous: every phase's gradients at the same parameters, then apply
                 pending.append((phase, grads))
         for phase in self.phases:

@@ -1,0 +1,189 @@
+"""Gradient accumulation, `train.accumulate=N`: each process's shard of the global batch is run
+as N micro-batches, one after the other, so that a batch that does not fit in memory still
+trains, with the same result.
+
+Micro-batch m of rank r holds what rank r·N + m of W·N processes would (`distributed.shards`),
+so a phase's gradients, summed over the micro-batches and divided by N, are its gradients of
+the process's whole shard; they are then reduced over ranks, checked and applied once, and EMA
+and the step counter move once, as without accumulation. Every term is a mean over samples, so
+this is exact up to float summation order, under conditions that are checked at build time or
+made to hold here:
+
+- the balancer's weights read neither the step's losses nor its gradients
+  (`Balancer.accumulates`; build_phases refuses the others);
+- every micro-batch of a phase starts from the same noise generator and model buffers
+  (`Replay`): each takes its columns of the same global draw of GP's interpolation weights, and
+  spectral norm's power iteration runs as often as without accumulation;
+- a term that pairs real with fake rows (GP) is refused where a task's fakes pool several
+  generators (a micro-batch would pair other rows), as is pooling several generators over
+  several discriminators of one task (no split keeps each discriminator's share).
+
+Memory: after each micro-batch its fakes and discriminator outputs are dropped
+(`StepContext.release`) and the next phase generates them again from the same z, so one
+micro-batch's graph is alive at a time. Where an earlier phase of the step steps generator
+weights (a G–D shared layer under the alternating schedule) the fakes are kept instead, as
+without accumulation. Batch-norm statistics are per micro-batch (as they are per process under
+DDP without SyncBatchNorm): with `model.g_norm=batch` the run is close to, not equal to, one
+without accumulation.
+"""
+
+from __future__ import annotations
+
+from contextlib import AbstractContextManager
+
+import torch
+from torch import Tensor, nn
+
+from mtgan.balance.base import Objectives
+from mtgan.errors import ConfigError
+from mtgan.nets import MultiGAN
+from mtgan.objectives.terms import Term
+from mtgan.training.context import StepContext
+from mtgan.training.distributed import Dist, shards
+from mtgan.training.phases import Phase
+
+
+def micro_shards(
+    dist: Dist, model: MultiGAN, terms: list[Term], batch: int, per_generator: int, n: int
+) -> tuple[slice | Tensor, slice | Tensor]:
+    """This rank's real and noise shards, micro-batch after micro-batch: micro-batch m is the
+    m-th of n equal consecutive parts of each. n = 1: `distributed.shards` itself."""
+    if n == 1:
+        return shards(dist, model, batch, per_generator)
+    check_splittable(dist, model, terms, batch, per_generator, n)
+    virtual = [Dist(dist.rank * n + m, dist.world * n, dist.local_rank) for m in range(n)]
+    parts = [shards(v, model, batch, per_generator) for v in virtual]
+    real = torch.cat([torch.arange(batch)[s] for s, _ in parts])
+    z = torch.cat([torch.arange(per_generator)[s] for _, s in parts])
+    return real, z
+
+
+def check_splittable(
+    dist: Dist, model: MultiGAN, terms: list[Term], batch: int, per_generator: int, n: int
+) -> None:
+    """A ConfigError unless n micro-batches per process give exactly the unsplit step."""
+    splits = model.num_discriminators if len(set(model.discriminator_tasks)) == 1 else 1
+    tasks = model.generator_tasks
+    pooled = max(tasks.count(t) for t in set(tasks))  # generators whose fakes one task pools
+    head = f"train.accumulate={n}"
+    if splits > 1 and model.num_generators > 1:
+        raise ConfigError(
+            f"{head}: model.generators={model.num_generators} pooled over "
+            f"model.discriminators={model.num_discriminators} on one task cannot be split into "
+            "micro-batches that keep each discriminator's share; use train.accumulate=1"
+        )
+    paired = [t.name for t in terms if t.pairs_rows]
+    if paired and pooled > 1:
+        raise ConfigError(
+            f"{head}: {', '.join(paired)} pairs real with fake samples row by row, and with "
+            f"{pooled} generators pooled on one task a micro-batch pairs other rows than the "
+            f"whole batch does (a different objective); use train.accumulate=1 or drop "
+            f"{', '.join(paired)}"
+        )
+    unit = dist.world * n * splits
+    if batch % unit or per_generator % unit:
+        procs = f" × the processes ({dist.world})" if dist.world > 1 else ""
+        parts = f" × the discriminators that split it ({splits})" if splits > 1 else ""
+        each = (
+            f"; each of a task's {pooled} generators makes {per_generator} of its samples, "
+            "which must divide as well"
+            if pooled > 1
+            else ""
+        )
+        raise ConfigError(
+            f"train.batch_size={batch} must be divisible by train.accumulate={n}{procs}{parts} "
+            f"(= {unit}) so that every micro-batch is an equal part of the batch{each}"
+        )
+
+
+class Replay:
+    """What a micro-batch's pass changes besides gradients, restored for the next one: the
+    noise generator (GP's interpolation weights, drawn for the global batch) and the model's
+    buffers (spectral norm's power iteration)."""
+
+    def __init__(self, noise: torch.Generator, model: nn.Module):
+        self.noise, self.model = noise, model
+
+    def save(self) -> None:
+        self.state = self.noise.get_state()
+        self.buffers = [b.clone() for b in self.model.buffers()]
+
+    def restore(self) -> None:
+        self.noise.set_state(self.state)
+        for buffer, saved in zip(self.model.buffers(), self.buffers):
+            buffer.copy_(saved)
+
+
+class MicroBatches:
+    """The step's contexts, one per micro-batch, and a phase's gradients over them."""
+
+    def __init__(
+        self,
+        n: int,
+        dist: Dist,
+        model: MultiGAN,
+        phases: list[Phase],
+        noise: torch.Generator,
+        schedule: str,
+    ):
+        self.n, self.dist, self.model = n, dist, model
+        self.replay = Replay(noise, model)
+        # Fakes generated again in a later phase equal the first ones unless an earlier phase
+        # of the step has stepped generator weights (a G–D shared layer, alternating)
+        g = {id(p) for p in model.generator.parameters()}
+        stepped = {id(p) for ph in phases if ph.family != "g" for p in ph.params}
+        self.regenerate = schedule == "simultaneous" or not g & stepped
+
+    def contexts(
+        self,
+        real: Tensor,
+        z: Tensor,
+        step: int,
+        noise: torch.Generator,
+        real_labels: Tensor | None,
+        fake_labels: Tensor | None,
+    ) -> list[StepContext]:
+        """real (K, B, ...), z (NG, n, z_dim) and their labels split into the n micro-batches'
+        contexts (consecutive columns, as `micro_shards` laid them out)."""
+        n, rank, world = self.n, self.dist.rank, self.dist.world
+        batches = (real, z, real_labels, fake_labels)
+        if n == 1:
+            return [StepContext(self.model, *batches[:2], step, noise, *batches[2:], rank, world)]
+        cut = [[None] * n if x is None else x.chunk(n, 1) for x in batches]
+        return [
+            StepContext(self.model, r, zm, step, noise, rl, fl, rank * n + m, world * n)
+            for m, (r, zm, rl, fl) in enumerate(zip(*cut))
+        ]
+
+    def gradients(
+        self, phase: Phase, contexts: list[StepContext], autocast: AbstractContextManager
+    ) -> tuple[Tensor, list[Tensor], Objectives]:
+        """The phase's loss, gradients and objectives at this step: of the one batch, or the
+        mean over the micro-batches (gradients summed, divided by their number)."""
+        if len(contexts) == 1:
+            with autocast:
+                objectives = phase.objectives(contexts[0])
+                loss = phase.loss(objectives)
+            return loss, phase.gradients(loss), objectives
+        self.replay.save()
+        total: list[Tensor] = []
+        losses, seen = [], []
+        for m, ctx in enumerate(contexts):
+            if m:
+                self.replay.restore()
+            with autocast:
+                objectives = phase.objectives(ctx)
+                loss = phase.loss_again(objectives) if m else phase.loss(objectives)
+            grads = phase.gradients(loss)  # frees this micro-batch's graph
+            if m:
+                torch._foreach_add_(total, grads)
+            else:
+                total = grads
+            losses.append(loss.detach())
+            seen.append({k: v.detach() for k, v in objectives.losses.items()})
+            if self.regenerate:
+                ctx.release()
+        torch._foreach_div_(total, len(contexts))
+        mean = {k: torch.stack([s[k] for s in seen]).mean(0) for k in seen[0]}
+        merged = Objectives(mean, objectives.weights, objectives.names, objectives.reduce)
+        return torch.stack(losses).mean(), total, merged

@@ -1,0 +1,149 @@
+"""train.accumulate=N against the unsplit step: the same weights after STEPS steps, to float
+summation order, for every preset and every balancer that accumulates; the others are refused
+at build time with a message that names the field. Batch norm is off (`model.g_norm=none`): its
+statistics are per micro-batch."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from accumulate_worker import SETUPS, STEPS, accumulate_config
+from matrix import BALANCER_NAMES, PRESETS, tiny
+
+from mtgan.balance import BALANCERS
+from mtgan.config import load_config
+from mtgan.errors import ConfigError
+from mtgan.training import Trainer
+
+HERE = Path(__file__).parent
+TOLERANCE = 1e-5
+# 40 splits into 2 micro-batches for every preset's networks: 10 or 4 generators on one task
+# (4 or 10 fakes each), 5 discriminators splitting it
+BATCH = "train.batch_size=40"
+ACCUMULATING = sorted(name for name, cls in BALANCERS.items() if cls.accumulates)
+
+
+def config(preset: str, accumulate: int, *extra: str):
+    overrides = tiny(preset, BATCH, "model.g_norm=none", *extra, f"train.accumulate={accumulate}")
+    return load_config(preset, overrides)
+
+
+def trained(cfg) -> dict[str, torch.Tensor]:
+    trainer = Trainer(cfg)
+    for _ in range(STEPS):
+        trainer.train_step()
+    return trainer.model.state_dict()
+
+
+def max_diff(one: dict[str, torch.Tensor], two: dict[str, torch.Tensor]) -> float:
+    assert one.keys() == two.keys()
+    return max((one[k].float() - two[k].float()).abs().max().item() for k in one)
+
+
+def assert_same_step(preset: str, accumulate: int, *extra: str) -> None:
+    whole = trained(config(preset, 1, *extra))
+    split = trained(config(preset, accumulate, *extra))
+    diff = max_diff(whole, split)
+    print(f"{preset} {' '.join(extra)} accumulate={accumulate}: max |Δw| = {diff:.2e}")
+    assert diff < TOLERANCE
+
+
+def pools_generators(preset: str) -> bool:
+    """Whether a task's fakes come from several generators (MGAN, MAD-GAN)."""
+    cfg = load_config(preset)
+    return (cfg.model.generators or 1) > 1 and cfg.data.tasks == "single"
+
+
+@pytest.mark.parametrize("preset", PRESETS)
+def test_every_preset_with_fixed_weights_accumulates_to_the_unsplit_step(preset):
+    assert_same_step(preset, 2, "balance.d=fixed", "balance.g=fixed")
+
+
+@pytest.mark.parametrize("balancer", BALANCER_NAMES)
+def test_every_balancer_on_pertask_accumulates_or_is_refused(balancer):
+    chosen = [f"balance.d={balancer}", f"balance.g={balancer}"]
+    if balancer in ACCUMULATING:
+        assert_same_step("pertask", 2, *chosen)
+        return
+    with pytest.raises(ConfigError) as refused:
+        Trainer(config("pertask", 2, *chosen))
+    message = str(refused.value)
+    assert f"train.accumulate=2: balance.d={balancer}" in message
+    assert f"({', '.join(ACCUMULATING)})" in message
+
+
+def test_a_refused_generator_balancer_is_named_by_its_field():
+    with pytest.raises(ConfigError, match=r"balance\.g=dwa .*\(fixed, rlw\)"):
+        Trainer(config("pertask", 2, "balance.d=fixed", "balance.g=dwa"))
+
+
+@pytest.mark.parametrize("accumulate", [2, 4])
+@pytest.mark.parametrize(
+    "penalty", [["loss.gp=1"], ["loss.r1=1", "loss.r1_every=2"], ["model.d_norm=spectral"]]
+)
+def test_penalties_and_spectral_norm_accumulate_to_the_unsplit_step(penalty, accumulate):
+    # GP's interpolation weights: each micro-batch takes its columns of the one global draw;
+    # lazy R1 in its own phase; spectral norm's power iteration once per pass, not per part
+    assert_same_step("pertask", accumulate, *penalty)
+
+
+@pytest.mark.parametrize("preset", PRESETS)
+def test_gp_accumulates_except_where_generators_pool_its_pairs(preset):
+    fixed = ["balance.d=fixed", "balance.g=fixed", "loss.gp=1"]
+    if not pools_generators(preset):
+        assert_same_step(preset, 2, *fixed)
+        return
+    with pytest.raises(ConfigError, match=r"train\.accumulate=2: gp pairs real with fake"):
+        Trainer(config(preset, 2, *fixed))
+
+
+def test_the_simultaneous_schedule_with_random_weights_accumulates():
+    # rlw draws once per step, not once per micro-batch
+    extra = ["train.schedule=simultaneous", "balance.d=rlw", "balance.g=rlw", "loss.gp=1"]
+    assert_same_step("pertask", 2, *extra)
+
+
+def test_a_batch_that_does_not_split_evenly_is_refused():
+    with pytest.raises(ConfigError, match=r"train\.batch_size=40 .* train\.accumulate=3"):
+        Trainer(config("pertask", 3))
+    # 40 fakes from 10 generators: 4 each, which 8 micro-batches cannot split
+    with pytest.raises(ConfigError, match=r"train\.accumulate=8 .*10 generators makes 4"):
+        Trainer(config("mgan", 8))
+
+
+def test_fakes_are_generated_again_per_phase_unless_a_d_step_moves_a_g_layer():
+    trainer = Trainer(config("pertask", 4))
+    assert trainer.micro.regenerate  # G and D share nothing: fakes are generated again
+    assert not Trainer(config("seed-gd", 2)).micro.regenerate  # D's step moves a G layer
+
+
+@pytest.mark.slow
+def test_two_processes_accumulating_equal_one_process_unsplit(tmp_path):
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2"]
+    cmd += [str(HERE / "accumulate_worker.py"), str(tmp_path)]
+    path = os.pathsep.join(p for p in (str(HERE), os.environ.get("PYTHONPATH")) if p)
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": path}
+    result = subprocess.run(cmd, capture_output=True, text=True, timeout=600, env=env)
+    assert result.returncode == 0, result.stderr[-4000:]
+    for setup in SETUPS:
+        whole = trained(accumulate_config(setup, 1))
+        split = torch.load(tmp_path / f"{setup}.pt", weights_only=True)
+        diff = max_diff(whole, split)
+        print(f"{setup}: 2 processes × accumulate 2 vs 1 process: max |Δw| = {diff:.2e}")
+        assert diff < TOLERANCE
+
+
+def test_the_logs_read_the_whole_batch():
+    # each term's loss per objective, the total and the gradient norm: means over micro-batches
+    logs = []
+    for accumulate in (1, 4):
+        trainer = Trainer(config("pertask", accumulate, "balance.d=rlw", "loss.gp=1"))
+        logs.append(trainer.train_step(record=True))
+    assert logs[0].keys() == logs[1].keys()
+    for key, value in logs[0].items():
+        assert logs[1][key] == pytest.approx(value, rel=1e-5, abs=1e-6), key
