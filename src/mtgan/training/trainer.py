@@ -41,6 +41,7 @@ from mtgan.training.distributed import (
 )
 from mtgan.training.ema import EMA
 from mtgan.training.loop import fit
+from mtgan.training.loss_scale import LossScale
 from mtgan.training.phases import Phase, build_phases
 from mtgan.training.precision import decide, forward_probe
 from mtgan.training.until import Until
@@ -113,9 +114,13 @@ class Trainer:
         verdict = decide(train.precision, self.device, self.data.kind, probe) if dist.main else None
         self.precision_verdict = broadcast_object(dist, verdict)
         self.precision = self.precision_verdict.precision
+        low = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(self.precision)
         self.autocast = torch.autocast(
-            self.device.type, dtype=torch.bfloat16, enabled=self.precision == "bf16"
+            self.device.type, dtype=low or torch.bfloat16, enabled=low is not None
         )
+        if self.precision == "fp16":  # float16 gradients underflow without a loss scale
+            for phase in self.phases:
+                phase.loss_scale = LossScale(self.device)
         if train.compile:  # in place: parameter names and checkpoints stay the same
             self.model.generator.compile()
             self.model.discriminator.compile()
@@ -145,6 +150,8 @@ class Trainer:
 
         A phase whose loss or gradients are not finite is not applied and the step counts as
         skipped (the alternating schedule stops there; the simultaneous one applies nothing).
+        Under fp16 a finite loss whose scaled gradients overflow is a loss-scale backoff: that
+        phase alone is not applied, and the step is not counted as skipped.
         """
         cfg = self.config.train
         faults.step_reached(self.dist.rank, self.step)
@@ -170,20 +177,26 @@ class Trainer:
                 self.dist, [*phase.gradients(loss), loss.detach()], [*phase.params, loss]
             )
             norm = torch.stack(torch._foreach_norm(grads)).norm() if grads else loss.new_zeros(())
-            finite = torch.isfinite(loss) & torch.isfinite(norm)
+            loss_finite = torch.isfinite(loss)
+            finite = loss_finite & torch.isfinite(norm)
+            skip_own = None  # fp16: an overflow skips its own phase, and is no bad step
+            if phase.loss_scale is not None:
+                skip_own = phase.loss_scale.update(loss_finite, finite)
+                finite = finite | skip_own
             phase.nonfinite += ~finite
             ok = ok & finite  # on the device: no host sync on an unlogged step
+            skip = ~ok if skip_own is None else ~ok | skip_own
             if record:
                 logged.update(phase.record(loss, objectives, norm))
             if cfg.schedule == "alternating":
-                phase.apply(grads, skip=~ok)  # after a bad phase, later ones are not applied
+                phase.apply(grads, skip=skip)  # after a bad phase, later ones are not applied
                 ctx.invalidate()
             else:  # simultaneous: every phase's gradients at the same parameters, then apply
-                pending.append((phase, grads))
+                pending.append((phase, grads, skip_own))
         for phase in self.phases:
             phase.end_step()
-        for phase, grads in pending:
-            phase.apply(grads, skip=~ok)
+        for phase, grads, skip_own in pending:
+            phase.apply(grads, skip=~ok if skip_own is None else ~ok | skip_own)
         if self.ema is not None:
             self.ema.update(self.model.generator, where=ok)
         self._skipped += ~ok
@@ -193,6 +206,8 @@ class Trainer:
             return None
         for phase in self.phases:
             logged[f"{phase.name}/nonfinite"] = phase.nonfinite.to(loss.dtype)
+            if phase.loss_scale is not None:
+                logged.update(phase.loss_scale.record(phase.name))
         # Averaged over ranks in one collective; one device sync per log step.
         (stacked,) = all_reduce_mean(self.dist, [torch.stack(list(logged.values()))], [loss])
         values = stacked.tolist()
@@ -306,6 +321,9 @@ class Trainer:
                 "rollbacks": self.rollbacks,
                 "lr_scale": self.lr_scale,
             },
+            "loss_scales": {
+                p.name: p.loss_scale.state_dict() for p in self.phases if p.loss_scale is not None
+            },
             "train_seconds": self.train_seconds,
             "until": self.until.state_dict(),
             "stopped": self.stopped,
@@ -317,6 +335,8 @@ class Trainer:
             if phase.owns_optimizer:
                 phase.optimizer.load_state_dict(state["optimizers"][phase.name])
             phase.load_balancer_state(state["balancers"].get(phase.name))
+            if phase.loss_scale is not None:  # none saved (not an fp16 run): the initial scale
+                phase.loss_scale.load_state_dict(state.get("loss_scales", {}).get(phase.name))
         self.data_rng.set_state(state["rng"]["data"])
         self.noise_rng.set_state(state["rng"]["noise"])
         torch.set_rng_state(state["rng"]["torch"])
