@@ -22,7 +22,7 @@ def _cuda(tiny: list[str], *extra: str) -> list[str]:
     return [o for o in tiny if not o.startswith("train.device")] + ["train.device=cuda", *extra]
 
 
-@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+@pytest.mark.parametrize("precision", ["fp32", "bf16", "fp16"])
 def test_training_on_the_gpu_stays_finite_and_close_to_the_cpu(tiny, precision):
     gpu = Trainer(load_config("pertask", _cuda(tiny, f"train.precision={precision}")))
     cpu = Trainer(load_config("pertask", [*tiny, "train.precision=fp32"]))
@@ -31,6 +31,30 @@ def test_training_on_the_gpu_stays_finite_and_close_to_the_cpu(tiny, precision):
     rec_cpu = [cpu.train_step(record=True) for _ in range(3)]
     assert all(torch.isfinite(torch.tensor(list(r.values()))).all() for r in rec_gpu)
     assert rec_gpu[0]["d/loss"] == pytest.approx(rec_cpu[0]["d/loss"], rel=0.05)
+
+
+def test_fp16_on_the_gpu_scales_its_losses_without_host_syncs(tiny):
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    class HostReads(TorchDispatchMode):
+        count = 0
+
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            if func is torch.ops.aten._local_scalar_dense.default:
+                self.count += 1
+            return func(*args, **(kwargs or {}))
+
+    trainer = Trainer(load_config("pertask", _cuda(tiny, "train.precision=fp16")))
+    assert all(p.loss_scale is not None and p.loss_scale.scale.is_cuda for p in trainer.phases)
+    trainer.train_step(record=True)
+    with HostReads() as reads:
+        for _ in range(4):
+            trainer.train_step()
+    assert reads.count == 0
+    record = trainer.train_step(record=True)
+    assert record["skipped"] == 0 and 1.0 <= record["d/loss_scale"] <= 2.0**16
+    state = trainer.state_dict()["loss_scales"]
+    assert set(state) == {p.name for p in trainer.phases}
 
 
 def test_compile_on_the_gpu(tiny):

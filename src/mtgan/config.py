@@ -253,11 +253,12 @@ class TrainConfig(Strict):
     nan_lr_factor: float = Field(default=0.5, gt=0, le=1, description="lr factor per rollback")
     max_rollbacks: int = Field(default=3, ge=0)
     dist_timeout: float = Field(default=300.0, gt=0, description="seconds a rank waits for peers")
-    precision: Literal["auto", "fp32", "bf16"] = Field(
+    precision: Literal["auto", "fp32", "bf16", "fp16"] = Field(
         default="auto",
         description="bf16: autocast matrix products to bfloat16 (weights stay fp32); "
-        "auto: bf16 where a short probe of the run's networks measures it faster than fp32 "
-        "on this machine (cached per machine), fp32 elsewhere",
+        "fp16: to float16, with a dynamic loss scale per phase (GPUs without bf16); "
+        "auto: bf16 (fp16 on a GPU without bf16) where a short probe of the run's networks "
+        "measures it faster than fp32 on this machine (cached per machine), fp32 elsewhere",
     )
     compile: bool = Field(default=False, description="torch.compile the networks")
     channels_last: bool | Literal["auto"] = Field(

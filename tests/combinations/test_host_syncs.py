@@ -1,6 +1,7 @@
 """An unlogged training step never waits for the device: the finite check, the skip of a
-non-finite phase and the skip counters stay on it (read at log steps). Counted as what
-`.item()` and `bool(tensor)` dispatch, over a few unlogged steps of every preset."""
+non-finite phase, the skip counters and fp16's loss scales stay on it (read at log steps).
+Counted as what `.item()` and `bool(tensor)` dispatch, over a few unlogged steps of every
+preset, in fp32 and fp16."""
 
 from __future__ import annotations
 
@@ -24,10 +25,12 @@ class HostReads(TorchDispatchMode):
         return func(*args, **(kwargs or {}))
 
 
+@pytest.mark.parametrize("precision", ["fp32", "fp16"])  # fp16: the loss scales' updates too
 @pytest.mark.parametrize("preset", PRESETS)
-def test_unlogged_steps_make_no_host_sync(preset):
+def test_unlogged_steps_make_no_host_sync(preset, precision):
     # fixed weights: the gradient balancers solve on the host, their documented exception
-    trainer = Trainer(load_config(preset, tiny(preset, "loss.r1=1", "loss.r1_every=2")))
+    extra = ["loss.r1=1", "loss.r1_every=2", f"train.precision={precision}"]
+    trainer = Trainer(load_config(preset, tiny(preset, *extra)))
     trainer.train_step(record=True)  # the first step builds what later ones reuse
     with HostReads() as reads:
         for _ in range(4):

@@ -22,6 +22,7 @@ from torch import nn
 from mtgan.atomic import write_text_atomic
 from mtgan.metrics.cache import cache_dir
 from mtgan.nets import StackedConv2d, StackedConvTranspose2d
+from mtgan.training.distributed import Dist, broadcast_object
 from mtgan.training.precision import MARGIN, interleaved, machine_key
 
 CACHE = "layout.json"
@@ -123,3 +124,23 @@ def layout_probe(
             set_channels_last(modules, False)
 
     return probe
+
+
+def apply_layout(
+    asked: bool | str,
+    nets: list[nn.Module],
+    step: Callable[[], object],
+    rows: int,
+    device: torch.device,
+    dist: Dist,
+) -> Layout:
+    """Decide on rank 0 (ranks probing side by side would time each other), give every rank
+    its verdict, and set it on `nets` (the model first; its EMA copy too)."""
+    layout = None
+    if dist.main:
+        probe = layout_probe(step, nets, device)
+        layout = decide_layout(asked, device, convolutions(nets[:1]), probe, rows)
+    layout = broadcast_object(dist, layout)
+    assert isinstance(layout, Layout)
+    set_channels_last(nets, layout.channels_last)
+    return layout

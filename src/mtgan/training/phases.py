@@ -30,6 +30,7 @@ from mtgan.errors import RunError
 from mtgan.nets import MultiGAN
 from mtgan.objectives.terms import Term
 from mtgan.training.context import StepContext
+from mtgan.training.loss_scale import LossScale
 
 
 @dataclass(frozen=True)
@@ -114,6 +115,7 @@ class Phase:
     tape: ActivationTape | None = None  # records the step's activations, if it is the source
     source: GradientSource | None = None  # per-objective gradients, for gradient balancers
     reduce: Reduce = local  # the mean over data-parallel ranks
+    loss_scale: LossScale | None = None  # fp16 only: the phase's dynamic loss scale
     weights: dict[str, float] = field(init=False)  # term → its configured weight
     nonfinite: Tensor = field(init=False)  # times its loss or gradients were not finite
     # The fused Adam can skip its update on the device (`found_inf`); the foreach one cannot,
@@ -178,9 +180,14 @@ class Phase:
     def gradients(self, loss: Tensor) -> list[Tensor]:
         """∂loss/∂params for this phase's parameters only (nothing accumulates elsewhere).
         A parameter no term of the phase reaches (MAD-GAN's unused adversarial logit) gets zeros,
-        so that every rank reduces the same list of tensors."""
-        grads = torch.autograd.grad(loss, self.params, allow_unused=True)
-        return [torch.zeros_like(p) if g is None else g for p, g in zip(self.params, grads)]
+        so that every rank reduces the same list of tensors. Under fp16 the loss is scaled by
+        the phase's loss scale and the gradients unscaled (loss_scale.py)."""
+        scale = self.loss_scale
+        grads = torch.autograd.grad(
+            loss if scale is None else scale.scaled(loss), self.params, allow_unused=True
+        )
+        grads = [torch.zeros_like(p) if g is None else g for p, g in zip(self.params, grads)]
+        return grads if scale is None else scale.unscale(grads)
 
     def apply(self, grads: list[Tensor], skip: Tensor | None = None) -> None:
         """Step the optimizer with these gradients; not where `skip` (a device boolean) is

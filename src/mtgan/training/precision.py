@@ -6,6 +6,10 @@ that compute it natively gain little at small widths. So `auto` times the run's 
 forward, in float32 and under bf16 autocast (a few passes, well under a second), takes bf16 only
 where it is faster, and caches the verdict per machine (CPU model or GPU name, torch version) in
 the mtgan cache directory; the run directory's metrics and the log say what was chosen and why.
+
+A GPU without native bf16 (before Ampere: T4, V100) probes fp16 instead, which it computes in
+its tensor cores, by the same rule; its verdict is cached apart from bf16's. A CPU never gets
+fp16 from `auto`: its float16 kernels are slow, and it would need a loss scale for nothing.
 """
 
 from __future__ import annotations
@@ -24,13 +28,15 @@ from mtgan.metrics.cache import cache_dir
 
 CACHE = "precision.json"
 MARGIN = 1.1  # bf16 must be this much faster: a probe of a few passes has a few % of noise
+DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 
-Probe = Callable[[], tuple[float, float]]  # → (seconds in fp32, seconds in bf16)
+# candidate ("bf16" or "fp16") → (seconds in fp32, seconds under autocast to the candidate)
+Probe = Callable[[str], tuple[float, float]]
 
 
 @dataclass(frozen=True)
 class Verdict:
-    precision: str  # "fp32" or "bf16"
+    precision: str  # "fp32", "bf16" or "fp16"
     reason: str
 
     def describe(self, asked: str) -> str:
@@ -66,23 +72,25 @@ def decide(
     if kind == "points":
         # bf16 resolves 4.0 only to ±0.016, a third of the 2D grid's σ = 0.05
         return Verdict("fp32", "2D points stay in float32 (bf16 cannot resolve their modes)")
-    if device.type == "cuda" and not torch.cuda.is_bf16_supported():
-        return Verdict("fp32", "this GPU has no bf16")
+    candidate, key, note = "bf16", machine_key(device), ""
+    # Without native bf16 (the default `including_emulation` says True for an emulated one)
+    if device.type == "cuda" and not torch.cuda.is_bf16_supported(including_emulation=False):
+        candidate, key, note = "fp16", f"{key}; fp16", "this GPU has no bf16; "
     where = "GPU" if device.type == "cuda" else "CPU"
     path = (cache or cache_dir()) / CACHE
-    key = machine_key(device)
     known = _read(path)
     if key in known:
         speed, how = float(known[key]), "measured earlier"
     else:
-        fp32_s, bf16_s = probe()
-        speed, how = fp32_s / max(bf16_s, 1e-12), "measured now"
+        fp32_s, low_s = probe(candidate)
+        speed, how = fp32_s / max(low_s, 1e-12), "measured now"
         try:
             write_text_atomic(path, json.dumps({**known, key: speed}, indent=1))
         except OSError:
             how += ", not cached (cache directory not writable)"
-    choice = "bf16" if speed >= MARGIN else "fp32"
-    return Verdict(choice, f"bf16 ran at {speed:.2f}× the fp32 speed on this {where} ({how})")
+    choice = candidate if speed >= MARGIN else "fp32"
+    reason = f"{note}{candidate} ran at {speed:.2f}× the fp32 speed on this {where} ({how})"
+    return Verdict(choice, reason)
 
 
 def _read(path: Path) -> dict[str, float]:
@@ -124,14 +132,14 @@ def interleaved(
 
 def forward_probe(forward: Callable[[], object], device: torch.device) -> Probe:
     """Times `forward` (the run's networks on a batch of its own layer widths) without
-    gradients, in float32 and under bf16 autocast, alternately."""
+    gradients, in float32 and under autocast to the candidate (bf16 or fp16), alternately."""
 
-    def bf16() -> None:
-        with torch.autocast(device.type, dtype=torch.bfloat16):
-            forward()
+    def probe(candidate: str) -> tuple[float, float]:
+        def low() -> None:
+            with torch.autocast(device.type, dtype=DTYPES[candidate]):
+                forward()
 
-    def probe() -> tuple[float, float]:
         with torch.no_grad():
-            return interleaved(forward, bf16, device)
+            return interleaved(forward, low, device)
 
     return probe

@@ -42,8 +42,9 @@ from mtgan.training.distributed import (
     device_for,
 )
 from mtgan.training.ema import EMA
-from mtgan.training.layout import convolutions, decide_layout, layout_probe, set_channels_last
+from mtgan.training.layout import apply_layout
 from mtgan.training.loop import fit
+from mtgan.training.loss_scale import LossScale
 from mtgan.training.phases import Phase, build_phases
 from mtgan.training.precision import decide, forward_probe
 from mtgan.training.until import Until
@@ -126,19 +127,18 @@ class Trainer:
         verdict = decide(train.precision, self.device, self.data.kind, probe) if dist.main else None
         self.precision_verdict = broadcast_object(dist, verdict)
         self.precision = self.precision_verdict.precision
+        low = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(self.precision)
         self.autocast = torch.autocast(
-            self.device.type, dtype=torch.bfloat16, enabled=self.precision == "bf16"
+            self.device.type, dtype=low or torch.bfloat16, enabled=low is not None
         )
+        if self.precision == "fp16":  # float16 gradients underflow without a loss scale
+            for phase in self.phases:
+                phase.loss_scale = LossScale(self.device)
         # The convolutions' layout, measured under the chosen precision (layout.py)
         nets = [self.model, *([self.ema.net] if self.ema is not None else [])]
         rows = min(64, train.batch_size // dist.world)
-        layout = None
-        if dist.main:
-            probe = layout_probe(partial(self._probe_forward, rows, True), nets, self.device)
-            convs = convolutions([self.model])
-            layout = decide_layout(train.channels_last, self.device, convs, probe, rows)
-        self.layout = broadcast_object(dist, layout)
-        set_channels_last(nets, self.layout.channels_last)
+        step = partial(self._probe_forward, rows, True)
+        self.layout = apply_layout(train.channels_last, nets, step, rows, self.device, dist)
         if train.compile:  # in place: parameter names and checkpoints stay the same
             self.model.generator.compile()
             self.model.discriminator.compile()
@@ -168,6 +168,8 @@ class Trainer:
 
         A phase whose loss or gradients are not finite is not applied and the step counts as
         skipped (the alternating schedule stops there; the simultaneous one applies nothing).
+        Under fp16 a finite loss whose scaled gradients overflow is a loss-scale backoff: that
+        phase alone is not applied, and the step is not counted as skipped.
         """
         cfg = self.config.train
         faults.step_reached(self.dist.rank, self.step)
@@ -189,21 +191,27 @@ class Trainer:
                 self.dist, [*grads, loss.detach()], [*phase.params, loss]
             )
             norm = torch.stack(torch._foreach_norm(grads)).norm() if grads else loss.new_zeros(())
-            finite = torch.isfinite(loss) & torch.isfinite(norm)
+            loss_finite = torch.isfinite(loss)
+            finite = loss_finite & torch.isfinite(norm)
+            skip_own = None  # fp16: an overflow skips its own phase, and is no bad step
+            if phase.loss_scale is not None:
+                skip_own = phase.loss_scale.update(loss_finite, finite)
+                finite = finite | skip_own
             phase.nonfinite += ~finite
             ok = ok & finite  # on the device: no host sync on an unlogged step
+            skip = ~ok if skip_own is None else ~ok | skip_own
             if record:
                 logged.update(phase.record(loss, objectives, norm))
             if cfg.schedule == "alternating":
-                phase.apply(grads, skip=~ok)  # after a bad phase, later ones are not applied
+                phase.apply(grads, skip=skip)  # after a bad phase, later ones are not applied
                 for ctx in contexts:
                     ctx.invalidate()
             else:  # simultaneous: every phase's gradients at the same parameters, then apply
-                pending.append((phase, grads))
+                pending.append((phase, grads, skip_own))
         for phase in self.phases:
             phase.end_step()
-        for phase, grads in pending:
-            phase.apply(grads, skip=~ok)
+        for phase, grads, skip_own in pending:
+            phase.apply(grads, skip=~ok if skip_own is None else ~ok | skip_own)
         if self.ema is not None:
             self.ema.update(self.model.generator, where=ok)
         self._skipped += ~ok
@@ -213,6 +221,8 @@ class Trainer:
             return None
         for phase in self.phases:
             logged[f"{phase.name}/nonfinite"] = phase.nonfinite.to(loss.dtype)
+            if phase.loss_scale is not None:
+                logged.update(phase.loss_scale.record(phase.name))
         # Averaged over ranks in one collective; one device sync per log step.
         (stacked,) = all_reduce_mean(self.dist, [torch.stack(list(logged.values()))], [loss])
         values = stacked.tolist()
@@ -334,6 +344,9 @@ class Trainer:
                 "rollbacks": self.rollbacks,
                 "lr_scale": self.lr_scale,
             },
+            "loss_scales": {
+                p.name: p.loss_scale.state_dict() for p in self.phases if p.loss_scale is not None
+            },
             "train_seconds": self.train_seconds,
             "until": self.until.state_dict(),
             "stopped": self.stopped,
@@ -345,6 +358,8 @@ class Trainer:
             if phase.owns_optimizer:
                 phase.optimizer.load_state_dict(state["optimizers"][phase.name])
             phase.load_balancer_state(state["balancers"].get(phase.name))
+            if phase.loss_scale is not None:  # none saved (not an fp16 run): the initial scale
+                phase.loss_scale.load_state_dict(state.get("loss_scales", {}).get(phase.name))
         self.data_rng.set_state(state["rng"]["data"])
         self.noise_rng.set_state(state["rng"]["noise"])
         torch.set_rng_state(state["rng"]["torch"])
