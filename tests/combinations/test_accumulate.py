@@ -102,6 +102,16 @@ def test_gp_accumulates_except_where_generators_pool_its_pairs(preset):
         Trainer(config(preset, 2, *fixed))
 
 
+@pytest.mark.parametrize("preset", [p for p in PRESETS if pools_generators(p)])
+def test_gp_with_pooled_generators_is_refused_under_processes_too(preset):
+    # The same pairing: rank r's real rows are not paired with the fakes a single process
+    # pairs them with. Refused before any collective, so a Dist without a process group does.
+    from mtgan.training.distributed import Dist
+
+    with pytest.raises(ConfigError, match=r"--nproc 2: gp pairs real with fake .* shard"):
+        Trainer(config(preset, 1, "loss.gp=1"), dist=Dist(rank=0, world=2))
+
+
 def test_the_simultaneous_schedule_with_random_weights_accumulates():
     # rlw draws once per step, not once per micro-batch
     extra = ["train.schedule=simultaneous", "balance.d=rlw", "balance.g=rlw", "loss.gp=1"]

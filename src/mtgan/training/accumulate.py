@@ -48,9 +48,9 @@ def micro_shards(
 ) -> tuple[slice | Tensor, slice | Tensor]:
     """This rank's real and noise shards, micro-batch after micro-batch: micro-batch m is the
     m-th of n equal consecutive parts of each. n = 1: `distributed.shards` itself."""
+    check_splittable(dist, model, terms, batch, per_generator, n)
     if n == 1:
         return shards(dist, model, batch, per_generator)
-    check_splittable(dist, model, terms, batch, per_generator, n)
     virtual = [Dist(dist.rank * n + m, dist.world * n, dist.local_rank) for m in range(n)]
     parts = [shards(v, model, batch, per_generator) for v in virtual]
     real = torch.cat([torch.arange(batch)[s] for s, _ in parts])
@@ -61,24 +61,31 @@ def micro_shards(
 def check_splittable(
     dist: Dist, model: MultiGAN, terms: list[Term], batch: int, per_generator: int, n: int
 ) -> None:
-    """A ConfigError unless n micro-batches per process give exactly the unsplit step."""
+    """A ConfigError unless n micro-batches per process, on every process, give exactly the
+    step of one process with the whole batch (the same rules hold for processes: --nproc)."""
+    if n == 1 and not dist.active:
+        return
     splits = model.num_discriminators if len(set(model.discriminator_tasks)) == 1 else 1
     tasks = model.generator_tasks
     pooled = max(tasks.count(t) for t in set(tasks))  # generators whose fakes one task pools
-    head = f"train.accumulate={n}"
+    head = f"train.accumulate={n}" if n > 1 else f"--nproc {dist.world}"
+    undo = "train.accumulate=1" if n > 1 else "one process"
+    part = "a micro-batch" if n > 1 else "a process's shard"
+    paired = [t.name for t in terms if t.pairs_rows]
+    if paired and pooled > 1:
+        raise ConfigError(
+            f"{head}: {', '.join(paired)} pairs real with fake samples row by row, and with "
+            f"{pooled} generators pooled on one task {part} pairs other rows than the "
+            f"whole batch does (a different objective); use {undo} or drop "
+            f"{', '.join(paired)}"
+        )
+    if n == 1:  # processes alone: distributed.shards checks the rest
+        return
     if splits > 1 and model.num_generators > 1:
         raise ConfigError(
             f"{head}: model.generators={model.num_generators} pooled over "
             f"model.discriminators={model.num_discriminators} on one task cannot be split into "
             "micro-batches that keep each discriminator's share; use train.accumulate=1"
-        )
-    paired = [t.name for t in terms if t.pairs_rows]
-    if paired and pooled > 1:
-        raise ConfigError(
-            f"{head}: {', '.join(paired)} pairs real with fake samples row by row, and with "
-            f"{pooled} generators pooled on one task a micro-batch pairs other rows than the "
-            f"whole batch does (a different objective); use train.accumulate=1 or drop "
-            f"{', '.join(paired)}"
         )
     unit = dist.world * n * splits
     if batch % unit or per_generator % unit:
