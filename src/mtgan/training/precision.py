@@ -74,7 +74,7 @@ def decide(
         return Verdict("fp32", "2D points stay in float32 (bf16 cannot resolve their modes)")
     candidate, key, note = "bf16", machine_key(device), ""
     # Without native bf16 (the default `including_emulation` says True for an emulated one)
-    if device.type == "cuda" and not torch.cuda.is_bf16_supported(including_emulation=False):
+    if device.type == "cuda" and not _native_bf16():
         candidate, key, note = "fp16", f"{key}; fp16", "this GPU has no bf16; "
     where = "GPU" if device.type == "cuda" else "CPU"
     path = (cache or cache_dir()) / CACHE
@@ -91,6 +91,13 @@ def decide(
     choice = candidate if speed >= MARGIN else "fp32"
     reason = f"{note}{candidate} ran at {speed:.2f}× the fp32 speed on this {where} ({how})"
     return Verdict(choice, reason)
+
+
+def _native_bf16() -> bool:
+    try:
+        return torch.cuda.is_bf16_supported(including_emulation=False)
+    except TypeError:  # an older torch without the argument: its own answer
+        return torch.cuda.is_bf16_supported()
 
 
 def _read(path: Path) -> dict[str, float]:
