@@ -57,6 +57,20 @@ def test_fp16_on_the_gpu_scales_its_losses_without_host_syncs(tiny):
     assert set(state) == {p.name for p in trainer.phases}
 
 
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_channels_last_convolutions_on_the_gpu(tiny, precision):
+    # cuDNN's NHWC kernels: the same first step as the contiguous layout, and `auto` decides
+    dcgan = ["model.arch=dcgan", "model.z_dim=8", "model.g_hidden=[16,8]", "model.d_hidden=[8,16]"]
+    base = _cuda(tiny, *dcgan, f"train.precision={precision}")
+    records = []
+    for layout in ("false", "true"):
+        trainer = Trainer(load_config("pertask", [*base, f"train.channels_last={layout}"]))
+        records.append(trainer.train_step(record=True))
+    assert records[1]["d/loss"] == pytest.approx(records[0]["d/loss"], rel=1e-2)
+    auto = Trainer(load_config("pertask", base))
+    assert "the contiguous speed on this GPU" in auto.layout.reason
+
+
 def test_compile_on_the_gpu(tiny):
     trainer = Trainer(load_config("pertask", _cuda(tiny, "train.compile=true")))
     record = [trainer.train_step(record=True) for _ in range(3)][-1]
