@@ -2,7 +2,8 @@
 
 from mtgan.rundir import RunDir, default_run_dir  # re-exported: the run directory's layout
 from mtgan.training.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
-from mtgan.training.trainer import Trainer, pick_device
+from mtgan.training.device import pick_device
+from mtgan.training.trainer import Trainer
 
 __all__ = [
     "RunDir",

@@ -32,6 +32,7 @@ from mtgan.training.checkpoint import (
     load_checkpoint,
     save_checkpoint,
 )
+from mtgan.training.device import DeviceCount, on_device, pick_device
 from mtgan.training.distributed import (
     SINGLE,
     Dist,
@@ -48,28 +49,6 @@ from mtgan.training.loss_scale import LossScale
 from mtgan.training.phases import Phase, build_phases
 from mtgan.training.precision import decide, forward_probe
 from mtgan.training.until import Until
-
-
-def pick_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise RunError("train.device=cuda, but no CUDA device is available; use auto or cpu")
-    return torch.device(name)
-
-
-class DeviceCount:
-    """An int attribute kept as a tensor on the trainer's device, so that a step can update it
-    without a host sync; reading it syncs (at log and checkpoint steps only)."""
-
-    def __set_name__(self, owner: type, name: str) -> None:
-        self.slot = f"_{name}"
-
-    def __get__(self, trainer: Any, owner: type | None = None) -> Any:
-        return self if trainer is None else int(getattr(trainer, self.slot))
-
-    def __set__(self, trainer: Any, value: int) -> None:
-        setattr(trainer, self.slot, torch.tensor(value, device=trainer.device))
 
 
 class Trainer:
@@ -119,7 +98,10 @@ class Trainer:
         self.micro = MicroBatches(
             train.accumulate, dist, self.model, self.phases, self.noise_rng, train.schedule
         )
-        self.shard, self.z_shard = _on(self.shard, self.device), _on(self.z_shard, self.device)
+        self.shard, self.z_shard = (
+            on_device(self.shard, self.device),
+            on_device(self.z_shard, self.device),
+        )
         # Before compiling: the probe times the eager networks
         # Rank 0 measures alone (ranks probing side by side would time each other) and every
         # rank takes its verdict.
@@ -412,7 +394,3 @@ class Trainer:
             seed=self.config.seed,
             device=self.device,
         )
-
-
-def _on(shard: slice | Tensor, device: torch.device) -> slice | Tensor:
-    return shard if isinstance(shard, slice) else shard.to(device)
