@@ -243,6 +243,15 @@ def _bad_values(path: Path_, field: Any) -> st.SearchStrategy:
             ANY_DICT,
             *missing,
         )
+    if origin is Union and bool in args:  # a switch or a word (channels_last: true | "auto")
+        words = set().union(*(_literal_choices(a) or set() for a in args))
+        return st.one_of(
+            st.integers().filter(lambda i: i not in (0, 1)),
+            LETTERS.filter(lambda s: s.lower() not in _BOOL_WORDS | words),
+            ANY_LIST,
+            ANY_DICT,
+            *missing,
+        )
     if base is int:
         return st.one_of(
             LETTERS, NON_INTEGRAL, NOT_FINITE, ANY_LIST, ANY_DICT, *missing,
