@@ -134,8 +134,9 @@ def test_delta_m_column_cells_and_notes():
     header, _, base_line, pertask_line, pairs_line = text.splitlines()
     cols = [c.strip() for c in header.strip("|").split("|")]
     assert cols[3:6] == ["fid", "accuracy", "Δm % vs baseline"]
-    assert [c.strip() for c in base_line.strip("|").split("|")][5] == "0 ± 0"
-    assert [c.strip() for c in pertask_line.strip("|").split("|")][5] == "15 ± 7.1"  # 20, 10
+    # percentages to one decimal, signed; the baseline's own row exactly 0 (never 5e-16)
+    assert [c.strip() for c in base_line.strip("|").split("|")][5] == "0.0 ± 0.0"
+    assert [c.strip() for c in pertask_line.strip("|").split("|")][5] == "+15.0 ± 7.1"  # 20, 10
     assert [c.strip() for c in pairs_line.strip("|").split("|")][5] == "—"
     notes = delta_notes(rows, "baseline")
     assert any("pertask" in n and "pooled value" in n and "accuracy, fid" in n for n in notes)

@@ -204,7 +204,12 @@ def delta_label(baseline: str) -> str:
 
 
 def _delta_cell(row: Row) -> str:
-    return _mean_std([d.value for d in row.delta])
+    # a percentage to one decimal: the baseline's own row is 0 ± its spread, not 5e-16
+    mean, std = _stats([d.value for d in row.delta])
+    if not math.isfinite(mean):
+        return "—"
+    mean = 0.0 if round(mean, 1) == 0 else mean
+    return f"{'+' if mean > 0 else ''}{mean:.1f} ± {std:.1f}"
 
 
 def delta_notes(rows: list[Row], baseline: str) -> list[str]:
