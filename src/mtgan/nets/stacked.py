@@ -147,7 +147,8 @@ class TaskBatchNorm(nn.Module):
         self.register_buffer("running_var", torch.ones(groups, channels))
         self.register_buffer("num_batches_tracked", torch.tensor(0, dtype=torch.long))
         # train.sync_bn under data parallelism: a differentiable sum over ranks, set by the
-        # trainer for its training step only (rank 0 alone runs the EMA's standing statistics)
+        # trainer on its model's norms only (not the EMA copy's: rank 0 alone computes their
+        # standing statistics), and used in training mode only
         self.sync: Callable[[Tensor], Tensor] | None = None
 
     def forward(self, x: Tensor) -> Tensor:
