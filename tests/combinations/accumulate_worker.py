@@ -6,12 +6,10 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-import torch
 from matrix import tiny
+from two_processes import train_and_save
 
 from mtgan.config import load_config
-from mtgan.training import Trainer
-from mtgan.training.distributed import init_distributed, shutdown
 
 STEPS = 10
 # GP (each part takes its columns of one global draw) and 5 discriminators splitting a batch
@@ -25,15 +23,7 @@ def accumulate_config(setup: str, accumulate: int):
 
 
 def main(out: Path) -> None:
-    info = init_distributed(torch.device("cpu"), timeout_s=120)
-    for setup in SETUPS:
-        trainer = Trainer(accumulate_config(setup, 2), dist=info)
-        for _ in range(STEPS):
-            trainer.train_step()
-        if info.main:
-            weights = {k: v.detach().clone() for k, v in trainer.model.state_dict().items()}
-            torch.save(weights, out / f"{setup}.pt")
-    shutdown()
+    train_and_save(((s, accumulate_config(s, 2)) for s in SETUPS), STEPS, out)
 
 
 if __name__ == "__main__":

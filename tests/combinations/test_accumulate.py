@@ -5,22 +5,17 @@ statistics are per micro-batch."""
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-from pathlib import Path
-
 import pytest
 import torch
 from accumulate_worker import SETUPS, STEPS, accumulate_config
 from matrix import BALANCER_NAMES, PRESETS, tiny
+from two_processes import launch
 
 from mtgan.balance import BALANCERS
 from mtgan.config import load_config
 from mtgan.errors import ConfigError
 from mtgan.training import Trainer
 
-HERE = Path(__file__).parent
 TOLERANCE = 1e-5
 # 40 splits into 2 micro-batches for every preset's networks: 10 or 4 generators on one task
 # (4 or 10 fakes each), 5 discriminators splitting it
@@ -134,12 +129,7 @@ def test_fakes_are_generated_again_per_phase_unless_a_d_step_moves_a_g_layer():
 
 @pytest.mark.slow
 def test_two_processes_accumulating_equal_one_process_unsplit(tmp_path):
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2"]
-    cmd += [str(HERE / "accumulate_worker.py"), str(tmp_path)]
-    path = os.pathsep.join(p for p in (str(HERE), os.environ.get("PYTHONPATH")) if p)
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": path}
-    result = subprocess.run(cmd, capture_output=True, text=True, timeout=600, env=env)
-    assert result.returncode == 0, result.stderr[-4000:]
+    launch("accumulate_worker.py", tmp_path)
     for setup in SETUPS:
         whole = trained(accumulate_config(setup, 1))
         split = torch.load(tmp_path / f"{setup}.pt", weights_only=True)

@@ -4,31 +4,23 @@ summation order."""
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import torch
 from ddp_worker import STEPS
 from matrix import BALANCER_NAMES, DDP_SETUPS, ddp_config
+from two_processes import launch
 
 from mtgan.training import Trainer
 
 pytestmark = pytest.mark.slow
-HERE = Path(__file__).parent
 
 
 @pytest.fixture(scope="module")
 def two_process_weights(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("ddp")
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2"]
-    cmd += [str(HERE / "ddp_worker.py"), str(out)]
-    path = os.pathsep.join(p for p in (str(HERE), os.environ.get("PYTHONPATH")) if p)
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": path}
-    result = subprocess.run(cmd, capture_output=True, text=True, timeout=600, env=env)
-    assert result.returncode == 0, result.stderr[-4000:]
+    launch("ddp_worker.py", out)
     return out
 
 

@@ -11,7 +11,6 @@ where it is faster, and caches the verdict per machine and network shape, as
 from __future__ import annotations
 
 import hashlib
-import json
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,11 +18,10 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from mtgan.atomic import write_text_atomic
 from mtgan.metrics.cache import cache_dir
 from mtgan.nets import StackedConv2d, StackedConvTranspose2d
 from mtgan.training.distributed import Dist, broadcast_object
-from mtgan.training.precision import MARGIN, interleaved, machine_key
+from mtgan.training.precision import MARGIN, interleaved, machine_key, measured_speed
 
 CACHE = "layout.json"
 
@@ -77,31 +75,13 @@ def decide_layout(
         return Layout(False, "no convolutions")
     if asked != "auto":
         return Layout(bool(asked), "set by train.channels_last")
-    path = (cache or cache_dir()) / CACHE
     key = f"{machine_key(device)}; convolutions {shape_key(convs, rows)}"
-    known = _read(path)
-    if key in known:
-        speed, how = float(known[key]), "measured earlier"
-    else:
-        plain_s, nhwc_s = probe()
-        speed, how = plain_s / max(nhwc_s, 1e-12), "measured now"
-        try:
-            write_text_atomic(path, json.dumps({**known, key: speed}, indent=1))
-        except OSError:
-            how += ", not cached (cache directory not writable)"
+    speed, how = measured_speed((cache or cache_dir()) / CACHE, key, probe)
     where = "GPU" if device.type == "cuda" else "CPU"
     return Layout(
         speed >= MARGIN,
         f"channels-last ran at {speed:.2f}× the contiguous speed on this {where} ({how})",
     )
-
-
-def _read(path: Path) -> dict[str, float]:
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return {}
-    return data if isinstance(data, dict) else {}
 
 
 def layout_probe(

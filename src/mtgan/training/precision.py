@@ -77,17 +77,7 @@ def decide(
     if device.type == "cuda" and not _native_bf16():
         candidate, key, note = "fp16", f"{key}; fp16", "this GPU has no bf16; "
     where = "GPU" if device.type == "cuda" else "CPU"
-    path = (cache or cache_dir()) / CACHE
-    known = _read(path)
-    if key in known:
-        speed, how = float(known[key]), "measured earlier"
-    else:
-        fp32_s, low_s = probe(candidate)
-        speed, how = fp32_s / max(low_s, 1e-12), "measured now"
-        try:
-            write_text_atomic(path, json.dumps({**known, key: speed}, indent=1))
-        except OSError:
-            how += ", not cached (cache directory not writable)"
+    speed, how = measured_speed((cache or cache_dir()) / CACHE, key, lambda: probe(candidate))
     choice = candidate if speed >= MARGIN else "fp32"
     reason = f"{note}{candidate} ran at {speed:.2f}× the fp32 speed on this {where} ({how})"
     return Verdict(choice, reason)
@@ -98,6 +88,24 @@ def _native_bf16() -> bool:
         return torch.cuda.is_bf16_supported(including_emulation=False)
     except TypeError:  # an older torch without the argument: its own answer
         return torch.cuda.is_bf16_supported()
+
+
+def measured_speed(
+    path: Path, key: str, probe: Callable[[], tuple[float, float]]
+) -> tuple[float, str]:
+    """(seconds of the reference / seconds of the candidate, how it was known): from the cache
+    file at `path` under `key`, or measured by `probe` now and cached there (the speed switches
+    that are decided by measurement share this: precision here, the layout in layout.py)."""
+    known = _read(path)
+    if key in known:
+        return float(known[key]), "measured earlier"
+    base_s, candidate_s = probe()
+    speed, how = base_s / max(candidate_s, 1e-12), "measured now"
+    try:
+        write_text_atomic(path, json.dumps({**known, key: speed}, indent=1))
+    except OSError:
+        how += ", not cached (cache directory not writable)"
+    return speed, how
 
 
 def _read(path: Path) -> dict[str, float]:

@@ -1,0 +1,42 @@
+"""Two gloo processes on this machine, for the 2-vs-1 comparisons: the launch (from a test) and
+the training loop every worker runs (each config trained in turn, rank 0 saving the weights)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from mtgan.training import Trainer
+from mtgan.training.distributed import init_distributed, shutdown
+
+HERE = Path(__file__).parent
+
+
+def launch(worker: str, out: Path) -> None:
+    """Run `worker` (a file beside this one) under torchrun with 2 processes; it writes to out."""
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2"]
+    cmd += [str(HERE / worker), str(out)]
+    path = os.pathsep.join(p for p in (str(HERE), os.environ.get("PYTHONPATH")) if p)
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": path}
+    result = subprocess.run(cmd, capture_output=True, text=True, timeout=600, env=env)
+    assert result.returncode == 0, result.stderr[-4000:]
+
+
+def train_and_save(runs: Iterable[tuple[str, Any]], steps: int, out: Path) -> None:
+    """In a worker: train each (name, config) for `steps` steps in the one process group, and
+    have rank 0 save its weights as out/<name>.pt."""
+    info = init_distributed(torch.device("cpu"), timeout_s=120)
+    for name, config in runs:
+        trainer = Trainer(config, dist=info)
+        for _ in range(steps):
+            trainer.train_step()
+        if info.main:
+            weights = {k: v.detach().clone() for k, v in trainer.model.state_dict().items()}
+            torch.save(weights, out / f"{name}.pt")
+    shutdown()
