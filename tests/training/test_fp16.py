@@ -9,11 +9,12 @@ import math
 import pytest
 import torch
 
+from mtgan.balance.sources import jacobian_at
 from mtgan.config import load_config
 from mtgan.objectives import terms as term_registry
 from mtgan.objectives.terms import Term
 from mtgan.training import RunDir, Trainer, loss_scale
-from mtgan.training.loss_scale import INIT_SCALE, LossScale
+from mtgan.training.loss_scale import INIT_SCALE, LossScale, ScaledSource
 
 FP16 = "train.precision=fp16"
 
@@ -156,3 +157,47 @@ def test_a_checkpoint_without_a_loss_scale_loads_with_the_initial_one(tiny):
     for phase in trainer.phases:
         assert phase.loss_scale.state_dict() == {"scale": INIT_SCALE, "growth": 0, "overflows": 0}
     assert math.isfinite(trainer.train_step(record=True)["d/loss"])
+
+
+def _jacobian_of_tiny_objectives(scale: LossScale | None) -> torch.Tensor:
+    """The per-objective Jacobian of two objectives, 1e-8 × a linear map's mean output, in
+    float16 autocast: their gradients (6e-10 at the output) lie below float16's least
+    subnormal (6e-8). The objectives are float32, as `Objectives.per_term` is."""
+    torch.manual_seed(0)
+    layer = torch.nn.Linear(8, 2)
+    x = torch.randn(16, 8)
+    with torch.autocast("cpu", dtype=torch.float16):
+        per_term = [layer(x).float().mean(0) * 1e-8]
+    source = jacobian_at(list(layer.parameters()))
+    return (source if scale is None else ScaledSource(source, scale)).jacobian(per_term)
+
+
+def test_a_gradient_balancers_per_objective_gradients_are_loss_scaled():
+    torch.manual_seed(0)
+    layer = torch.nn.Linear(8, 2)
+    x = torch.randn(16, 8)
+    exact = jacobian_at(list(layer.parameters())).jacobian([layer(x).mean(0) * 1e-8])
+    assert (exact.abs() > 1e-10).any()
+    unscaled = _jacobian_of_tiny_objectives(None)
+    assert (unscaled == 0).all()  # what float16 makes of them without a scale
+    scaled = _jacobian_of_tiny_objectives(LossScale(torch.device("cpu")))
+    torch.testing.assert_close(scaled, exact, rtol=1e-2, atol=1e-12)
+    # the Gram matrix of the same objectives, divided by S² again
+    with torch.autocast("cpu", dtype=torch.float16):
+        per_term = [layer(x).float().mean(0) * 1e-8]
+    source = ScaledSource(jacobian_at(list(layer.parameters())), LossScale(torch.device("cpu")))
+    torch.testing.assert_close(source.gram(per_term), exact @ exact.T, rtol=2e-2, atol=1e-24)
+
+
+@pytest.mark.parametrize("balancer", ["mgda", "pcgrad"])
+def test_a_gradient_balancer_under_fp16_backs_off_on_an_overflow(tiny, monkeypatch, balancer):
+    # The scaled per-objective gradients overflow: the balancer's weights are not finite, and
+    # so is its loss, but the objectives are: a backoff, not a non-finite step.
+    _inject(monkeypatch, {2}, 1e4)
+    trainer = Trainer(load_config("pertask", _fp16(tiny, f"balance.d={balancer}")))
+    assert isinstance(trainer.phases[0].source, ScaledSource)
+    records = [trainer.train_step(record=True) for _ in range(4)]
+    assert all(math.isfinite(r["d/loss"]) for r in records[:2] + records[3:])
+    assert records[2]["d/overflow"] == 1 and records[2]["d/loss_scale"] == INIT_SCALE / 2
+    assert records[-1]["skipped"] == 0 and records[-1]["d/nonfinite"] == 0
+    assert math.isfinite(records[-1]["d/grad_norm"])

@@ -13,6 +13,12 @@ their gradients from torch.autograd.grad, average them over ranks and decide the
 device after that; and its other paths (`step` of a non-fused optimizer, `get_scale`) read the
 device with `.item()`. Its device-side update is a private op (`torch._amp_update_scale_`), so
 the few lines are written here, with tensor ops only: an unlogged step never waits for them.
+
+A gradient balancer's per-objective gradients come from backward passes of their own, in
+float16 as well: `ScaledSource` runs them on the scaled objectives too (PyTorch's AMP recipe
+for gradients taken with torch.autograd.grad). The penalties' inner gradients (GP, R1) are not
+scaled: they are taken w.r.t. the inputs, O(1/√dim) per entry, far above float16's least
+normal 6e-5, and the outer loss scale reaches the parameters through their double backward.
 """
 
 from __future__ import annotations
@@ -21,6 +27,8 @@ from typing import Any
 
 import torch
 from torch import Tensor
+
+from mtgan.balance.sources import GradientSource
 
 INIT_SCALE = 2.0**16
 GROWTH_INTERVAL = 2000  # consecutive finite steps before the scale doubles (GradScaler's)
@@ -81,3 +89,31 @@ class LossScale:
         self.scale = torch.tensor(float(state.get("scale", INIT_SCALE)), device=device)
         self.growth = torch.tensor(int(state.get("growth", 0)), device=device)
         self.overflows = torch.tensor(int(state.get("overflows", 0)), device=device)
+
+
+class ScaledSource:
+    """A gradient source (balance/sources.py) whose backward passes run on the objectives × S
+    and whose results are divided by S again (the Gram matrix by S²): the per-objective
+    gradients a gradient balancer weighs keep float16's small values, as the phase's own
+    gradient does. An overflow makes them non-finite; the balancer then returns non-finite
+    weights and the phase's gradients follow, which the trainer reads as a backoff of S
+    (the objectives themselves being finite)."""
+
+    def __init__(self, source: GradientSource, scale: LossScale):
+        self.source, self.loss_scale = source, scale
+
+    def __getattr__(self, name: str) -> Any:  # params, complete, reduce: the source's own
+        return getattr(self.source, name)
+
+    def _scaled(self, per_term: list[Tensor]) -> list[Tensor]:
+        return [t.float() * self.loss_scale.scale for t in per_term]  # S overflows float16
+
+    def gram(self, per_term: list[Tensor]) -> Tensor:
+        return self.source.gram(self._scaled(per_term)) / self.loss_scale.scale.square()
+
+    def jacobian(self, per_term: list[Tensor]) -> Tensor:
+        return self.source.jacobian(self._scaled(per_term)) / self.loss_scale.scale
+
+    def combined(self, alpha: Tensor) -> list[Tensor]:
+        grads = self.source.combined(alpha)
+        return list(torch._foreach_div(grads, self.loss_scale.scale)) if grads else grads

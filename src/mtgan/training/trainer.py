@@ -45,7 +45,7 @@ from mtgan.training.distributed import (
 from mtgan.training.ema import EMA
 from mtgan.training.layout import apply_layout
 from mtgan.training.loop import fit
-from mtgan.training.loss_scale import LossScale
+from mtgan.training.loss_scale import LossScale, ScaledSource
 from mtgan.training.phases import Phase, build_phases
 from mtgan.training.precision import decide, forward_probe
 from mtgan.training.until import Until
@@ -116,6 +116,8 @@ class Trainer:
         if self.precision == "fp16":  # float16 gradients underflow without a loss scale
             for phase in self.phases:
                 phase.loss_scale = LossScale(self.device)
+                if phase.source is not None:  # a gradient balancer's backward passes too
+                    phase.source = ScaledSource(phase.source, phase.loss_scale)
         # The convolutions' layout, measured under the chosen precision (layout.py)
         nets = [self.model, *([self.ema.net] if self.ema is not None else [])]
         rows = min(64, train.batch_size // dist.world)
@@ -177,7 +179,13 @@ class Trainer:
             finite = loss_finite & torch.isfinite(norm)
             skip_own = None  # fp16: an overflow skips its own phase, and is no bad step
             if phase.loss_scale is not None:
-                skip_own = phase.loss_scale.update(loss_finite, finite)
+                # Scaled per-objective gradients that overflow make a gradient balancer's
+                # weights, and so its loss, non-finite: its objectives tell a backoff from a
+                # non-finite step (read by the balancer already: no further collective).
+                forward = loss_finite
+                if phase.source is not None:
+                    forward = torch.isfinite(objectives.values).all()
+                skip_own = phase.loss_scale.update(forward, finite)
                 finite = finite | skip_own
             phase.nonfinite += ~finite
             ok = ok & finite  # on the device: no host sync on an unlogged step
