@@ -23,7 +23,7 @@ from torch.utils.flop_counter import FlopCounterMode
 from mtgan.config import load_config
 from mtgan.data import build_tasks
 from mtgan.training import Trainer
-from mtgan.training.allocator import keep_heap
+from mtgan.training.allocator import choose_heap
 
 Measurement = benchmark.Measurement
 MATMULS = {"aten.mm": 0, "aten.addmm": 1, "aten.bmm": 0, "aten.baddbmm": 1}  # → index of A
@@ -227,9 +227,8 @@ def memory_child(preset: str, overrides: list[str], steps: int) -> None:
     base_hwm = _proc_status_bytes("VmHWM") or ru_maxrss_bytes()
     release_freed_memory()
     base = _proc_status_bytes("VmRSS") or ru_maxrss_bytes()
-    if cfg.train.keep_heap:
-        keep_heap()  # as `mtgan train` does
     trainer = Trainer(cfg, data=data)
+    choose_heap(trainer)  # as `mtgan train` does
     for _ in range(steps):
         trainer.train_step()
     peak = _proc_status_bytes("VmHWM") or ru_maxrss_bytes()

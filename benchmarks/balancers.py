@@ -20,7 +20,7 @@ import torch
 from mtgan.balance import BALANCERS
 from mtgan.config import load_config
 from mtgan.training import Trainer
-from mtgan.training.allocator import keep_heap
+from mtgan.training.allocator import choose_heap
 
 
 def make(preset: str, balancer: str, threads: int, extra: list[str]) -> Trainer:
@@ -29,9 +29,9 @@ def make(preset: str, balancer: str, threads: int, extra: list[str]) -> Trainer:
     if not (preset == "gman" and balancer == "fixed"):
         overrides += [f"balance.g={balancer}", "balance.g_options={}"]
     config = load_config(preset, overrides)
-    if config.train.keep_heap:
-        keep_heap()  # as `mtgan train` does
-    return Trainer(config)
+    trainer = Trainer(config)
+    choose_heap(trainer)  # as `mtgan train` does
+    return trainer
 
 
 def main() -> None:

@@ -38,7 +38,8 @@ FLOPs.
 
 The last line is one JSON object. Keys new with this FlopCounterMode / torch.utils.benchmark
 version: targets {name: {value, target, met}}; precision_auto {asked, precision, reason} (what
-`mtgan train` prints as `precision auto → ...`), precision_by_row, channels_last_by_row (what
+`mtgan train` prints as `precision auto → ...`), precision_by_row, heap_auto {asked, keep,
+reason} (train.keep_heap, decided on the single row's networks), channels_last_by_row (what
 `train.channels_last=auto` measured for each row's networks), cpu_bf16_flags (the CPU's
 native-bf16 flags, [] for none), bf16_vs_fp32 (bf16 row / fp32 row); step_flops {row: FLOPs},
 step_flops_by_op {row: {aten op: FLOPs}}; dcgan32_gflops (its FLOPs / its median step);
@@ -81,7 +82,7 @@ from torch.utils.data import DataLoader, TensorDataset
 from mtgan.config import TrainConfig, load_config
 from mtgan.data.mnist import load_mnist5k
 from mtgan.training import Trainer
-from mtgan.training.allocator import keep_heap
+from mtgan.training.allocator import choose_heap
 
 PRESET = "speed-mlp"
 K = 10
@@ -224,8 +225,6 @@ def build_rows(
             continue
         try:
             config = load_config(preset, [*base, *over])
-            if config.train.keep_heap:
-                keep_heap()  # as `mtgan train` does
             trainers[name] = Trainer(config)
         except Exception as e:  # an optional row that fails to build is a row of n/a
             if name not in OPTIONAL:
@@ -247,6 +246,8 @@ def measure(args: argparse.Namespace, log: Callable[[str], None], tmp: Path) -> 
 
     log("building the rows ...")
     trainers, options, failed, b256 = build_rows(args, base, k_over, tmp)
+    # process-wide, as `mtgan train` sets it for its run: here for the single-task row's
+    heap = choose_heap(trainers["single"])
     runners = {"plain": PlainLoop(g_widths, d_widths, batch, args.device).step}
     runners.update({name: t.train_step for name, t in trainers.items()})
     log("counting FLOPs (FlopCounterMode, one training step each) ...")
@@ -314,6 +315,7 @@ def measure(args: argparse.Namespace, log: Callable[[str], None], tmp: Path) -> 
             **vars(trainers["single"].precision_verdict),
         },
         "precision_by_row": {name: t.precision for name, t in trainers.items()},
+        "heap_auto": heap.record(cfg.train.keep_heap),
         "channels_last_by_row": {name: t.layout.channels_last for name, t in trainers.items()},
         "options": {name: ratio(name, "single") for name in options},
         "options_note": {n: h if isinstance(h, str) else " ".join(h) for n, h in options.items()},
@@ -417,6 +419,8 @@ def report(r: dict[str, Any], log: Callable[[str], None]) -> None:
         flags = ", ".join(r["cpu_bf16_flags"]) or "none (bf16 is emulated in fp32 here)"
         log(f"  native-bf16 CPU flags (avx512_bf16, amx_bf16, avx_ne_convert): {flags}")
     log(f"  per row: {r['precision_by_row']}")
+    h = r["heap_auto"]
+    log(f"  keep_heap {h['asked']} → {'kept' if h['keep'] else 'glibc defaults'}: {h['reason']}")
     if "memory" in r:
         for line in memory_lines(r):
             log(line)

@@ -16,14 +16,13 @@ import torch
 
 from mtgan.config import load_config
 from mtgan.training import Trainer
-from mtgan.training.allocator import keep_heap
+from mtgan.training.allocator import choose_heap
 
 
 def time_preset(name: str, steps: int, warmup: int, overrides: list[str]) -> dict[str, float]:
     config = load_config(name, ["train.progress=false", *overrides])
-    if config.train.keep_heap:
-        keep_heap()  # as `mtgan train` does
     trainer = Trainer(config)
+    choose_heap(trainer)  # as `mtgan train` does
     for _ in range(warmup):
         trainer.train_step()
     sync = torch.cuda.synchronize if trainer.device.type == "cuda" else (lambda: None)

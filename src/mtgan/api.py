@@ -27,7 +27,7 @@ from mtgan.nets.routing import share_per_generator, task_samples
 from mtgan.objectives.terms import build_terms, declared_heads
 from mtgan.rundir import CONFIG, TASKS, RunDir, default_run_dir
 from mtgan.training import Trainer, latest_checkpoint, load_checkpoint, pick_device
-from mtgan.training.allocator import keep_heap
+from mtgan.training.allocator import choose_heap
 from mtgan.training.checkpoint import BEST, LATEST, named_checkpoint
 from mtgan.training.distributed import barrier, broadcast_object, init_distributed, shutdown
 from mtgan.training.ema import EMA
@@ -72,12 +72,11 @@ def train(
         if resume is not None
         else load_config(config, overrides)
     )
-    if config.train.keep_heap:
-        keep_heap()  # process-wide malloc settings: the entry point's choice, not the Trainer's
     info = init_distributed(pick_device(config.train.device), config.train.dist_timeout)
     quiet = quiet or not info.main
     try:
         trainer = Trainer(config, dist=info)  # data and model first: their errors leave no dir
+        choose_heap(trainer)  # process-wide malloc settings: the entry point's choice
         restored = trainer.restore(RunDir(resume)) if resume is not None else False
         # Rank 0 decides the directory and prepares it; the others learn the outcome.
         outcome: tuple[str, str | None] = ("", None)
@@ -98,6 +97,8 @@ def train(
         world = f" on {info.world} processes" if info.active else ""
         _say(quiet, f"run directory: {run_dir.path}{world}")
         _say(quiet, trainer.precision_verdict.describe(config.train.precision))
+        if trainer.heap is not None:
+            _say(quiet, trainer.heap.describe(config.train.keep_heap))
         if trainer.layout.reason != "no convolutions":
             _say(quiet, trainer.layout.describe(config.train.channels_last))
         t0 = time.perf_counter()

@@ -271,10 +271,11 @@ class TrainConfig(Strict):
         description="under --nproc: batch-norm statistics of the global batch (one all-reduce "
         "per norm layer and pass), so that N processes normalise as one does",
     )
-    keep_heap: bool = Field(
-        default=True,
-        description="glibc: no mmap for large blocks, no heap trimming (faster steps); applied "
-        "by mtgan train (api.train) for its process",
+    keep_heap: bool | Literal["auto"] = Field(
+        default="auto",
+        description="glibc: no mmap for large blocks, no heap trimming (fewer page faults, "
+        "the peak heap kept); auto: where measured faster on this machine; applied by mtgan "
+        "train (api.train) for its process",
     )
     until: UntilConfig | None = Field(default=None, description="stop once converged")
 

@@ -147,8 +147,8 @@ class RunDir:
         return json.loads(self.tasks_path.read_text()) if self.tasks_path.exists() else None
 
     def write_precision(self, record: dict[str, Any]) -> None:
-        """precision.json: what `train.precision` (and, under "layout", `train.channels_last`)
-        resolved to on this machine, and why."""
+        """precision.json: what `train.precision` (under "layout" `train.channels_last`, under
+        "heap" `train.keep_heap`) resolved to on this machine, and why."""
         write_text_atomic(self.path / PRECISION, json.dumps(record, indent=1))
 
     def read_precision(self) -> dict[str, Any]:

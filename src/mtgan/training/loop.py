@@ -68,6 +68,7 @@ class Loop:
                     "precision": verdict.precision,
                     "reason": verdict.reason,
                     "layout": t.layout.record(cfg.channels_last),
+                    **({"heap": t.heap.record(cfg.keep_heap)} if t.heap is not None else {}),
                 }
             )
         start, t0 = t.step, time.perf_counter()

@@ -27,6 +27,7 @@ from mtgan.objectives.terms import build_terms, declared_heads
 from mtgan.rundir import RunDir
 from mtgan.training import faults
 from mtgan.training.accumulate import MicroBatches, micro_shards
+from mtgan.training.allocator import Heap
 from mtgan.training.checkpoint import (
     latest_checkpoint,
     load_checkpoint,
@@ -105,7 +106,7 @@ class Trainer:
         # Before compiling: the probe times the eager networks
         # Rank 0 measures alone (ranks probing side by side would time each other) and every
         # rank takes its verdict.
-        probe = forward_probe(self._probe_forward, self.device)
+        probe = forward_probe(self.probe_forward, self.device)
         verdict = decide(train.precision, self.device, self.data.kind, probe) if dist.main else None
         self.precision_verdict = broadcast_object(dist, verdict)
         self.precision = self.precision_verdict.precision
@@ -121,8 +122,9 @@ class Trainer:
         # The convolutions' layout, measured under the chosen precision (layout.py)
         nets = [self.model, *([self.ema.net] if self.ema is not None else [])]
         rows = min(64, train.batch_size // dist.world)
-        step = partial(self._probe_forward, rows, True)
+        step = partial(self.probe_forward, rows, True)
         self.layout = apply_layout(train.channels_last, nets, step, rows, self.device, dist)
+        self.heap: Heap | None = None  # the process's malloc settings: the entry point's choice
         if train.compile:  # in place: parameter names and checkpoints stay the same
             self.model.generator.compile()
             self.model.discriminator.compile()
@@ -251,9 +253,9 @@ class Trainer:
             "skipped": self.skipped,
         }
 
-    def _probe_forward(self, rows: int = 16, backward: bool = False) -> None:
-        """Every generator and discriminator on `rows` random inputs each (for the precision
-        and layout probes: the run's own layers, on a batch small enough to time in a blink),
+    def probe_forward(self, rows: int = 16, backward: bool = False) -> None:
+        """Every generator and discriminator on `rows` random inputs each (for the precision,
+        layout and heap probes: the run's own layers, on a batch small enough to time in a blink),
         in eval mode so that batch-norm statistics stay as they are; with `backward`, under
         the run's autocast and differentiated too (nothing accumulates in `.grad`)."""
         was = self.model.training
