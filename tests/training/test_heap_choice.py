@@ -14,6 +14,7 @@ from mtgan.training.allocator import CACHE, decide_heap, heap_probe, set_keep_he
 from mtgan.training.precision import machine_key
 
 CPU = torch.device("cpu")
+BLOCK = 2**30
 glibc = pytest.mark.skipif(allocator._libc() is None, reason="glibc's mallopt only")
 
 
@@ -57,9 +58,9 @@ def test_set_values_and_gpu_runs_never_probe(tmp_path):
 
 def _mmapped_blocks() -> int:
     class MallInfo2(ctypes.Structure):
-        _fields_ = [(n, ctypes.c_size_t) for n in "arena ordblks smblks hblks hblkhd".split()]
-        _fields_ += [(n, ctypes.c_size_t) for n in "usmblks fsmblks uordblks fordblks".split()]
-        _fields_ += [("keepcost", ctypes.c_size_t)]
+        names = ["arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks"]
+        names += ["uordblks", "fordblks", "keepcost"]
+        _fields_ = [(n, ctypes.c_size_t) for n in names]
 
     libc = allocator._libc()
     if not hasattr(libc, "mallinfo2"):
@@ -73,12 +74,14 @@ def test_the_settings_take_effect_and_can_be_undone():
     try:
         assert set_keep_heap(False)
         before = _mmapped_blocks()
-        block = torch.empty(4 * 2**20, dtype=torch.uint8)  # above glibc's mmap threshold
+        # above glibc's mmap threshold, and larger than any free block the heap may hold
+        # (a kept heap's free chunks serve a smaller block without an mmap); never touched
+        block = torch.empty(BLOCK, dtype=torch.uint8)
         assert _mmapped_blocks() == before + 1  # glibc's default: its own mmap
         del block
         assert set_keep_heap(True)
         before = _mmapped_blocks()
-        block = torch.empty(4 * 2**20, dtype=torch.uint8)
+        block = torch.empty(BLOCK, dtype=torch.uint8)
         assert _mmapped_blocks() == before  # kept: from the heap
         del block
     finally:
