@@ -76,3 +76,9 @@ def ddp_config(setup: str, balancer: str):
     preset, extra = DDP_SETUPS[setup]
     overrides = tiny(preset, "data.tasks=[[0],[1],[7],[9]]", "model.g_norm=none", *extra)
     return load_config(preset, [*overrides, f"balance.d={balancer}", f"balance.g={balancer}"])
+
+
+def sync_bn_config(preset: str):
+    """A preset with train.sync_bn and its own norms (batch norm in most generators), for the
+    2-process vs 1-process comparison."""
+    return load_config(preset, tiny(preset, "train.sync_bn=true"))

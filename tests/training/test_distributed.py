@@ -9,6 +9,7 @@ import time
 import pytest
 import torch
 from safetensors.torch import load_file
+from two_processes import without_bias_before_norm
 
 from mtgan import api
 from mtgan.training.distributed import Dist
@@ -165,21 +166,9 @@ def test_sync_bn_normalises_two_processes_as_one(tmp_path, sync):
     assert result.returncode == 0, result.stderr
     api.train(args[0], args[1:], out=tmp_path / "one", quiet=True)
     two, one = _weights(tmp_path / "ddp", 10), _weights(tmp_path / "one", 10)
-    diff = _max_diff(*(_without_bias_before_norm(w) for w in (two, one)))
+    diff = _max_diff(*(without_bias_before_norm(w) for w in (two, one)))
     print(f"train.sync_bn={sync}: 2 vs 1 process max |Δw| = {diff:.2e}")
     if sync:
         assert diff < 1e-5
     else:
         assert diff > 1e-4
-
-
-def _without_bias_before_norm(weights: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """Leave out the bias of a layer that a batch norm follows (and the running mean it
-    shifts): the norm subtracts it, so its gradient is zero but for rounding, which Adam
-    scales up to ±lr a step whatever the summation order (1e-4 after 10 steps on one process
-    with two orders of the same sums)."""
-    skip = set()
-    for key in weights:
-        if key.endswith("norm.running_mean"):
-            skip |= {key, key.replace("norm.running_mean", "affine.bias")}
-    return {k: v for k, v in weights.items() if k not in skip}

@@ -38,17 +38,18 @@ class Dist:
     def active(self) -> bool:
         return self.world > 1
 
-    def shard(self, batch: int, parts: int = 1) -> slice | Tensor:
+    def shard(self, batch: int, parts: int = 1, what: str | None = None) -> slice | Tensor:
         """This rank's part of a global batch (the global batch must divide evenly). A batch
         that is split into `parts` consecutive parts after sharding (one per discriminator of
         a task: GMAN) is sharded part by part, so that each part on each rank is this rank's
-        share of that part of the global batch: an index tensor then."""
+        share of that part of the global batch: an index tensor then. `what` names the batch
+        in the error (train.batch_size=N, unless another)."""
         parts = parts if self.active else 1
         if batch % (self.world * parts):
             also = f" times the discriminators that split it ({parts})" if parts > 1 else ""
             raise ConfigError(
-                f"train.batch_size={batch} must be divisible by the number of processes "
-                f"({self.world}){also} so that the global batch stays the configured one"
+                f"{what or f'train.batch_size={batch}'} must be divisible by the number of "
+                f"processes ({self.world}){also} so that the global batch stays the configured one"
             )
         per = batch // self.world
         if parts == 1:
@@ -73,7 +74,9 @@ def shards(dist: Dist, model: Any, batch: int, per_generator: int) -> tuple[Any,
             f"model.discriminators={model.num_discriminators} on one task cannot be sharded "
             "so that the run equals a single process; train it on one process"
         )
-    return dist.shard(batch, splits), dist.shard(per_generator, splits)
+    pooled = f"train.batch_size={batch} over {batch // max(per_generator, 1)} generators"
+    what = f"the {per_generator} samples each generator makes ({pooled} of a task)"
+    return dist.shard(batch, splits), dist.shard(per_generator, splits, what)
 
 
 def launched_by_torchrun() -> bool:

@@ -1,0 +1,44 @@
+"""`train.sync_bn` is an axis of the combination matrix: every preset on 2 processes (torchrun,
+gloo) with synchronised batch norm ends with the weights of 1 process with the same global
+batch, to float summation order. Without it the batch-norm statistics are per process, and the
+runs differ (tests/training/test_distributed.py measures by how much); a preset whose batch 2
+processes cannot split says so before training, naming --nproc."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+from matrix import PRESETS, sync_bn_config
+from sync_bn_worker import STEPS
+from two_processes import launch, without_bias_before_norm
+
+from mtgan.training import Trainer
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def two_process_weights(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("sync-bn")
+    launch("sync_bn_worker.py", out)
+    return out
+
+
+@pytest.mark.parametrize("preset", PRESETS)
+def test_sync_bn_on_two_processes_equals_one(two_process_weights, preset):
+    refused = two_process_weights / f"{preset}.refused"
+    if refused.exists():
+        assert "processes (2)" in refused.read_text() or "--nproc 2" in refused.read_text()
+        pytest.skip(refused.read_text())
+    trainer = Trainer(sync_bn_config(preset))
+    for _ in range(STEPS):
+        trainer.train_step()
+    two = torch.load(two_process_weights / f"{preset}.pt", weights_only=True)
+    one = trainer.model.state_dict()
+    assert one.keys() == two.keys()
+    one, two = without_bias_before_norm(one), without_bias_before_norm(two)
+    diff = max((one[k].float() - two[k].float()).abs().max().item() for k in one)
+    print(f"{preset}: max |Δw| = {diff:.2e}")
+    assert diff < 1e-5
