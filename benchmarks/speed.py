@@ -37,8 +37,10 @@ k10_vs_single (pertask_k10 / single) is still reported but has no target: K task
 FLOPs.
 
 The last line is one JSON object. Keys new with this FlopCounterMode / torch.utils.benchmark
-version: targets {name: {value, target, met}}; precision_auto {asked, precision, reason} (what
-`mtgan train` prints as `precision auto → ...`), precision_by_row, heap_auto {asked, keep,
+version: targets {name: {value, target, met, matmuls_only}} (matmuls_only: the ratio with
+the row's step replaced by its own matmuls back to back, nothing else: the best reachable with
+these kernels), mmseq_ms {row: ms of its matmuls alone}; precision_auto {asked, precision,
+reason} (what `mtgan train` prints as `precision auto → ...`), precision_by_row, heap_auto {asked, keep,
 reason} (train.keep_heap, decided on the single row's networks), channels_last_by_row (what
 `train.channels_last=auto` measured for each row's networks), cpu_bf16_flags (the CPU's
 native-bf16 flags, [] for none), bf16_vs_fp32 (bf16 row / fp32 row); step_flops {row: FLOPs},
@@ -263,6 +265,9 @@ def measure(args: argparse.Namespace, log: Callable[[str], None], tmp: Path) -> 
     probes = {f"mm {m}x{k}x{n}": mm_kernel(m, k, n, device) for m, k, n in shapes}
     probes.update({f"dnn {key}": fn for key, fn in (dnn or {}).items()})
     probes["mmseq"] = matmul_sequence(counts[b256].matmuls, device)
+    # each target row's own matmuls alone: the best its ratio could be with nothing else
+    seq_rows = [n for n in ("single", "pertask_k10") if n in counts]
+    probes.update({f"mmseq {n}": matmul_sequence(counts[n].matmuls, device) for n in seq_rows})
 
     log("timing (interleaved) ...")
     timed, rates, failed_runs = interleaved(
@@ -330,11 +335,21 @@ def measure(args: argparse.Namespace, log: Callable[[str], None], tmp: Path) -> 
         figures = memory_figures(mem)
         result.update({k: figures[k] for k in ("mem_ratio_k10", "mem_excess_ratio_k10")})
         result["memory"] = {**mem, "extra_state_bytes": figures["extra_state"]}
+    seq_ms = {n: rates[f"mmseq {n}"].median * 1e3 for n in seq_rows}
+    result["mmseq_ms"] = {**seq_ms, b256: mmseq_s * 1e3}
+    matmuls_only = {
+        "single_vs_plain": seq_ms["single"] / ms["plain"] if "single" in seq_ms else None,
+        "k10_plain_vs_pertask": (
+            K * ms["plain"] / seq_ms["pertask_k10"] if "pertask_k10" in seq_ms else None
+        ),
+        "floor_ratio_b256": mmseq_s / floor[256],
+    }
     result["targets"] = {
         name: {
             "value": result[name],
             "target": f"{op} {bound}",
             "met": met(result[name], op, bound),
+            "matmuls_only": matmuls_only[name],
         }
         for name, (op, bound) in TARGETS.items()
     }
@@ -406,10 +421,11 @@ def report(r: dict[str, Any], log: Callable[[str], None]) -> None:
         ("floor_ratio_b256_mmseq", "B=256 step / its own matmuls back to back"),
     ):
         log(f"  {key:26s} {num(r[key]):>6s}  {note}")
-    log("\n== targets (issue 16)")
+    log("\n== targets (issue 16); last column: the ratio if the step were its matmuls alone")
     for name, t in r["targets"].items():
         verdict = {True: "met", False: "NOT met", None: "n/a"}[t["met"]]
-        log(f"  {name:26s} {num(t['value']):>6s}  target {t['target']:6s} {verdict}")
+        alone = num(t.get("matmuls_only"))
+        log(f"  {name:26s} {num(t['value']):>6s}  target {t['target']:6s} {verdict:8s} {alone:>6s}")
 
     p = r["precision_auto"]
     log("\n== precision (what `mtgan train` prints for the single-task run)")
