@@ -37,19 +37,19 @@ k10_vs_single (pertask_k10 / single) is still reported but has no target: K task
 FLOPs.
 
 The last line is one JSON object. Keys new with this FlopCounterMode / torch.utils.benchmark
-version: targets {name: {value, target, met, matmuls_only}} (matmuls_only: the ratio with
-the row's step replaced by its own matmuls back to back, nothing else: the best reachable with
-these kernels), mmseq_ms {row: ms of its matmuls alone}; precision_auto {asked, precision,
-reason} (what `mtgan train` prints as `precision auto → ...`), precision_by_row, heap_auto {asked, keep,
-reason} (train.keep_heap, decided on the single row's networks), channels_last_by_row (what
-`train.channels_last=auto` measured for each row's networks), cpu_bf16_flags (the CPU's
-native-bf16 flags, [] for none), bf16_vs_fp32 (bf16 row / fp32 row); step_flops {row: FLOPs},
-step_flops_by_op {row: {aten op: FLOPs}}; dcgan32_gflops (its FLOPs / its median step);
-step_ms_iqr, step_samples (timed steps per row); failed_rows {row: why}; device, batch,
-step_time_s, skipped. Gone: `steps` (a row is timed for a fixed time per round, not a fixed
-count). With --batch B the b64 keys are named b{B}. benchmarks/gpu_check.sh runs this with
---device cuda. The defaults took 448 s on 2 cores shared with other jobs (the run had 44% of
-them), --quick about 100 s; see benchmarks/results/speed-cpu.md.
+version: targets {name: {value, target, met, matmuls_only}} (matmuls_only: the ratio with the row's
+step replaced by its own matmuls back to back, nothing else: the best reachable with these
+kernels), mmseq_ms {row: ms of its matmuls alone}; precision_auto {asked, precision, reason} (what
+`mtgan train` prints as `precision auto → ...`), precision_by_row, heap_auto {asked, keep, reason}
+(train.keep_heap, decided on the single row's networks), channels_last_by_row (what
+`train.channels_last=auto` measured for each row's networks), cpu_bf16_flags (the CPU's native-bf16
+flags, [] for none), bf16_vs_fp32 (bf16 row / fp32 row); step_flops {row: FLOPs}, step_flops_by_op
+{row: {aten op: FLOPs}}; dcgan32_gflops (its FLOPs / its median step); step_ms_iqr, step_samples
+(timed steps per row); failed_rows {row: why}; device, batch, step_time_s, skipped. Gone: `steps`
+(a row is timed for a fixed time per round, not a fixed count). With --batch B the b64 keys are
+named b{B}. benchmarks/gpu_check.sh runs this with --device cuda. The defaults took 448 s on 2
+cores shared with other jobs (the run had 44% of them), --quick about 100 s; see
+benchmarks/results/speed-cpu.md.
 """
 
 from __future__ import annotations
