@@ -159,6 +159,15 @@ class Phase:
         this step's `loss` chose."""
         return self.balancer.recombine(objectives)
 
+    def forward_finite(self, loss_finite: Tensor, objectives: Objectives) -> Tensor:
+        """Whether the step's forward pass was finite (fp16: a backoff, not a bad step, if the
+        gradients were not). Scaled per-objective gradients that overflow make a gradient
+        balancer's weights, and so its loss, non-finite: its objectives say it instead (read
+        by the balancer already: no further collective)."""
+        if self.source is None:
+            return loss_finite
+        return torch.isfinite(objectives.values).all()
+
     def record(self, loss: Tensor, objectives: Objectives, grad_norm: Tensor) -> dict[str, Tensor]:
         """Detached scalars to log: total, each term (mean and per objective), the balancer's
         weight per objective (ones for fixed weights), grad norm. No device sync: the trainer

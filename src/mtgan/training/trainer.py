@@ -181,12 +181,7 @@ class Trainer:
             finite = loss_finite & torch.isfinite(norm)
             skip_own = None  # fp16: an overflow skips its own phase, and is no bad step
             if phase.loss_scale is not None:
-                # Scaled per-objective gradients that overflow make a gradient balancer's
-                # weights, and so its loss, non-finite: its objectives tell a backoff from a
-                # non-finite step (read by the balancer already: no further collective).
-                forward = loss_finite
-                if phase.source is not None:
-                    forward = torch.isfinite(objectives.values).all()
+                forward = phase.forward_finite(loss_finite, objectives)
                 skip_own = phase.loss_scale.update(forward, finite)
                 finite = finite | skip_own
             phase.nonfinite += ~finite
