@@ -57,6 +57,24 @@ def test_fp16_on_the_gpu_scales_its_losses_without_host_syncs(tiny):
     assert set(state) == {p.name for p in trainer.phases}
 
 
+@pytest.mark.parametrize("balancer", ["mgda", "pcgrad"])
+def test_fp16_gradient_balancers_on_the_gpu_weigh_as_in_fp32(tiny, balancer):
+    # their per-objective gradients are loss-scaled like the phase's own
+    from mtgan.training.loss_scale import ScaledSource
+
+    weights = {}
+    for precision in ("fp16", "fp32"):
+        over = _cuda(tiny, f"train.precision={precision}", f"balance.d={balancer}")
+        trainer = Trainer(load_config("pertask", over))
+        assert isinstance(trainer.phases[0].source, ScaledSource) is (precision == "fp16")
+        record = trainer.train_step(record=True)
+        assert record["skipped"] == 0
+        weights[precision] = {k: v for k, v in record.items() if k.startswith("d/weight/")}
+    assert weights["fp32"]
+    for key, value in weights["fp32"].items():
+        assert weights["fp16"][key] == pytest.approx(value, rel=0.05, abs=0.02), key
+
+
 @pytest.mark.parametrize("precision", ["fp32", "bf16"])
 def test_channels_last_convolutions_on_the_gpu(tiny, precision):
     # cuDNN's NHWC kernels: the same first step as the contiguous layout, and `auto` decides
