@@ -145,7 +145,7 @@ def decide_heap(
     speed, how = measured_speed(
         (cache or cache_dir()) / CACHE, f"{machine_key(device)}; {key}", probe
     )
-    return Heap(speed >= MARGIN, f"the step ran {speed:.2f}× as fast with it ({how})")
+    return Heap(speed >= MARGIN, f"its networks ran {speed:.2f}× as fast with it ({how})")
 
 
 def apply_heap(
