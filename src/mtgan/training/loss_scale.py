@@ -103,6 +103,8 @@ class ScaledSource:
         self.source, self.loss_scale = source, scale
 
     def __getattr__(self, name: str) -> Any:  # params, complete, reduce: the source's own
+        if name == "source":  # not set yet (copy, pickle): no recursion through __getattr__
+            raise AttributeError(name)
         return getattr(self.source, name)
 
     def _scaled(self, per_term: list[Tensor]) -> list[Tensor]:
