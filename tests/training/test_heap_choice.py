@@ -91,10 +91,13 @@ def test_the_settings_take_effect_and_can_be_undone():
 @glibc
 def test_the_probe_alternates_and_leaves_glibcs_defaults():
     seen = []
-    probe = heap_probe(lambda: seen.append(allocator._kept), rounds=2, budget_s=0.0)
+    probe = heap_probe(lambda: seen.append(allocator._kept), rounds=2, budget_s=60.0)
     default_s, kept_s = probe()
     assert default_s > 0 and kept_s > 0
     assert seen == [False, False, True, True] * 2 and allocator._kept is False
+    seen.clear()  # a step slower than the budget: one round
+    heap_probe(lambda: seen.append(allocator._kept), rounds=2, budget_s=0.0)()
+    assert seen == [False, False, True, True] and allocator._kept is False
 
 
 @glibc

@@ -105,8 +105,9 @@ def shape_key(module: nn.Module, rows: int) -> str:
 
 def heap_probe(step: Callable[[], object], rounds: int = 4, budget_s: float = 0.5) -> Probe:
     """Times `step` with glibc's defaults and with the heap kept, alternately: each setting's
-    least time over the rounds, each timed call after an untimed one in the same setting (so
-    that the heap is in that setting's state). Leaves glibc's defaults set."""
+    least time over the rounds (as many as fit in `budget_s`, at least one), each timed call
+    after an untimed one in the same setting (so that the heap is in that setting's state).
+    Leaves glibc's defaults set."""
 
     def once() -> float:
         t0 = time.perf_counter()
@@ -117,12 +118,12 @@ def heap_probe(step: Callable[[], object], rounds: int = 4, budget_s: float = 0.
         best = {False: float("inf"), True: float("inf")}
         start = time.perf_counter()
         try:
-            for i in range(rounds):
+            for _ in range(rounds):
                 for keep in (False, True):
                     set_keep_heap(keep)
                     step()
                     best[keep] = min(best[keep], once())
-                if i >= 1 and time.perf_counter() - start > budget_s:
+                if time.perf_counter() - start > budget_s:  # a large network: fewer rounds
                     break
         finally:
             set_keep_heap(False)
