@@ -9,7 +9,7 @@ import pytest
 import torch
 from accumulate_worker import SETUPS, STEPS, accumulate_config
 from matrix import BALANCER_NAMES, PRESETS, tiny
-from two_processes import launch
+from two_processes import launch, max_diff, trained
 
 from mtgan.balance import BALANCERS
 from mtgan.config import load_config
@@ -28,21 +28,9 @@ def config(preset: str, accumulate: int, *extra: str):
     return load_config(preset, overrides)
 
 
-def trained(cfg) -> dict[str, torch.Tensor]:
-    trainer = Trainer(cfg)
-    for _ in range(STEPS):
-        trainer.train_step()
-    return trainer.model.state_dict()
-
-
-def max_diff(one: dict[str, torch.Tensor], two: dict[str, torch.Tensor]) -> float:
-    assert one.keys() == two.keys()
-    return max((one[k].float() - two[k].float()).abs().max().item() for k in one)
-
-
 def assert_same_step(preset: str, accumulate: int, *extra: str) -> None:
-    whole = trained(config(preset, 1, *extra))
-    split = trained(config(preset, accumulate, *extra))
+    whole = trained(config(preset, 1, *extra), STEPS)
+    split = trained(config(preset, accumulate, *extra), STEPS)
     diff = max_diff(whole, split)
     print(f"{preset} {' '.join(extra)} accumulate={accumulate}: max |Δw| = {diff:.2e}")
     assert diff < TOLERANCE
@@ -131,7 +119,7 @@ def test_fakes_are_generated_again_per_phase_unless_a_d_step_moves_a_g_layer():
 def test_two_processes_accumulating_equal_one_process_unsplit(tmp_path):
     launch("accumulate_worker.py", tmp_path)
     for setup in SETUPS:
-        whole = trained(accumulate_config(setup, 1))
+        whole = trained(accumulate_config(setup, 1), STEPS)
         split = torch.load(tmp_path / f"{setup}.pt", weights_only=True)
         diff = max_diff(whole, split)
         print(f"{setup}: 2 processes × accumulate 2 vs 1 process: max |Δw| = {diff:.2e}")

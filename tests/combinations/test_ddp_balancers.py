@@ -10,9 +10,7 @@ import pytest
 import torch
 from ddp_worker import STEPS
 from matrix import BALANCER_NAMES, DDP_SETUPS, ddp_config
-from two_processes import launch
-
-from mtgan.training import Trainer
+from two_processes import launch, max_diff, trained
 
 pytestmark = pytest.mark.slow
 
@@ -31,12 +29,8 @@ def test_two_processes_equal_one(two_process_weights, setup, balancer):
 
 
 def _compare(two_process_weights: Path, setup: str, balancer: str) -> None:
-    trainer = Trainer(ddp_config(setup, balancer))
-    for _ in range(STEPS):
-        trainer.train_step()
+    one = trained(ddp_config(setup, balancer), STEPS)
     two = torch.load(two_process_weights / f"{setup}-{balancer}.pt", weights_only=True)
-    one = trainer.model.state_dict()
-    assert one.keys() == two.keys()
-    diff = max((one[k] - two[k]).abs().max().item() for k in one)
+    diff = max_diff(one, two)
     print(f"{setup} {balancer}: max |Δw| = {diff:.2e}")
     assert diff < 1e-5

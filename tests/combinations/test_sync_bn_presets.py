@@ -12,9 +12,7 @@ import pytest
 import torch
 from matrix import PRESETS, sync_bn_config
 from sync_bn_worker import STEPS
-from two_processes import launch, without_bias_before_norm
-
-from mtgan.training import Trainer
+from two_processes import launch, max_diff, trained, without_bias_before_norm
 
 pytestmark = pytest.mark.slow
 
@@ -32,13 +30,8 @@ def test_sync_bn_on_two_processes_equals_one(two_process_weights, preset):
     if refused.exists():
         assert "processes (2)" in refused.read_text() or "--nproc 2" in refused.read_text()
         pytest.skip(refused.read_text())
-    trainer = Trainer(sync_bn_config(preset))
-    for _ in range(STEPS):
-        trainer.train_step()
+    one = trained(sync_bn_config(preset), STEPS)
     two = torch.load(two_process_weights / f"{preset}.pt", weights_only=True)
-    one = trainer.model.state_dict()
-    assert one.keys() == two.keys()
-    one, two = without_bias_before_norm(one), without_bias_before_norm(two)
-    diff = max((one[k].float() - two[k].float()).abs().max().item() for k in one)
+    diff = max_diff(without_bias_before_norm(one), without_bias_before_norm(two))
     print(f"{preset}: max |Δw| = {diff:.2e}")
     assert diff < 1e-5

@@ -1,5 +1,6 @@
-"""Two gloo processes on this machine, for the 2-vs-1 comparisons: the launch (from a test) and
-the training loop every worker runs (each config trained in turn, rank 0 saving the weights)."""
+"""Two gloo processes on this machine, for the 2-vs-1 comparisons: the launch (from a test), the
+training loop every worker runs (each config trained in turn, rank 0 saving the weights), and
+the one-process side of the comparison."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from typing import Any
 
 import torch
 
+from mtgan.errors import ConfigError
 from mtgan.training import Trainer
 from mtgan.training.distributed import init_distributed, shutdown
 
@@ -30,10 +32,16 @@ def launch(worker: str, out: Path) -> None:
 
 def train_and_save(runs: Iterable[tuple[str, Any]], steps: int, out: Path) -> None:
     """In a worker: train each (name, config) for `steps` steps in the one process group, and
-    have rank 0 save its weights as out/<name>.pt."""
+    have rank 0 save its weights as out/<name>.pt, or as out/<name>.refused the message of a
+    config that 2 processes refuse (a ConfigError, raised on every rank alike)."""
     info = init_distributed(torch.device("cpu"), timeout_s=120)
     for name, config in runs:
-        trainer = Trainer(config, dist=info)
+        try:
+            trainer = Trainer(config, dist=info)
+        except ConfigError as e:
+            if info.main:
+                (out / f"{name}.refused").write_text(str(e))
+            continue
         for _ in range(steps):
             trainer.train_step()
         if info.main:
@@ -52,3 +60,17 @@ def without_bias_before_norm(weights: dict[str, torch.Tensor]) -> dict[str, torc
         if key.endswith("norm.running_mean"):
             skip |= {key, key.replace("norm.running_mean", "affine.bias")}
     return {k: v for k, v in weights.items() if k not in skip}
+
+
+def trained(config: Any, steps: int) -> dict[str, torch.Tensor]:
+    """The one-process side: the model's weights after `steps` steps of `config`."""
+    trainer = Trainer(config)
+    for _ in range(steps):
+        trainer.train_step()
+    return trainer.model.state_dict()
+
+
+def max_diff(one: dict[str, torch.Tensor], two: dict[str, torch.Tensor]) -> float:
+    """max |Δw| over every tensor of two state dicts with the same keys."""
+    assert one.keys() == two.keys()
+    return max((one[k].float() - two[k].float()).abs().max().item() for k in one)

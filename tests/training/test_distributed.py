@@ -9,7 +9,7 @@ import time
 import pytest
 import torch
 from safetensors.torch import load_file
-from two_processes import without_bias_before_norm
+from two_processes import max_diff, without_bias_before_norm
 
 from mtgan import api
 from mtgan.training.distributed import Dist
@@ -50,17 +50,12 @@ def _weights(run_dir, step: int) -> dict[str, torch.Tensor]:
     return load_file(str(run_dir / "checkpoints" / f"step-{step:07d}" / "weights.safetensors"))
 
 
-def _max_diff(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> float:
-    assert a.keys() == b.keys()
-    return max((a[k] - b[k]).abs().max().item() for k in a)
-
-
 def test_two_processes_equal_one_process_with_the_same_global_batch(tmp_path):
     result = _mtgan(*SMALL, "train.steps=20", "--out", str(tmp_path / "ddp"), "--nproc", "2")
     assert result.returncode == 0, result.stderr
     assert "on 2 processes" in result.stderr
     api.train(SMALL[0], [*SMALL[1:], "train.steps=20"], out=tmp_path / "one", quiet=True)
-    diff = _max_diff(_weights(tmp_path / "ddp", 20), _weights(tmp_path / "one", 20))
+    diff = max_diff(_weights(tmp_path / "ddp", 20), _weights(tmp_path / "one", 20))
     assert diff < 1e-5  # float summation order only (measured ~4e-8 at 30 steps)
     # Only rank 0 wrote: one metrics line per logged step, no duplicates.
     steps = [r["step"] for r in api.open_run(tmp_path / "ddp").metrics()]
@@ -74,7 +69,7 @@ def test_resume_a_distributed_run(tmp_path):
     assert resumed.returncode == 0, resumed.stderr
     full = _mtgan(*SMALL, "train.steps=20", "--out", str(tmp_path / "full"), "--nproc", "2")
     assert full.returncode == 0, full.stderr
-    diff = _max_diff(_weights(tmp_path / "ddp", 20), _weights(tmp_path / "full", 20))
+    diff = max_diff(_weights(tmp_path / "ddp", 20), _weights(tmp_path / "full", 20))
     assert diff == 0.0  # the same processes replay the same steps bit for bit
 
 
@@ -166,7 +161,7 @@ def test_sync_bn_normalises_two_processes_as_one(tmp_path, sync):
     assert result.returncode == 0, result.stderr
     api.train(args[0], args[1:], out=tmp_path / "one", quiet=True)
     two, one = _weights(tmp_path / "ddp", 10), _weights(tmp_path / "one", 10)
-    diff = _max_diff(*(without_bias_before_norm(w) for w in (two, one)))
+    diff = max_diff(*(without_bias_before_norm(w) for w in (two, one)))
     print(f"train.sync_bn={sync}: 2 vs 1 process max |Δw| = {diff:.2e}")
     if sync:
         assert diff < 1e-5
