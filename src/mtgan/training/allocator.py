@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
-import hashlib
 import sys
 import time
 from collections.abc import Callable
@@ -33,7 +32,7 @@ from torch import nn
 
 from mtgan.metrics.cache import cache_dir
 from mtgan.training.distributed import Dist, broadcast_object
-from mtgan.training.precision import machine_key, measured_speed
+from mtgan.training.precision import machine_key, measured_speed, shape_digest
 
 if TYPE_CHECKING:
     from mtgan.training.trainer import Trainer
@@ -99,8 +98,7 @@ class Heap:
 
 def shape_key(module: nn.Module, rows: int) -> str:
     """What the measurement holds for besides the machine: the parameters' shapes, the rows."""
-    text = ";".join(str(tuple(p.shape)) for p in module.parameters())
-    return hashlib.sha1(f"{text}|{rows}".encode()).hexdigest()[:12]
+    return shape_digest(";".join(str(tuple(p.shape)) for p in module.parameters()), rows)
 
 
 def heap_probe(step: Callable[[], object], rounds: int = 4, budget_s: float = 0.5) -> Probe:

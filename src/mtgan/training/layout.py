@@ -10,7 +10,6 @@ where it is faster, and caches the verdict per machine and network shape, as
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,7 +20,13 @@ from torch import nn
 from mtgan.metrics.cache import cache_dir
 from mtgan.nets import StackedConv2d, StackedConvTranspose2d
 from mtgan.training.distributed import Dist, broadcast_object
-from mtgan.training.precision import MARGIN, interleaved, machine_key, measured_speed
+from mtgan.training.precision import (
+    MARGIN,
+    interleaved,
+    machine_key,
+    measured_speed,
+    shape_digest,
+)
 
 CACHE = "layout.json"
 
@@ -59,7 +64,7 @@ def set_channels_last(modules: Iterable[nn.Module], on: bool) -> None:
 def shape_key(convs: list[Convolution], rows: int) -> str:
     """What the measurement holds for besides the machine: every convolution's shape."""
     text = ";".join(f"{type(c).__name__}{c.copies},{c.in_ch},{c.out_ch},{c.stride}" for c in convs)
-    return hashlib.sha1(f"{text}|{rows}".encode()).hexdigest()[:12]
+    return shape_digest(text, rows)
 
 
 def decide_layout(

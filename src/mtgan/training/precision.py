@@ -14,6 +14,7 @@ fp16 from `auto`: its float16 kernels are slow, and it would need a loss scale f
 
 from __future__ import annotations
 
+import hashlib
 import json
 import platform
 import time
@@ -88,6 +89,12 @@ def _native_bf16() -> bool:
         return torch.cuda.is_bf16_supported(including_emulation=False)
     except TypeError:  # an older torch without the argument: its own answer
         return torch.cuda.is_bf16_supported()
+
+
+def shape_digest(text: str, rows: int) -> str:
+    """A short key for what a cached measurement holds for besides the machine: the measured
+    networks' shapes (as `text`) and the rows they were timed on."""
+    return hashlib.sha1(f"{text}|{rows}".encode()).hexdigest()[:12]
 
 
 def measured_speed(
