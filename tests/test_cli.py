@@ -27,7 +27,7 @@ def test_train_resume_sample_describe(tmp_path, tiny, capsys):
     assert {"d/loss", "g/loss", "d/adversarial/task2", "d/grad_norm"} <= records[0].keys()
 
     assert main(["train", "--resume", str(out), "train.steps=36"]) == 0
-    assert "finished 36 steps" in capsys.readouterr().err
+    assert "finished step 36 (from 24)" in capsys.readouterr().err
     assert (out / "checkpoints" / "latest").read_text().strip() == "step-0000036"
     assert len(list((out / "checkpoints").glob("step-*"))) == 3  # train.keep_checkpoints
 

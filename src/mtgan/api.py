@@ -2,7 +2,7 @@
 
 import mtgan
 config = mtgan.load_config("pertask", ["train.steps=200"])
-run = mtgan.training(config, out="runs/demo")
+run = mtgan.train(config, out="runs/demo")
 images = run.sample(task=3, n=16)          # (16, 1, 28, 28) in [0, 1]
 """
 
@@ -78,6 +78,12 @@ def train(
         trainer = Trainer(config, dist=info)  # data and model first: their errors leave no dir
         choose_heap(trainer)  # process-wide malloc settings: the entry point's choice
         restored = trainer.restore(RunDir(resume)) if resume is not None else False
+        if trainer.step > config.train.steps:  # before the run directory is touched
+            raise RunError(
+                f"{resume} is at step {trainer.step}, past train.steps={config.train.steps}: "
+                f"nothing to train, and nothing was changed; give train.steps above "
+                f"{trainer.step} to continue it"
+            )
         # Rank 0 decides the directory and prepares it; the others learn the outcome.
         outcome: tuple[str, str | None] = ("", None)
         if info.main:
@@ -101,10 +107,11 @@ def train(
             _say(quiet, trainer.heap.describe(config.train.keep_heap))
         if trainer.layout.reason != "no convolutions":
             _say(quiet, trainer.layout.describe(config.train.channels_last))
-        t0 = time.perf_counter()
+        t0, first = time.perf_counter(), trainer.step
         trainer.fit(run_dir, quiet=quiet)
         seconds = time.perf_counter() - t0
-        _say(quiet, f"finished {trainer.step} steps in {seconds:.1f} s: {run_dir.path}")
+        done = f"{trainer.step} steps" if first == 0 else f"step {trainer.step} (from {first})"
+        _say(quiet, f"finished {done} in {seconds:.1f} s: {run_dir.path}")
         barrier(info)
     finally:
         shutdown()

@@ -41,7 +41,9 @@ class Strict(BaseModel):
 class DataConfig(Strict):
     """Where the tasks come from. Images are scaled to [-1, 1]; 2D points are kept raw."""
 
-    name: Literal["mnist", "ring8", "grid25"] = "mnist"
+    name: Literal["mnist", "ring8", "grid25"] | None = Field(
+        default="mnist", description="bundled data; none when data.path gives the user's own"
+    )
     path: Path | None = None
     format: Literal["auto", "idx", "folder", "npz"] = "auto"
     tasks: Literal["single", "classes"] | list[list[int]] = "single"
@@ -61,6 +63,15 @@ class DataConfig(Strict):
         "on, the real set of eval.reference=heldout (seeded, stratified by label; taken before "
         "data.limit caps the training rows); 0: none",
     )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _path_replaces_name(cls, data: Any) -> Any:
+        # A preset names its bundled data; the user's data.path replaces it, and config.yaml
+        # must not claim the run trained on the bundled set.
+        if isinstance(data, dict) and data.get("path") is not None:
+            return {**data, "name": None}
+        return data
 
 
 class ShareConfig(Strict):
@@ -454,8 +465,24 @@ def load_config(
             f"unknown preset or config file {str(source)!r}{hint}; "
             f"presets: {', '.join(preset_names())}"
         )
-    data = apply_overrides(data, overrides or [])
-    return validate(data)
+    given = apply_overrides(data, overrides or [])
+    return validate(_describe_data_change(data, given, source))
+
+
+def _describe_data_change(
+    before: dict[str, Any], after: dict[str, Any], source: Any
+) -> dict[str, Any]:
+    """A description written for a config's own data, marked as such when overrides train it
+    on other data (config.yaml otherwise says "The 10 digit classes…" of a run on shapes)."""
+    old, new, text = before.get("data"), after.get("data"), after.get("description")
+    if not (isinstance(old, dict) and isinstance(new, dict) and text):
+        return after  # nothing to mark, or a shape the schema will name
+    where = [f"data.{k}={new.get(k)}" for k in ("path", "name") if old.get(k) != new.get(k)]
+    if not where:
+        return after
+    preset = isinstance(source, str) and source in preset_names()
+    what = f"the {source} preset" if preset else "this config"
+    return {**after, "description": f"{what} on {where[0]}; written for its own data: {text}"}
 
 
 def validate(data: dict[str, Any]) -> ExperimentConfig:

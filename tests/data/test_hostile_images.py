@@ -209,3 +209,11 @@ def test_cli_train_on_a_corrupt_folder_exits_2_naming_the_file(tmp_path, capsys)
     assert code == 2
     assert "broken.png" in err and "Traceback" not in err
     assert not (tmp_path / "r" / "config.yaml").exists()
+    assert "set data.skip_invalid=true to skip it" in err  # the way past it, named
+
+
+def test_a_one_class_folder_under_one_task_per_class_is_a_data_error(tmp_path):
+    folder = _class_folder(tmp_path / "imgs", classes=("only",))
+    with pytest.raises(DataError, match=r"found one class in .* \(only\), so there is one task"):
+        build_tasks(_data_config(folder, "data.tasks=classes"), seed=0)
+    assert build_tasks(_data_config(folder, "data.tasks=single"), seed=0).num_tasks == 1

@@ -219,9 +219,9 @@ def read_image_folder(
         for f in sorted(entries):
             try:
                 arrays.append(_load_image(f, image_size))
-            except DataError:
+            except DataError as e:
                 if not skip_invalid:
-                    raise
+                    raise DataError(f"{e}; set data.skip_invalid=true to skip it") from None
                 skipped.append(f)
                 continue
             files.append(f)

@@ -196,6 +196,12 @@ def _task_groups(
         )
     present = sorted(int(v) for v in torch.unique(y))
     if spec == "classes":
+        if len(present) == 1:  # one task: a multi-task preset would share nothing, silently
+            raise DataError(
+                f"data.tasks=classes found one class in {source} ({name_of(present)}), so "
+                "there is one task and nothing to share between tasks; give each class its "
+                "own subfolder (or labels), or train one GAN with data.tasks=single"
+            )
         return [([k], name_of([k])) for k in present]
     if not _is_label_lists(spec):
         raise ConfigError(

@@ -8,14 +8,13 @@ import sys
 import time
 from typing import TYPE_CHECKING, Any
 
-from tqdm.auto import tqdm
-
-from mtgan.errors import RunError
+from mtgan.errors import MtganError, RunError
 from mtgan.metrics.evaluate import evaluate
 from mtgan.report import save_task_grids
 from mtgan.rundir import RunDir
 from mtgan.training.checkpoint import latest_checkpoint, mark_best, remove_stale
 from mtgan.training.distributed import barrier, broadcast_object
+from mtgan.training.progress import progress
 from mtgan.training.tensorboard import TensorBoard
 from mtgan.training.until import STEPS
 
@@ -72,13 +71,7 @@ class Loop:
                 }
             )
         start, t0 = t.step, time.perf_counter()
-        bar = tqdm(
-            total=cfg.steps,
-            initial=t.step,
-            disable=self.quiet or not cfg.progress or not main,
-            desc="train",
-            dynamic_ncols=True,
-        )
+        bar = progress(cfg.steps, t.step, not self.quiet and cfg.progress and main)
         try:
             reason = None
             while t.step < cfg.steps and reason is None:
@@ -146,7 +139,19 @@ class Loop:
         reason = None
         if self.main:
             ctx = t.eval_context(run.read_metrics())
-            result = evaluate(ctx, t.config.eval.metrics)
+            try:
+                result = evaluate(ctx, t.config.eval.metrics)
+            except Exception as e:
+                # Keep the steps trained so far: a stopping run saved before its final
+                # evaluation; mid-run, save now unless inside a non-finite streak (a rollback
+                # must land on weights from before it).
+                saved = not track or t.bad_streak == 0
+                if track and saved:
+                    t.save(run)
+                if isinstance(e, MtganError):
+                    raise RunError(self.failed(e, saved)) from None
+                self.say(self.failed(e, saved))
+                raise
             record = {"step": t.step, "train_seconds": t.train_seconds}
             record.update({f"eval/{k}": v for k, v in result.items()})
             run.append_metrics(record)
@@ -175,15 +180,16 @@ class Loop:
             return
         if stop is not None:
             run.append_metrics({"step": t.step, "event": "stop", **stop})
-        # eval.json before the checkpoint that says "stopped": a crash between the two resumes
-        # into a run that only has to save, never into one that skips its evaluation.
-        self.final_eval(stop)
+        # The checkpoint first: an evaluation that fails leaves the training complete. A run
+        # resumed after such a failure finds the stop record and only writes eval.json.
         t.save(run)  # the stop record travels with the last checkpoint
+        self.final_eval(stop)
         if reason != STEPS:
             self.say(f"{message}; the best checkpoint is {run.checkpoints / 'best'}")
 
     def final_eval(self, stop: dict[str, Any] | None) -> None:
-        """eval.json at the step the run stopped, unless it is there already (rank 0)."""
+        """eval.json at the step the run stopped, unless it is there already (rank 0). Called
+        after the last checkpoint is saved: a failure says so and how to evaluate again."""
         t, run = self.trainer, self.run
         if not t.config.eval.metrics or run.eval_step() == t.step:
             return
@@ -191,6 +197,17 @@ class Loop:
             self.evaluate_here(track=False)  # this step was tracked already, if at all
         assert self.last_eval is not None
         run.write_eval({**self.last_eval, **({"stop": stop} if stop else {})})
+
+    def failed(self, error: Exception, saved: bool) -> str:
+        """What is safe after a failed evaluation, and the commands that go on from there."""
+        t, path = self.trainer, self.run.path
+        metrics = ",".join(t.config.eval.metrics)
+        where = f"step {t.step} is saved" if saved else "the last checkpoint is intact"
+        again = f"`mtgan eval {path} --metrics {metrics}`"
+        more = "" if t.step == self.cfg.steps else f", continue with `mtgan train --resume {path}`"
+        return f"the evaluation at step {t.step} failed: {error}. The run up to {where}; " + (
+            f"evaluate it again with {again}{more}"
+        )
 
     # ------------------------------------------------------------------ the rest
 
