@@ -39,9 +39,9 @@ from mtgan.bench.summary import (
     target_label,
 )
 from mtgan.errors import MtganError, RunError
-from mtgan.report.history import RunResult, load_result, metric_keys
+from mtgan.report.history import RunResult, load_result, metric_keys, protocol_lines
 from mtgan.report.html import write_page
-from mtgan.report.pages import bench_page
+from mtgan.report.pages import bench_page, shown_path
 from mtgan.rundir import BenchDir
 
 
@@ -122,13 +122,14 @@ def write_outputs(
         raise MtganError(f"--target {unknown[0]}: not a reported metric; these are: {keys}")
     rows = summarise(groups, keys, targets, baseline)
     notes = _notes(protocol, targets, not goals, rows, keys, baseline, baseline in groups)
+    notes += protocol_lines(groups)  # what each FID compared: N generated, reference, features
     markdown = markdown_table(rows, keys, targets, baseline)
     bench = BenchDir(out)
     write_text_atomic(bench.summary_md, markdown + "\n" + "\n".join(f"- {n}" for n in notes))
     write_text_atomic(bench.summary_csv, summary_csv(rows, keys, targets, baseline))
     write_text_atomic(bench.runs_csv, runs_csv(groups, keys))
     cells = [table_cells(r, keys, targets, baseline) for r in rows]
-    subtitle = f"{out} · {len(runs)} runs · {note}".rstrip(" ·")
+    subtitle = f"{shown_path(out)} · {len(runs)} runs · {note}".rstrip(" ·")
     columns = table_columns(keys, targets, baseline)
     page = bench_page(groups, columns, cells, keys, notes, subtitle, bench.figures)
     write_page(bench.report, page)

@@ -51,6 +51,60 @@ def format_number(value: object) -> str:
     return f"{v:,.0f}" if abs(v) >= 1000 else f"{v:.4g}"  # steps and seconds read as integers
 
 
+def _count(sizes: object, what: str) -> str:
+    """Per-task sizes as text: "30 real per task", "25–40 real per task", "30 real" (one task)."""
+    if not isinstance(sizes, list) or not sizes or not all(isinstance(n, int) for n in sizes):
+        return f"? {what}"
+    lo, hi = min(sizes), max(sizes)
+    n = f"{lo:,}" if lo == hi else f"{lo:,}–{hi:,}"
+    return f"{n} {what}" + (" per task" if len(sizes) > 1 else "")
+
+
+def describe_protocol(protocol: dict[str, Any]) -> str:
+    """One line saying what an evaluation compared, from eval.json's `protocol`: "30 generated
+    per task against 30 real per task (90 in all) from the train split; features
+    digits-c158… (128-d), resize none"; "" for runs that recorded none."""
+    if not protocol:
+        return ""
+    per_task = protocol.get("reference_per_task")
+    tasks = len(per_task) if isinstance(per_task, list) else 1
+    generated = protocol.get("generated_per_task", "?")
+    text = f"{format_number(generated)} generated" + (" per task" if tasks > 1 else "")
+    text += f" against {_count(per_task, 'real')}"
+    total = protocol.get("reference_total")
+    if tasks > 1 and is_number(total):
+        text += f" ({format_number(total)} in all)"
+    text += f" from the {protocol.get('reference', '?')} split"
+    features = protocol.get("features")
+    if features:
+        dim = protocol.get("feature_dim")
+        text += f"; features {features}" + (f" ({dim}-d)" if is_number(dim) else "")
+    if protocol.get("resize"):
+        text += f", resize {protocol['resize']}"
+    return text
+
+
+def protocol_lines(groups: dict[str, list[RunResult]]) -> list[str]:
+    """The evaluation protocol of every run, for a report: one line when all runs share it,
+    else one per preset (and seed where a preset's seeds differ); [] when none recorded one."""
+    described = {(label, r.seed): describe_protocol(r.protocol) for label, rs in groups.items()
+                 for r in rs}  # fmt: skip
+    texts = [t for t in dict.fromkeys(described.values()) if t]
+    if not texts:
+        return []
+    if len(texts) == 1 and all(described.values()):
+        return [f"Evaluation protocol: {texts[0]}."]
+    lines = []
+    for label, rs in groups.items():
+        mine = list(dict.fromkeys(described[label, r.seed] for r in rs))
+        if len(mine) == 1:
+            lines.append(f"Evaluation protocol of {label}: {mine[0] or 'not recorded'}.")
+        else:
+            lines += [f"Evaluation protocol of {label} seed {r.seed}: "
+                      f"{described[label, r.seed] or 'not recorded'}." for r in rs]  # fmt: skip
+    return lines
+
+
 @dataclass
 class RunResult:
     """What a table needs of one finished run."""

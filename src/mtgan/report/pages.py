@@ -6,41 +6,105 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from mtgan.atomic import write_atomic
 from mtgan.report import html
-from mtgan.report.curves import GRAD_KEYS, LOSS_KEYS, eval_series, plot_panels, train_series
-from mtgan.report.history import STABILITY_COLUMNS, RunResult, format_number, metric_keys
+from mtgan.report.curves import (
+    GRAD_KEYS,
+    LOSS_KEYS,
+    SMOOTH,
+    SMOOTH_MIN,
+    Panel,
+    eval_series,
+    fold_zero,
+    plot_panels,
+    to_png,
+    train_series,
+)
+from mtgan.report.history import (
+    STABILITY_COLUMNS,
+    RunResult,
+    format_number,
+    metric_keys,
+    protocol_lines,
+)
 from mtgan.rundir import CONFIG, RunDir
 
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
 _TERM = re.compile(r"^[a-z]+/[a-z_]+$")  # a phase's total or per-term mean: "g/classes"
+
+
+def shown_path(path: Path) -> str:
+    """A directory as a report's header names it: relative to the working directory when it
+    lies under it (the header then reads the same on every machine), else as given."""
+    if path.is_absolute():
+        for base, target in ((Path.cwd(), path), (Path.cwd().resolve(), path.resolve())):
+            if target.is_relative_to(base):
+                return str(target.relative_to(base))
+    return str(path)
+
+
+@dataclass
+class Chart:
+    """One figure of curves: `figure` None when no panel has data; `zero` the panels left out
+    because every run logged 0 throughout."""
+
+    name: str  # its PNG's name under a bench's figures/
+    title: str
+    figure: Figure | None
+    zero: list[str]
+
+
+def curve_charts(groups: dict[str, list[RunResult]], keys: Sequence[str]) -> list[Chart]:
+    """Metric curves (a log axis where `log_axis` says so), losses and gradient norms (log)."""
+    results = [r for rs in groups.values() for r in rs]
+    terms = sorted({k for r in results for rec in r.train for k in rec if _TERM.match(k)})
+    loss_keys = [*LOSS_KEYS, *(k for k in terms if k not in (*LOSS_KEYS, *GRAD_KEYS))]
+    specs: list[tuple[str, str, list[Panel], bool | None]] = [
+        ("metrics", "Metrics over training", [(k, eval_series(k)) for k in keys], None),
+        ("losses", "Losses", [(k, train_series(k)) for k in loss_keys], False),
+        ("grad_norms", "Gradient norms", [(k, train_series(k)) for k in GRAD_KEYS], True),
+    ]
+    charts = []
+    for name, title, panels, log_scale in specs:
+        drawn, zero = fold_zero(groups, panels)
+        charts.append(Chart(name, title, plot_panels(groups, drawn, log_scale), zero))
+    return charts
 
 
 def _curve_sections(
     groups: dict[str, list[RunResult]], keys: Sequence[str], figures: Path | None = None
 ) -> list[html.Section]:
     """Metric, loss and gradient-norm figures; also written as PNG files into `figures`."""
+    notes = {
+        "metrics": protocol_lines(groups),
+        "losses": [
+            f"Running mean over {SMOOTH} logged steps; runs that logged fewer than "
+            f"{SMOOTH_MIN * SMOOTH} are drawn as logged, a marker per step. Thin lines are "
+            "single seeds."
+        ],
+    }
     sections = []
-    metric_png = plot_panels(groups, [(k, eval_series(k)) for k in keys])
-    if metric_png is not None:
-        body = html.image(metric_png, "metric curves")
-        sections.append(html.Section("Metrics over training", body))
-    results = [r for rs in groups.values() for r in rs]
-    terms = sorted({k for r in results for rec in r.train for k in rec if _TERM.match(k)})
-    loss_keys = [*LOSS_KEYS, *(k for k in terms if k not in (*LOSS_KEYS, *GRAD_KEYS))]
-    loss_png = plot_panels(groups, [(k, train_series(k)) for k in loss_keys])
-    if loss_png is not None:
-        note = html.paragraph("Running mean over 5 logged steps; thin lines are single seeds.")
-        sections.append(html.Section("Losses", html.image(loss_png, "loss curves") + note))
-    grad_png = plot_panels(groups, [(k, train_series(k)) for k in GRAD_KEYS], log_scale=True)
-    if grad_png is not None:
-        sections.append(html.Section("Gradient norms", html.image(grad_png, "gradient norms")))
-    if figures is not None:
-        named = {"metrics": metric_png, "losses": loss_png, "grad_norms": grad_png}
-        for name, png in named.items():
-            if png is not None:
-                write_atomic(figures / f"{name}.png", lambda tmp, png=png: tmp.write_bytes(png))
+    for chart in curve_charts(groups, keys):
+        body = ""
+        if chart.figure is not None:
+            png = to_png(chart.figure)
+            body = html.image(png, chart.title.lower())
+            body += "".join(html.paragraph(n) for n in notes.get(chart.name, []))
+            if figures is not None:
+                path = figures / f"{chart.name}.png"
+                write_atomic(path, lambda tmp, png=png: tmp.write_bytes(png))
+        elif figures is not None:
+            (figures / f"{chart.name}.png").unlink(missing_ok=True)  # not an older run's figure
+        if chart.zero:
+            body += html.paragraph(f"All zero in every run, not drawn: {', '.join(chart.zero)}.")
+        if body:
+            sections.append(html.Section(chart.title, body))
     return sections
 
 
@@ -61,8 +125,10 @@ def run_page(result: RunResult, config_text: str, task_names: Sequence[str]) -> 
             ]
             body += html.table(["task", *per_task], task_rows)
         ema = "EMA generators" if final.get("ema") else "raw generators"
-        where = f"At step {final.get('step')}, {ema}, features {final.get('features')}"
-        body += html.paragraph(where)
+        where = f"At step {final.get('step')}, {ema}"
+        protocol = protocol_lines({result.label: [result]})  # names the features, with more
+        where += "" if protocol else f", features {final.get('features')}"
+        body += "".join(html.paragraph(line) for line in [where, *protocol])
         sections.append(html.Section("Final evaluation", body))
     else:
         sections.append(html.Section("Final evaluation", html.paragraph("No eval.json yet.")))
@@ -76,7 +142,7 @@ def run_page(result: RunResult, config_text: str, task_names: Sequence[str]) -> 
         )
         sections.append(html.Section("Samples (fixed noise, one row per task)", figures))
     sections.append(html.Section("Configuration", html.preformatted(config_text, CONFIG)))
-    subtitle = f"{result.path} · {result.steps} steps"
+    subtitle = f"{shown_path(result.path)} · {result.steps} steps"
     if math.isfinite(result.train_seconds):
         subtitle += f" · {result.train_seconds:.0f} s in training steps"
     return html.page(f"mtgan run: {result.label}", subtitle, sections)
