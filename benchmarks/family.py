@@ -67,7 +67,7 @@ def run_one(out: Path, preset: str, overrides: list[str], seed: int) -> dict:
     run_dir = out / f"{preset}-{tag}-s{seed}"
     cmd = [
         "mtgan", "train", preset, *overrides, f"seed={seed}", "train.threads=1",
-        "train.tensorboard=false", "--out", str(run_dir), "--quiet",
+        "train.loggers=[jsonl]", "--out", str(run_dir), "--quiet",
     ]  # fmt: skip
     t0 = time.perf_counter()
     result = subprocess.run(cmd, capture_output=True, text=True)

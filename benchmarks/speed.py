@@ -88,7 +88,7 @@ from mtgan.training.allocator import choose_heap
 
 PRESET = "speed-mlp"
 K = 10
-QUIET = ["train.progress=false", "train.tensorboard=false"]
+QUIET = ["train.progress=false", "train.loggers=[jsonl]"]
 TARGETS = {
     "single_vs_plain": ("≤", 0.6),
     "k10_plain_vs_pertask": ("≥", 2.5),

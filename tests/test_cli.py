@@ -102,7 +102,7 @@ def test_module_entry_point_runs(tmp_path):
 def test_conditional_run_samples_one_class_and_refuses_others(tmp_path, capsys):
     out = tmp_path / "acgan"
     small = ["data.limit=40", "model.g_hidden=[16,16]", "model.d_hidden=[16,16]", "model.z_dim=8"]
-    small += ["train.steps=4", "train.batch_size=10", "train.tensorboard=false", "eval.metrics=[]"]
+    small += ["train.steps=4", "train.batch_size=10", "train.loggers=[jsonl]", "eval.metrics=[]"]
     assert main(["train", "acgan", *small, "train.progress=false", "--out", str(out)]) == 0
     assert (
         main(["sample", str(out), "--label", "3", "--n", "4", "--out", str(tmp_path / "3.npz")])

@@ -13,7 +13,7 @@ from mtgan.data.mnist import load_mnist5k
 def test_pertask_generators_learn_their_own_digit(tmp_path):
     run = api.train(
         "pertask",
-        ["train.steps=300", "train.progress=false", "train.tensorboard=false", "train.ema=0.9"],
+        ["train.steps=300", "train.progress=false", "train.loggers=[jsonl]", "train.ema=0.9"],
         out=tmp_path / "run",
         quiet=True,
     )

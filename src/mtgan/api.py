@@ -21,16 +21,18 @@ from torch import Tensor
 from mtgan.config import EvalConfig, ExperimentConfig, format_validation_error, load_config
 from mtgan.data.taskset import to_display
 from mtgan.errors import ConfigError, MtganError, RunError
-from mtgan.metrics.registry import default_metrics
+from mtgan.metrics.registry import check_fits, default_metrics
 from mtgan.nets import MultiGAN
 from mtgan.nets.routing import share_per_generator, task_samples
 from mtgan.objectives.terms import build_terms, declared_heads
 from mtgan.rundir import CONFIG, TASKS, RunDir, default_run_dir
 from mtgan.training import Trainer, latest_checkpoint, load_checkpoint, pick_device
 from mtgan.training.allocator import choose_heap
+from mtgan.training.callbacks import check_callbacks
 from mtgan.training.checkpoint import BEST, LATEST, named_checkpoint
 from mtgan.training.distributed import barrier, broadcast_object, init_distributed, shutdown
 from mtgan.training.ema import EMA
+from mtgan.training.loggers import require as require_loggers
 from mtgan.training.phases import build_phases, describe_phases
 
 
@@ -58,6 +60,7 @@ def train(
     out: str | Path | None = None,
     resume: str | Path | None = None,
     quiet: bool = False,
+    callbacks: Sequence[object] = (),
 ) -> Run:
     """Train a config (preset name, YAML path, dict or ExperimentConfig) and return the run.
 
@@ -65,6 +68,8 @@ def train(
     optimizers, EMA, step and RNG states); `overrides` such as `train.steps=N` extend it.
     Launched by torchrun (`torchrun --nproc_per_node N -m mtgan train ...`), every process trains
     its shard of the global batch and rank 0 alone writes the run directory.
+    `callbacks`: objects with any of on_log(record), on_eval(step, result),
+    on_checkpoint(step, path), on_stop(reason, step), called on rank 0 (training/callbacks.py).
     """
     source = config
     config = (
@@ -72,10 +77,13 @@ def train(
         if resume is not None
         else load_config(config, overrides)
     )
+    require_loggers(config.train)  # a missing package fails here, before anything is built
+    callbacks = check_callbacks(callbacks)
     info = init_distributed(pick_device(config.train.device), config.train.dist_timeout)
     quiet = quiet or not info.main
     try:
         trainer = Trainer(config, dist=info)  # data and model first: their errors leave no dir
+        check_fits(config, trainer.data)  # every metric of eval.metrics can run on this data
         choose_heap(trainer)  # process-wide malloc settings: the entry point's choice
         restored = trainer.restore(RunDir(resume)) if resume is not None else False
         if trainer.step > config.train.steps:  # before the run directory is touched
@@ -108,7 +116,7 @@ def train(
         if trainer.layout.reason != "no convolutions":
             _say(quiet, trainer.layout.describe(config.train.channels_last))
         t0, first = time.perf_counter(), trainer.step
-        trainer.fit(run_dir, quiet=quiet)
+        trainer.fit(run_dir, quiet=quiet, callbacks=callbacks)
         seconds = time.perf_counter() - t0
         done = f"{trainer.step} steps" if first == 0 else f"step {trainer.step} (from {first})"
         _say(quiet, f"finished {done} in {seconds:.1f} s: {run_dir.path}")
@@ -391,10 +399,13 @@ class Run:
         except ValidationError as e:
             raise ConfigError(format_validation_error(e).replace("\n  ", "\n  eval.")) from None
         names = metrics or cfg.metrics or default_metrics(self.config)
+        data = build_tasks(self.config.data, self.config.seed)
+        # before anything is generated: each metric can run on this data
+        check_fits(self.config.model_copy(update={"eval": cfg}), data, names, extractor is not None)
         self._load()
         assert self._model is not None
         ctx = EvalContext(
-            build_tasks(self.config.data, self.config.seed),
+            data,
             cfg,
             self.generate,
             self._model.z_dim,

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import argparse
 import sys
+import warnings
+from collections.abc import Callable
 from pathlib import Path
 
 from mtgan.errors import MtganError
@@ -290,10 +292,30 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     return ns
 
 
+_PACKAGE = Path(__file__).resolve().parent
+
+
+def _plain_warnings(python_show: Callable[..., None]) -> Callable[..., None]:
+    """A `warnings.showwarning` that prints mtgan's warnings as one plain line on stderr
+    (`warning: ...`), a hint for the user rather than a source location; other libraries'
+    warnings go to `python_show` as before."""
+
+    def show(message, category, filename, lineno, file=None, line=None) -> None:
+        if not Path(filename).resolve().is_relative_to(_PACKAGE):
+            python_show(message, category, filename, lineno, file, line)
+            return
+        text = " ".join(str(message).split())  # one line, whatever the message holds
+        print(f"warning: {text}", file=sys.stderr if file is None else file, flush=True)
+
+    return show
+
+
 def main(argv: list[str] | None = None) -> int:
     ns = parse(argv)
     try:
-        return ns.func(ns)
+        with warnings.catch_warnings():
+            warnings.showwarning = _plain_warnings(warnings.showwarning)  # until the command ends
+            return ns.func(ns)
     except MtganError as e:
         print(f"mtgan: error: {e}", file=sys.stderr)
         return USER_ERROR_EXIT

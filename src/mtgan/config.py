@@ -10,6 +10,7 @@ from __future__ import annotations
 import copy
 import difflib
 import importlib.resources
+import warnings
 from pathlib import Path
 from typing import Any, Literal
 
@@ -245,6 +246,15 @@ class TrainConfig(Strict):
     )
     lr_g: float = Field(default=2e-4, gt=0)
     lr_d: float = Field(default=2e-4, gt=0)
+    lr_schedule: str = Field(
+        default="constant",
+        description="the learning rates over the run, a function of the step (exact under "
+        "resume): constant, linear (to 0 at train.steps, as SNGAN) or cosine (to 0 at "
+        "train.steps); times the rollback factor after non-finite streaks",
+    )
+    lr_warmup: int = Field(
+        default=0, ge=0, description="steps of linear warm-up from lr/N to lr before the schedule"
+    )
     betas: tuple[float, float] = (0.5, 0.999)
     n_critic: int = Field(default=1, ge=1, description="D updates per G update")
     schedule: Literal["alternating", "simultaneous"] = "alternating"
@@ -256,7 +266,12 @@ class TrainConfig(Strict):
     checkpoint_every: int = Field(default=1000, ge=1)
     keep_checkpoints: int = Field(default=3, ge=1)
     samples_per_task: int = Field(default=64, ge=1, le=1024)
-    tensorboard: bool = True
+    loggers: list[str] | None = Field(
+        default=None,
+        description="metric sinks: jsonl (metrics.jsonl, always on), tensorboard (RUN/tb), csv "
+        "(RUN/metrics.csv), wandb (offline, RUN/wandb), mlflow (file store RUN/mlruns); each "
+        "needs its package installed. null: jsonl, and tensorboard where it is installed",
+    )
     progress: bool = True
     nan_patience: int = Field(
         default=5, ge=1, description="consecutive non-finite steps before rolling back"
@@ -289,6 +304,56 @@ class TrainConfig(Strict):
         "train (api.train) for its process",
     )
     until: UntilConfig | None = Field(default=None, description="stop once converged")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _tensorboard_alias(cls, data: Any) -> Any:
+        # Deprecated `train.tensorboard` (before train.loggers; every config.yaml written then
+        # has it): false keeps TensorBoard out of the default sinks, true is the default.
+        if not isinstance(data, dict) or "tensorboard" not in data:
+            return data
+        data = dict(data)
+        flag = data.pop("tensorboard")
+        if not isinstance(flag, bool):
+            raise ValueError(
+                f"tensorboard: {flag!r} is not allowed; expected true or false (deprecated: "
+                "list the sinks in train.loggers instead)"
+            )
+        if not flag:
+            warnings.warn(
+                "train.tensorboard=false is deprecated; use train.loggers=[jsonl]",
+                DeprecationWarning,
+                stacklevel=2,
+            )
+            if data.get("loggers") is None:
+                data["loggers"] = ["jsonl"]
+        return data
+
+    @field_validator("loggers")
+    @classmethod
+    def _sinks(cls, names: list[str] | None) -> list[str] | None:
+        from mtgan.training.loggers import check_names  # it reads this module's classes
+
+        return None if names is None else check_names(names)
+
+    @field_validator("lr_schedule")
+    @classmethod
+    def _schedule(cls, name: str) -> str:
+        from mtgan.training.lr_schedule import SCHEDULES
+
+        if name not in SCHEDULES:
+            close = difflib.get_close_matches(name, SCHEDULES, n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise ValueError(f"{name!r} is not a schedule{hint}; one of {', '.join(SCHEDULES)}")
+        return name
+
+    @model_validator(mode="after")
+    def _warmup_ends(self) -> TrainConfig:
+        if self.lr_warmup and self.lr_warmup >= self.steps:
+            raise ValueError(
+                f"lr_warmup={self.lr_warmup} must end before steps={self.steps}; lower it"
+            )
+        return self
 
 
 class EvalConfig(Strict):

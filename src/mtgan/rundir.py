@@ -7,7 +7,10 @@ RUN/eval.json            the last final evaluation (eval-best.json: `mtgan eval 
 RUN/precision.json       what train.precision and train.channels_last resolved to, and why
 RUN/samples/step-0001000-task03.png, step-0001000-all.png
 RUN/checkpoints/         owned by mtgan.training.checkpoint (step-N/, latest, best)
-RUN/tb/                  TensorBoard events
+RUN/tb/                  TensorBoard events        (train.loggers: tensorboard)
+RUN/metrics.csv          metrics.jsonl as a table  (train.loggers: csv)
+RUN/wandb/               offline wandb runs        (train.loggers: wandb)
+RUN/mlruns/              an MLflow file store      (train.loggers: mlflow)
 RUN/report.html          `mtgan report`
 RUN/bench-wall.json      `mtgan bench`: wall seconds over all attempts
 """
@@ -79,6 +82,19 @@ class RunDir:
     @property
     def tensorboard(self) -> Path:
         return self.path / "tb"
+
+    @property
+    def metrics_csv(self) -> Path:
+        return self.path / "metrics.csv"
+
+    @property
+    def wandb(self) -> Path:
+        """Where wandb writes when given the run directory as its `dir`."""
+        return self.path / "wandb"
+
+    @property
+    def mlflow(self) -> Path:
+        return self.path / "mlruns"
 
     @property
     def bench_wall(self) -> Path:

@@ -72,7 +72,7 @@ def test_bench_report_header_is_relative_and_the_protocol_is_shown(tmp_path, mon
     protocol = "Evaluation protocol: 200 generated against 200 real from the train split"
     assert page.count(protocol) == 2  # under the table and under the metric curves
     assert protocol in (bench / "summary.md").read_text()
-    assert "All zero in every run, not drawn: d/nonfinite, g/nonfinite." in page
+    assert "The same throughout every run, not drawn: d/nonfinite = 0, g/nonfinite = 0" in page
     assert sorted(p.name for p in (bench / "figures").iterdir()) == [
         "grad_norms.png", "losses.png", "metrics.png"
     ]  # fmt: skip

@@ -30,6 +30,7 @@ from mtgan.config import (
 from mtgan.errors import ConfigError
 from mtgan.metrics.extractors import FEATURE_CHOICES
 from mtgan.metrics.registry import metric_names
+from mtgan.training.loggers import SINKS
 
 Path_ = tuple[str, ...]
 FUZZ = settings(max_examples=1000, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -194,6 +195,13 @@ SPECIAL: dict[Path_, st.SearchStrategy] = {
         ANY_DICT,
         st.none(),
         st.lists(_not_choice(set(metric_names())), min_size=1, max_size=2),
+    ),
+    # Names checked against the logger registry (null is the default: no None here).
+    ("train", "loggers"): st.one_of(
+        st.sampled_from(sorted(SINKS)),  # one name, not a list of names
+        st.integers(),
+        ANY_DICT,
+        st.lists(_not_choice(set(SINKS)), min_size=1, max_size=2),
     ),
     ("data", "tasks"): st.one_of(
         _not_choice({"single", "classes"}),

@@ -58,7 +58,7 @@ def test_modes_metric_on_a_2d_mixture(tmp_path):
         "model.d_hidden=[16]",
         "train.steps=4",
         "train.progress=false",
-        "train.tensorboard=false",
+        "train.loggers=[jsonl]",
         "eval.n=2500",
     ]
     run = api.train("baseline", overrides, out=tmp_path / "run", quiet=True)
@@ -126,7 +126,7 @@ def test_class_accuracy_with_the_digit_classifier(tmp_path, tiny):
     for k in range(3):
         with torch.no_grad():
             direct = classifier(ctx.samples(k))
-        shared = ctx.digit_logits(k, classifier)
+        shared = ctx.class_logits(k, classifier)
         assert k in ctx._fake_features  # computed once, kept for FID
         torch.testing.assert_close(shared, direct, rtol=1e-4, atol=1e-4)
     assert evaluate(ctx, ["accuracy"])["accuracy"] == pytest.approx(result["accuracy"])

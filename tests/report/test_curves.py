@@ -12,7 +12,7 @@ from mtgan.report.curves import (
     SMOOTH,
     SMOOTH_MIN,
     eval_series,
-    fold_zero,
+    fold_constant,
     log_axis,
     plot_panels,
     train_series,
@@ -77,16 +77,20 @@ def test_distances_spanning_a_decade_go_on_a_log_axis_and_scores_stay_linear():
     assert [ax.get_yscale() for ax in fig.axes] == ["log", "log"]
 
 
-def test_panels_that_are_zero_in_every_run_fold_into_their_titles():
+def test_panels_constant_in_every_run_fold_into_their_titles():
     runs = [logged([0.0, 0.0, 0.0], "d/nonfinite"), logged([1.0, 0.5], "d/loss")]
     for run in runs[1:]:
         run.train += [{"step": 20, "d/nonfinite": 0.0, "g/nonfinite": 0.0}]
     panels = [(k, train_series(k)) for k in ("d/loss", "d/nonfinite", "g/nonfinite", "g/loss")]
-    drawn, zero = fold_zero({"a": runs}, panels)
+    drawn, zero = fold_constant({"a": runs}, panels)
     assert [title for title, _ in drawn] == ["d/loss", "g/loss"]  # g/loss: no data, not zero
-    assert zero == ["d/nonfinite", "g/nonfinite"]
+    assert zero == ["d/nonfinite = 0", "g/nonfinite = 0"]
     one_nonzero = logged([0.0, 2.0, 0.0], "d/nonfinite")
-    assert fold_zero({"a": [*runs, one_nonzero]}, panels)[1] == ["g/nonfinite"]
+    assert fold_constant({"a": [*runs, one_nonzero]}, panels)[1] == ["g/nonfinite = 0"]
+    rates = [logged([2e-4, 2e-4], "lr/d"), logged([2e-4], "lr/d")]  # a constant schedule
+    assert fold_constant({"a": rates}, [("lr/d", train_series("lr/d"))])[1] == ["lr/d = 0.0002"]
+    rates.append(logged([1e-4], "lr/d"))  # another run's rate: worth a panel
+    assert fold_constant({"a": rates}, [("lr/d", train_series("lr/d"))])[1] == []
 
 
 def test_a_short_real_run_has_data_in_every_chart_and_says_what_it_compared(tmp_path, tiny):
@@ -107,10 +111,10 @@ def test_a_short_real_run_has_data_in_every_chart_and_says_what_it_compared(tmp_
             assert counts and min(counts) >= 3, (chart.name, ax.get_title())
             assert all(line.get_marker() == "o" for line in ax.lines)
     losses = next(c for c in charts if c.name == "losses")
-    assert losses.zero == ["d/nonfinite", "g/nonfinite"]  # no non-finite step: not drawn
+    assert losses.zero == ["d/nonfinite = 0", "g/nonfinite = 0", "lr/d = 0.0005", "lr/g = 0.0005"]
     assert "d/nonfinite" not in [ax.get_title() for ax in losses.figure.axes]
 
     page = api.report(run).read_text()
-    assert "All zero in every run, not drawn: d/nonfinite, g/nonfinite." in page
+    assert "The same throughout every run, not drawn: d/nonfinite = 0, g/nonfinite = 0" in page
     protocol = "200 generated against 200 real from the train split; features raw"
     assert page.count(f"Evaluation protocol: {protocol}") == 2  # final table and metric curves

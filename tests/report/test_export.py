@@ -204,7 +204,7 @@ def test_torchmetrics_fid_of_an_exported_folder_matches_run_evaluate(run, tmp_pa
 
 def test_a_conditional_run_exports_the_classes_it_asked_for(tmp_path):
     small = ["data.limit=40", "model.g_hidden=[16,16]", "model.d_hidden=[16,16]", "model.z_dim=8"]
-    small += ["train.steps=2", "train.batch_size=10", "train.tensorboard=false"]
+    small += ["train.steps=2", "train.batch_size=10", "train.loggers=[jsonl]"]
     small += ["train.progress=false", "eval.metrics=[]"]
     run = api.train("acgan", small, out=tmp_path / "acgan", quiet=True)
     with np.load(export_samples(run, tmp_path / "all.npz", n=23, batch=5)) as arrays:

@@ -32,7 +32,7 @@ CONFIG = [
     "train.log_every=25",
     "train.sample_every=100000",
     "train.progress=false",
-    "train.tensorboard=false",
+    "train.loggers=[jsonl]",
     "train.threads=1",
     "train.ema=0.9",
 ]

@@ -28,7 +28,7 @@ SMALL = [
     "train.checkpoint_every=5",
     "train.log_every=5",
     "train.progress=false",
-    "train.tensorboard=false",
+    "train.loggers=[jsonl]",
     "train.threads=1",
     "train.precision=fp32",  # equality up to float summation order needs float32 sums
 ]
@@ -118,7 +118,7 @@ UNTIL_2D = [
     "train.checkpoint_every=1000",
     "train.sample_every=1000",
     "train.progress=false",
-    "train.tensorboard=false",
+    "train.loggers=[jsonl]",
     "train.threads=1",
     "train.precision=fp32",
     "eval.metrics=[modes]",

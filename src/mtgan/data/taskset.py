@@ -65,6 +65,19 @@ class TaskSet:
     def device(self) -> torch.device:
         return self.x.device
 
+    def describe(self) -> str:
+        """What the data is, for error messages: "3×32×32 images with 3 classes in 1 task"."""
+        what = (
+            f"{self.shape[0]}-d points"
+            if self.kind == "points"
+            else "×".join(map(str, self.shape)) + " images"
+        )
+        labels = self.labels.unique()
+        count = 0 if len(labels) == 0 or int(labels.min()) < 0 else len(labels)
+        classes = "no labels" if count == 0 else "1 class" if count == 1 else f"{count} classes"
+        tasks = "1 task" if self.num_tasks == 1 else f"{self.num_tasks} tasks"
+        return f"{what} with {classes} in {tasks}"
+
     def to(self, device: torch.device | str) -> TaskSet:
         """A copy with all tensors on device (names and metadata shared; `heldout` as it is)."""
         return replace(

@@ -6,8 +6,10 @@ file of its own under `mtgan.metrics.catalog`; run-level evaluation lives in
 
 from mtgan.metrics import catalog  # noqa: F401  (registers the metrics)
 from mtgan.metrics.agreement import pixel_agreement
+from mtgan.metrics.data_classifier import image_classifier
 from mtgan.metrics.extractors import get_extractor
 from mtgan.metrics.features import (
+    ClassifierFeatures,
     DigitFeatures,
     FeatureExtractor,
     ModuleFeatures,
@@ -20,12 +22,14 @@ from mtgan.metrics.prdc import prdc
 from mtgan.metrics.stability import stability_stats
 
 __all__ = [
+    "ClassifierFeatures",
     "DigitFeatures",
     "FeatureExtractor",
     "ModuleFeatures",
     "RawFeatures",
     "digit_classifier",
     "get_extractor",
+    "image_classifier",
     "feature_stats",
     "fid",
     "fid_from_stats",

@@ -24,9 +24,11 @@ from mtgan.config import EvalConfig, ExperimentConfig
 from mtgan.data import TaskSet
 from mtgan.data.toy2d import MIXTURES
 from mtgan.errors import ConfigError
-from mtgan.metrics.digits import DigitClassifier
-from mtgan.metrics.extractors import AUTO, get_extractor
-from mtgan.metrics.features import DigitFeatures, FeatureExtractor, cache_dir
+from mtgan.metrics.classifier import ImageClassifier
+from mtgan.metrics.data_classifier import classifier_for
+from mtgan.metrics.digits import digit_classifier
+from mtgan.metrics.extractors import choose_features, get_extractor
+from mtgan.metrics.features import ClassifierFeatures, FeatureExtractor, cache_dir
 from mtgan.metrics.inception import InceptionFeatures
 from mtgan.metrics.registry import METRICS, check_names
 from mtgan.nets.routing import share_per_generator, task_samples
@@ -35,6 +37,7 @@ from mtgan.nets.routing import share_per_generator, task_samples
 Generate = Callable[..., Tensor]
 # Per-class FID from fewer real images than this is strongly biased (Chong & Forsyth, 2020).
 PER_CLASS_MIN = 500
+CLASSIFIERS = ("digits", "classifier")  # the extractors that are a classifier's features
 
 
 class EvalContext:
@@ -74,6 +77,7 @@ class EvalContext:
         self._fake_features: dict[int, Tensor] = {}
         self._real_features: dict[int, Tensor] = {}
         self._head_on_features: dict[int, bool] = {}  # id(classifier) → FID features are its own
+        self._own_classifier: ImageClassifier | None = None  # trained on this data's images
         self._extractor = extractor  # a user's own features (e.g. ModuleFeatures) if given
         self._reference: dict[int, tuple[Tensor, Tensor]] = {}
 
@@ -182,22 +186,36 @@ class EvalContext:
     @property
     def features_name(self) -> str:
         """`auto`: raw coordinates for points, the digit classifier for 1×28×28 images,
-        Inception when weights are configured, raw pixels otherwise."""
+        Inception when weights are configured, the classifier of the run's own labelled images
+        otherwise (`extractors.choose_features`); a ConfigError when none fits."""
         if self._extractor is not None:
             return self._extractor.name
-        name = self.config.features
-        if name != AUTO:
-            return name
-        if self.data.kind == "points":
-            return "raw"
-        if tuple(self.data.shape) == (1, 28, 28):
-            return "digits"
-        return "inception" if self.config.inception_weights is not None else "raw"
+        name, why = choose_features(self.config, self.data)
+        if name is None:  # checked before training (registry.check_fits); a guard
+            raise ConfigError(
+                f"eval.features={self.config.features}: {self.data.describe()}: {why}"
+            )
+        return name
 
     def _extractor_options(self) -> dict[str, Any]:
-        if self.features_name == "inception" and self.config.inception_weights is not None:
+        name = self.features_name
+        if name == "inception" and self.config.inception_weights is not None:
             return {"weights_path": self.config.inception_weights}
+        if name == "classifier":
+            return {"classifier": self.own_classifier()}
         return {}
+
+    def own_classifier(self) -> ImageClassifier:
+        """The classifier trained once on this data's own labelled training images (cached)."""
+        if self._own_classifier is None:
+            self._own_classifier = classifier_for(self.data)
+        return self._own_classifier
+
+    def classifier(self) -> ImageClassifier:
+        """The classifier of this data's classes (class accuracy): the digit classifier for
+        1×28×28 digits (unless eval.features=classifier), else `own_classifier()`."""
+        digits = tuple(self.data.shape) == (1, 28, 28) and self.config.features != "classifier"
+        return digit_classifier() if digits else self.own_classifier()
 
     @property
     def resize(self) -> str:
@@ -206,8 +224,11 @@ class EvalContext:
         ext, shape = self._extractor, tuple(self.data.shape)
         if isinstance(ext, InceptionFeatures):
             return ext.resize_mode(shape)
-        if isinstance(ext, DigitFeatures) and len(shape) == 3 and shape[1:] != (28, 28):
-            return "bilinear to 28x28 (align_corners=False)"
+        if isinstance(ext, ClassifierFeatures) and len(shape) == 3:
+            size = ext.classifier.size
+            if shape[1:] != (size, size):
+                how = ", antialias" if ext.antialias else ""
+                return f"bilinear to {size}x{size} (align_corners=False{how})"
         return "none"
 
     def protocol(self) -> dict[str, Any]:
@@ -259,19 +280,25 @@ class EvalContext:
             self._fake_features[k] = self.extractor(self.samples(k)).double()
         return self._fake_features[k]
 
-    def digit_logits(self, k: int, classifier: DigitClassifier) -> Tensor:
-        """The digit classifier's logits for task k's samples. When the FID features are that
-        classifier's penultimate layer, its head runs on them: one forward pass serves both."""
-        ext = self.extractor
+    def class_logits(self, k: int, classifier: ImageClassifier) -> Tensor:
+        """A classifier's logits for task k's samples (N, classes). When the FID features are
+        that classifier's penultimate layer, its head runs on them: one forward pass serves both."""
         if id(classifier) not in self._head_on_features:  # hashes the weights: once, not per task
-            same = isinstance(ext, DigitFeatures) and ext.name == DigitFeatures.name_for(classifier)
+            ext = self._extractor
+            if ext is None and choose_features(self.config, self.data)[0] in CLASSIFIERS:
+                ext = self.extractor  # a copy of a classifier: cheap, and FID may want it
+            same = isinstance(ext, ClassifierFeatures) and ext.name == ext.name_for(classifier)
             self._head_on_features[id(classifier)] = same
         with torch.no_grad():
             if self._head_on_features[id(classifier)]:
                 # the extractor's own copy of the same weights, on the extractor's device
+                ext = self.extractor
                 return ext.classifier.head(self.fake_features(k).float().to(ext.device)).cpu()
             device = next(classifier.parameters()).device
-            return torch.cat([classifier(b.to(device)).cpu() for b in self.samples(k).split(1000)])
+            fit = classifier.fit_input
+            return torch.cat(
+                [classifier(fit(b.to(device))).cpu() for b in self.samples(k).split(1000)]
+            )
 
     def real_features(self, k: int) -> Tensor:
         """Features of task k's real data, cached on disk by data content and extractor."""

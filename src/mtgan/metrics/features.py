@@ -1,9 +1,10 @@
-"""Feature extractors for FID/KID/PRDC, and the small digit classifier they use on MNIST-like data.
+"""Feature extractors for FID/KID/PRDC.
 
 An extractor maps samples to feature vectors (N, D) in batches, without gradients, and returns
 float32 on the CPU. Its `name` identifies the features (including the weights behind them), so
 cached statistics of real data are keyed by it. Extractors: "digits" (penultimate layer of a
-LeNet-sized classifier trained once on the bundled digits and cached on disk), "raw" (flattened
+LeNet-sized classifier trained once on the bundled digits and cached on disk), "classifier"
+(the same kind of network trained once on a run's own labelled images), "raw" (flattened
 input), "inception" (FID Inception-v3 from a local file, in `mtgan.metrics.inception`) and
 `ModuleFeatures` for any torch module; `mtgan.metrics.extractors` finds them by name.
 """
@@ -16,14 +17,15 @@ import re
 import warnings
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 from mtgan.errors import FeatureError
 from mtgan.metrics.cache import cache_dir
+from mtgan.metrics.classifier import ImageClassifier
 from mtgan.metrics.digits import DigitClassifier, digit_classifier
 
 __all__ = [
+    "ClassifierFeatures",
     "DigitClassifier",
     "DigitFeatures",
     "FeatureError",
@@ -82,12 +84,61 @@ class RawFeatures(FeatureExtractor):
         return batch.reshape(len(batch), -1)
 
 
-class DigitFeatures(FeatureExtractor):
+class ClassifierFeatures(FeatureExtractor):
+    """Penultimate activations (N, 128) of an image classifier (`mtgan.metrics.classifier`):
+    the `classifier` features, from the classifier of the run's own labelled images.
+
+    Takes images (N, 1 or 3, H, W) in [0, 1], brought to the classifier's channels and size
+    (bilinear resize) as in its training. `name` carries a digest of the weights."""
+
+    prefix = "classifier"
+    antialias = True  # shrinking averages, as the classifier's training images were
+
+    def __init__(
+        self,
+        classifier: ImageClassifier | None = None,
+        device: str | torch.device = "cpu",
+        batch_size: int = 500,
+    ) -> None:
+        super().__init__(device, batch_size)
+        if classifier is None:
+            raise FeatureError(
+                "classifier features need the classifier of your labelled images: "
+                "mtgan.metrics.image_classifier(x, y), or eval.features=classifier in a run"
+            )
+        # Channels-last convolutions and pooling are faster on the CPU; a copy, so the
+        # shared (memoised) classifier keeps its layout.
+        self.classifier = copy.deepcopy(classifier).to(self.device).eval()
+        self.classifier.to(memory_format=torch.channels_last)
+        self.name = self.name_for(classifier)
+
+    @classmethod
+    def name_for(cls, classifier: ImageClassifier) -> str:
+        """The extractor's name for these classifier weights (keys the real-feature cache)."""
+        return f"{cls.prefix}-{_weights_digest(classifier)[:16]}"
+
+    def _check(self, batch: Tensor) -> Tensor:
+        if batch.ndim != 4 or batch.shape[1] not in (1, 3):
+            raise FeatureError(
+                f"{self.prefix} features need images (N, 1 or 3, H, W), got "
+                f"{tuple(batch.shape)}; use features=raw for other data"
+            )
+        return batch
+
+    def _extract(self, batch: Tensor) -> Tensor:
+        batch = self.classifier.fit_input(self._check(batch), antialias=self.antialias)
+        return self.classifier.features(batch.contiguous(memory_format=torch.channels_last))
+
+
+class DigitFeatures(ClassifierFeatures):
     """Penultimate activations (N, 128) of the digit classifier (default: `digit_classifier()`).
 
     Takes images (N, 1 or 3, H, W) in [0, 1]: 3 channels are averaged to one, and sizes other
     than 28×28 are resized bilinearly (with a warning; the classifier only saw 28×28 digits).
     """
+
+    prefix = "digits"
+    antialias = False  # as the digit features always resized
 
     def __init__(
         self,
@@ -95,38 +146,20 @@ class DigitFeatures(FeatureExtractor):
         device: str | torch.device = "cpu",
         batch_size: int = 500,
     ) -> None:
-        super().__init__(device, batch_size)
-        classifier = digit_classifier() if classifier is None else classifier
-        # Channels-last convolutions and pooling are faster on the CPU; a copy, so the
-        # shared (memoised) classifier keeps its layout.
-        self.classifier = copy.deepcopy(classifier).to(self.device).eval()
-        self.classifier.to(memory_format=torch.channels_last)
-        self.name = self.name_for(classifier)
+        super().__init__(digit_classifier() if classifier is None else classifier, device,
+                         batch_size)  # fmt: skip
         self._warned = False
 
-    @staticmethod
-    def name_for(classifier: DigitClassifier) -> str:
-        """The extractor's name for these classifier weights (keys the real-feature cache)."""
-        return f"digits-{_weights_digest(classifier)[:16]}"
-
-    def _extract(self, batch: Tensor) -> Tensor:
-        if batch.ndim != 4 or batch.shape[1] not in (1, 3):
-            raise FeatureError(
-                f"digit features need images (N, 1 or 3, H, W), got {tuple(batch.shape)}; "
-                "use features=raw for other data"
+    def _check(self, batch: Tensor) -> Tensor:
+        batch = super()._check(batch)
+        if tuple(batch.shape[2:]) != (28, 28) and not self._warned:
+            warnings.warn(
+                f"digit features: resizing {tuple(batch.shape[2:])} images to 28×28 "
+                "(bilinear); the classifier was trained on 28×28 digits",
+                stacklevel=4,
             )
-        if batch.shape[1] == 3:
-            batch = batch.mean(dim=1, keepdim=True)
-        if tuple(batch.shape[2:]) != (28, 28):
-            if not self._warned:
-                warnings.warn(
-                    f"digit features: resizing {tuple(batch.shape[2:])} images to 28×28 "
-                    "(bilinear); the classifier was trained on 28×28 digits",
-                    stacklevel=3,
-                )
-                self._warned = True
-            batch = F.interpolate(batch, size=(28, 28), mode="bilinear", align_corners=False)
-        return self.classifier.features(batch.contiguous(memory_format=torch.channels_last))
+            self._warned = True
+        return batch
 
 
 class ModuleFeatures(FeatureExtractor):

@@ -6,20 +6,21 @@ take images, recompute the real statistics on every call and cannot be fed cache
 arbitrary features such as 2D points; the formulas are a few lines and the tests pin them
 against closed forms.
 
-- FID follows pytorch-fid (Heusel et al. 2017): Gaussian fit with the unbiased covariance,
-  ``scipy.linalg.sqrtm`` of the covariance product, eps·I added when the product is singular.
+- FID follows pytorch-fid (Heusel et al. 2017): Gaussian fit with the unbiased covariance;
+  the trace of the square root of the covariance product comes from symmetric
+  eigendecompositions instead of ``scipy.linalg.sqrtm`` (the same value to rounding, several
+  times faster on 2,048-d features, and real and exact for singular covariances).
 - KID follows Bińkowski et al. 2018 as implemented in torch-fidelity: the unbiased MMD² with
   the cubic polynomial kernel k(x, y) = (xᵀy / D + 1)³, averaged over random subsets.
 """
 
 from __future__ import annotations
 
-import warnings
-
 import numpy as np
 import torch
-from scipy import linalg
 from torch import Tensor
+
+NEGATIVE_TOL = 1e-4  # eigenvalues below −tol·max|λ| mean the input is not a covariance
 
 
 def _as_2d(features: Tensor, name: str) -> Tensor:
@@ -47,11 +48,48 @@ def feature_stats(features: Tensor) -> tuple[np.ndarray, np.ndarray]:
     return mu.cpu().numpy(), sigma.cpu().numpy()
 
 
-def _sqrtm(a: np.ndarray) -> np.ndarray:
-    # A singular product only warns in scipy and may come back non-finite; the caller retries.
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", linalg.LinAlgWarning)
-        return linalg.sqrtm(a)
+def _psd_sqrt(a: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(A^½, eigenvalues of A) for a symmetric A, from its eigendecomposition; eigenvalues below
+    zero (rounding, for a covariance) are clipped to 0."""
+    w, v = np.linalg.eigh((a + a.T) / 2)
+    return (v * np.sqrt(np.clip(w, 0.0, None))) @ v.T, w
+
+
+def _negative(w: np.ndarray, what: str) -> None:
+    """ValueError when eigenvalues w hold a clearly negative one: `what` is not a covariance."""
+    scale = max(float(np.abs(w).max(initial=0.0)), np.finfo(np.float64).tiny)
+    if w.min(initial=0.0) < -NEGATIVE_TOL * scale:
+        raise ValueError(
+            f"{what} has eigenvalue {w.min():.3g}: not a covariance (its square root would be "
+            "imaginary)"
+        )
+
+
+def _cholesky(a: np.ndarray) -> np.ndarray | None:
+    """The lower Cholesky factor L of a (a = L Lᵀ), None unless a is positive definite."""
+    try:
+        return np.linalg.cholesky(a)
+    except np.linalg.LinAlgError:
+        return None
+
+
+def trace_sqrt_product(sigma1: np.ndarray, sigma2: np.ndarray) -> float:
+    """Tr (Σ1 Σ2)^½ = Σ √λ over the eigenvalues λ of Σ1 Σ2, which a symmetric matrix with the
+    same eigenvalues gives in float64: Lᵀ Σ2 L for a Cholesky factor Σ1 = L Lᵀ, or, when
+    neither covariance is positive definite (fewer samples than dimensions), Σ1^½ Σ2 Σ1^½ from
+    Σ1's eigendecomposition. Faster than a general matrix square root, real by construction,
+    and exact for singular covariances."""
+    factor, other = _cholesky(sigma1), sigma2
+    if factor is None:  # Tr (Σ1 Σ2)^½ = Tr (Σ2 Σ1)^½
+        factor, other = _cholesky(sigma2), sigma1
+    if factor is None:  # both singular: Σ1^½ (symmetric) is a factor too, Σ1 = Σ1^½ Σ1^½
+        factor, w1 = _psd_sqrt(sigma1)
+        _negative(w1, "sigma1")
+        other = sigma2
+    product = factor.T @ other @ factor
+    w = np.linalg.eigvalsh((product + product.T) / 2)
+    _negative(w, "the covariance product")
+    return float(np.sqrt(np.clip(w, 0.0, None)).sum())
 
 
 def fid_from_stats(
@@ -59,10 +97,11 @@ def fid_from_stats(
 ) -> float:
     """Fréchet distance ‖μ1 − μ2‖² + Tr(Σ1 + Σ2 − 2 (Σ1 Σ2)^½) between two Gaussians.
 
-    mu: (D,), sigma: (D, D) (D = 1 may be given as scalars). As in pytorch-fid: if the square
-    root is not finite (singular product), eps·I is added to both covariances; a negligible
-    imaginary part from numerical error is dropped, a large one (> 1e-3 on the diagonal)
-    raises ValueError.
+    mu: (D,), sigma: (D, D) (D = 1 may be given as scalars). Tr (Σ1 Σ2)^½ comes from symmetric
+    eigendecompositions (`trace_sqrt_product`); it agrees with pytorch-fid's
+    ``scipy.linalg.sqrtm`` to rounding and needs no offset for singular covariances (`eps` is
+    kept for callers that pass it, and unused). Statistics that are not covariances (a clearly
+    negative eigenvalue) raise ValueError.
     """
     mu1 = np.atleast_1d(np.asarray(mu1, dtype=np.float64))
     mu2 = np.atleast_1d(np.asarray(mu2, dtype=np.float64))
@@ -77,16 +116,8 @@ def fid_from_stats(
         raise ValueError(f"sigma must be (D, D) for mu (D,), got {sigma1.shape} and {mu1.shape}")
 
     diff = mu1 - mu2
-    covmean = _sqrtm(sigma1 @ sigma2)
-    if not np.isfinite(covmean).all():
-        offset = np.eye(sigma1.shape[0]) * eps
-        covmean = _sqrtm((sigma1 + offset) @ (sigma2 + offset))
-    if np.iscomplexobj(covmean):
-        if not np.allclose(np.diagonal(covmean).imag, 0, atol=1e-3):
-            worst = np.max(np.abs(covmean.imag))
-            raise ValueError(f"sqrtm of the covariance product has imaginary part {worst:.3g}")
-        covmean = covmean.real
-    value = diff @ diff + np.trace(sigma1) + np.trace(sigma2) - 2.0 * np.trace(covmean)
+    tr_covmean = trace_sqrt_product(sigma1, sigma2)
+    value = diff @ diff + np.trace(sigma1) + np.trace(sigma2) - 2.0 * tr_covmean
     return float(value)
 
 

@@ -66,16 +66,18 @@ def _values(groups: dict[str, list[RunResult]], series: Series) -> list[float]:
     return [v for rs in groups.values() for r in rs for _, v in series(r)]
 
 
-def fold_zero(
-    groups: dict[str, list[RunResult]], panels: Sequence[Panel]
+def fold_constant(
+    groups: dict[str, list[RunResult]], panels: Sequence[Panel], any_value: bool = True
 ) -> tuple[list[Panel], list[str]]:
-    """The panels worth drawing, and the titles of those whose every value in every run is 0
-    (non-finite step counts, mostly): a flat line at 0 says less than one line of text."""
+    """The panels worth drawing, and `title = value` for those whose every value in every run
+    is the same (non-finite step counts at 0, a constant learning rate): a flat line says less
+    than one line of text. `any_value=False` folds only zeros (metrics: a flat curve there is
+    a finding to see beside the others)."""
     drawn, zero = [], []
     for title, series in panels:
         values = _values(groups, series)
-        if values and all(v == 0 for v in values):
-            zero.append(title)
+        if values and all(v == values[0] for v in values) and (any_value or values[0] == 0):
+            zero.append(f"{title} = {values[0]:g}")
         else:
             drawn.append((title, series))
     return drawn, zero

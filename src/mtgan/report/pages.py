@@ -19,7 +19,7 @@ from mtgan.report.curves import (
     SMOOTH_MIN,
     Panel,
     eval_series,
-    fold_zero,
+    fold_constant,
     plot_panels,
     to_png,
     train_series,
@@ -52,7 +52,7 @@ def shown_path(path: Path) -> str:
 @dataclass
 class Chart:
     """One figure of curves: `figure` None when no panel has data; `zero` the panels left out
-    because every run logged 0 throughout."""
+    because every run logged one value throughout (`title = value`)."""
 
     name: str  # its PNG's name under a bench's figures/
     title: str
@@ -72,7 +72,7 @@ def curve_charts(groups: dict[str, list[RunResult]], keys: Sequence[str]) -> lis
     ]
     charts = []
     for name, title, panels, log_scale in specs:
-        drawn, zero = fold_zero(groups, panels)
+        drawn, zero = fold_constant(groups, panels, any_value=name != "metrics")
         charts.append(Chart(name, title, plot_panels(groups, drawn, log_scale), zero))
     return charts
 
@@ -102,7 +102,9 @@ def _curve_sections(
         elif figures is not None:
             (figures / f"{chart.name}.png").unlink(missing_ok=True)  # not an older run's figure
         if chart.zero:
-            body += html.paragraph(f"All zero in every run, not drawn: {', '.join(chart.zero)}.")
+            body += html.paragraph(
+                f"The same throughout every run, not drawn: {', '.join(chart.zero)}."
+            )
         if body:
             sections.append(html.Section(chart.title, body))
     return sections

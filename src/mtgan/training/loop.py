@@ -6,19 +6,24 @@ from __future__ import annotations
 
 import sys
 import time
+from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 from mtgan.errors import MtganError, RunError
 from mtgan.metrics.evaluate import evaluate
 from mtgan.report import save_task_grids
 from mtgan.rundir import RunDir
+from mtgan.training.callbacks import Callbacks
 from mtgan.training.checkpoint import latest_checkpoint, mark_best, remove_stale
 from mtgan.training.distributed import barrier, broadcast_object
+from mtgan.training.loggers import Loggers, open_loggers
+from mtgan.training.lr_schedule import learning_rates
 from mtgan.training.progress import progress
-from mtgan.training.tensorboard import TensorBoard
 from mtgan.training.until import STEPS
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from mtgan.training.trainer import Trainer
 
 _SHOWN = ("d/loss", "g/loss")
@@ -31,11 +36,15 @@ def stop_key(trainer: Trainer) -> dict[str, Any]:
 
 
 class Loop:
-    def __init__(self, trainer: Trainer, run: RunDir, quiet: bool):
+    def __init__(
+        self, trainer: Trainer, run: RunDir, quiet: bool, callbacks: Iterable[object] = ()
+    ):
         self.trainer, self.run, self.quiet = trainer, run, quiet
         self.cfg = trainer.config.train
         self.main = trainer.dist.main
-        self.board = TensorBoard(run.tensorboard, self.cfg.tensorboard and self.main)
+        # metric sinks and the user's callbacks: rank 0's alone
+        self.loggers = open_loggers(run, trainer.config, trainer.step) if self.main else Loggers({})
+        self.callbacks = Callbacks(callbacks if self.main else (), run)
         self.last_eval: dict[str, Any] | None = None  # rank 0's latest result, with its step
 
     def say(self, text: str) -> None:
@@ -53,13 +62,13 @@ class Loop:
                 if self.main:  # a process stopped before eval.json was written: write it now
                     self.final_eval(t.stopped.get("record"))
             finally:
-                self.board.close()
+                self.loggers.close()
             return
         t.stopped = None
         if main:
             remove_stale(run.checkpoints)
             if latest_checkpoint(run.checkpoints) is None:
-                t.save(run)  # a point to roll back to before the first interval
+                self.save()  # a point to roll back to before the first interval
             verdict = t.precision_verdict
             run.write_precision(
                 {
@@ -72,6 +81,7 @@ class Loop:
             )
         start, t0 = t.step, time.perf_counter()
         bar = progress(cfg.steps, t.step, not self.quiet and cfg.progress and main)
+        ok = False  # the run stopped as asked, not on an error
         try:
             reason = None
             while t.step < cfg.steps and reason is None:
@@ -82,11 +92,12 @@ class Loop:
                 bar.update(1)
                 if record is not None and main:
                     elapsed = time.perf_counter() - t0
-                    record = {"step": t.step, **record, "time": elapsed}
+                    record = {"step": t.step, **record, **learning_rates(t.phases)}
+                    record["time"] = elapsed
                     record["train_seconds"] = t.train_seconds
                     record["sec_per_step"] = elapsed / max(t.step - start, 1)
-                    run.append_metrics(record)
-                    self.board.scalars(record)
+                    self.loggers.scalars(record)
+                    self.callbacks.fire("on_log", record)
                     bar.set_postfix({k: f"{v:.3f}" for k, v in record.items() if k in _SHOWN})
                 if main and (t.step % cfg.sample_every == 0 or t.step == cfg.steps):
                     self.write_samples()
@@ -98,13 +109,15 @@ class Loop:
                 # weights from before the trouble started.
                 due = t.step % cfg.checkpoint_every == 0 and t.bad_streak == 0
                 if main and due and reason is None:  # a stopping run saves in `finish`
-                    t.save(run)
+                    self.save()
                 # read at log steps: an unlogged step keeps its skip counters on the device
                 if log and t.bad_streak >= cfg.nan_patience:
                     self.roll_back(bar)
             if reason is None:  # resumed at the end: a process stopped before its evaluation
                 reason = STEPS
             self.finish(reason)
+            self.callbacks.fire("on_stop", reason, t.step)
+            ok = True
         except OSError as e:  # metrics, samples: a full or vanished disk is the user's to fix
             raise RunError(
                 f"cannot write to the run directory {run.path}: {e.strerror or e}; the last "
@@ -112,7 +125,7 @@ class Loop:
             ) from None
         finally:
             bar.close()
-            self.board.close()
+            self.loggers.close(ok)
 
     # ------------------------------------------------------------------ evaluation
 
@@ -147,18 +160,18 @@ class Loop:
                 # must land on weights from before it).
                 saved = not track or t.bad_streak == 0
                 if track and saved:
-                    t.save(run)
+                    self.save()
                 if isinstance(e, MtganError):
                     raise RunError(self.failed(e, saved)) from None
                 self.say(self.failed(e, saved))
                 raise
             record = {"step": t.step, "train_seconds": t.train_seconds}
             record.update({f"eval/{k}": v for k, v in result.items()})
-            run.append_metrics(record)
-            self.board.scalars(record)
+            self.loggers.scalars(record)
+            self.callbacks.fire("on_eval", t.step, dict(result))
             best, reason = t.until.observe(t.step, result) if track else (False, None)
             if best:
-                mark_best(run.checkpoints, t.save(run))
+                mark_best(run.checkpoints, self.save())
             self.last_eval = {"step": t.step, "ema": t.ema is not None}
             self.last_eval |= {"features": ctx.features_name, "n": ctx.config.n, **result}
             self.last_eval["protocol"] = ctx.protocol()  # eval.json's record of the comparison
@@ -182,7 +195,7 @@ class Loop:
             run.append_metrics({"step": t.step, "event": "stop", **stop})
         # The checkpoint first: an evaluation that fails leaves the training complete. A run
         # resumed after such a failure finds the stop record and only writes eval.json.
-        t.save(run)  # the stop record travels with the last checkpoint
+        self.save()  # the stop record travels with the last checkpoint
         self.final_eval(stop)
         if reason != STEPS:
             self.say(f"{message}; the best checkpoint is {run.checkpoints / 'best'}")
@@ -211,6 +224,12 @@ class Loop:
 
     # ------------------------------------------------------------------ the rest
 
+    def save(self) -> Path:
+        """A checkpoint of the current step (rank 0), then the callbacks told of it."""
+        path = self.trainer.save(self.run)
+        self.callbacks.fire("on_checkpoint", self.trainer.step, path)
+        return path
+
     def roll_back(self, bar: Any) -> None:
         t, cfg = self.trainer, self.cfg
         barrier(t.dist)  # every rank rolls back to the same checkpoint
@@ -237,6 +256,9 @@ class Loop:
         save_task_grids(samples.cpu(), self.run.samples, t.step, names, t.data.kind, real=real)
 
 
-def fit(trainer: Trainer, run: RunDir, quiet: bool = False) -> None:
-    """Train `trainer` into `run` until it stops (train.steps, or train.until)."""
-    Loop(trainer, run, quiet).fit()
+def fit(
+    trainer: Trainer, run: RunDir, quiet: bool = False, callbacks: Iterable[object] = ()
+) -> None:
+    """Train `trainer` into `run` until it stops (train.steps, or train.until), telling
+    `callbacks` (training/callbacks.py) as it goes."""
+    Loop(trainer, run, quiet, callbacks).fit()

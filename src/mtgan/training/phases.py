@@ -137,7 +137,7 @@ class Phase:
             self.tape.stop()  # drop the recorded activations: they would outlive the step
 
     def set_lr_scale(self, scale: float) -> None:
-        """Learning rate = configured rate × scale (lowered after a rollback)."""
+        """Learning rate = configured rate × scale (the rollback factor × the schedule's)."""
         for group in self.optimizer.param_groups:
             group["lr"] = self.lr * scale
 

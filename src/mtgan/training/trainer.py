@@ -9,6 +9,7 @@ mean, applied once (accumulate.py).
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -28,11 +29,7 @@ from mtgan.rundir import RunDir
 from mtgan.training import faults
 from mtgan.training.accumulate import MicroBatches, micro_shards
 from mtgan.training.allocator import Heap
-from mtgan.training.checkpoint import (
-    latest_checkpoint,
-    load_checkpoint,
-    save_checkpoint,
-)
+from mtgan.training.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
 from mtgan.training.device import DeviceCount, on_device, pick_device
 from mtgan.training.distributed import (
     SINGLE,
@@ -47,6 +44,7 @@ from mtgan.training.ema import EMA
 from mtgan.training.layout import apply_layout
 from mtgan.training.loop import fit
 from mtgan.training.loss_scale import LossScale, ScaledSource
+from mtgan.training.lr_schedule import LrSchedule
 from mtgan.training.phases import Phase, build_phases
 from mtgan.training.precision import decide, forward_probe
 from mtgan.training.until import Until
@@ -140,7 +138,8 @@ class Trainer:
         self.skipped = 0
         self.bad_streak = 0
         self.rollbacks = 0
-        self.lr_scale = 1.0
+        self.lr_scale = 1.0  # lowered by rollbacks; times train.lr_schedule's factor at a step
+        self.lr_schedule = LrSchedule(train)
         # Seconds spent in training steps (not sampling, evaluation or checkpoints), kept
         # across resumes: what "time to reach a metric value" is measured in.
         self.train_seconds = 0.0
@@ -170,6 +169,7 @@ class Trainer:
         pending = []
         ok = torch.ones((), dtype=torch.bool, device=self.device)  # every phase so far finite
         for phase in (p for p in self.phases if p.due(self.step)):
+            phase.set_lr_scale(self.lr_scale * self.lr_schedule(self.step))  # a host float
             # of the batch, or the mean over its micro-batches (train.accumulate)
             loss, grads, objectives = self.micro.gradients(phase, contexts, self.autocast)
             # One collective per phase: gradients and the loss, averaged over ranks.
@@ -235,10 +235,8 @@ class Trainer:
         spent = self.train_seconds  # the steps rolled back cost time too
         self.load_state_dict(load_checkpoint(path, self.weights(), self.device))
         self.skipped, self.rollbacks, self.train_seconds = skipped, rollbacks + 1, spent
-        self.lr_scale = scale * cfg.nan_lr_factor
+        self.lr_scale = scale * cfg.nan_lr_factor  # the next steps' rates (train_step)
         self.bad_streak = 0
-        for phase in self.phases:
-            phase.set_lr_scale(self.lr_scale)
         return {
             "step": self.step,
             "event": "rollback",
@@ -379,10 +377,11 @@ class Trainer:
 
     # ------------------------------------------------------------------ the loop
 
-    def fit(self, run: RunDir, quiet: bool = False) -> None:
+    def fit(self, run: RunDir, quiet: bool = False, callbacks: Iterable[object] = ()) -> None:
         """Train until `train.steps`, or until `train.until` says the run has converged;
-        logging, sampling, evaluating and checkpointing into `run` (training/loop.py)."""
-        fit(self, run, quiet)
+        logging, sampling, evaluating and checkpointing into `run` (training/loop.py), telling
+        `callbacks` (training/callbacks.py)."""
+        fit(self, run, quiet, callbacks)
 
     def eval_context(self, records: list[dict[str, Any]] | None = None) -> EvalContext:
         """Evaluation of the current generators (the EMA ones when enabled) against the real

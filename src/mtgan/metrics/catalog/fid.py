@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     {"fid": "min", "fid_pooled": "min", "fid_per_class": "min"},
     place=20,
     in_tables=lambda config: not is_mixture(config),  # a mixture's table counts modes instead
+    features=True,
 )
 def fid_metric(ctx: EvalContext) -> dict[str, float]:
     out = per_task("fid", [fid(ctx.real_features(k), ctx.fake_features(k)) for k in ctx.tasks])

@@ -15,7 +15,13 @@ if TYPE_CHECKING:
     from mtgan.metrics.evaluate import EvalContext
 
 
-@register_metric("kid", {"kid": "min", "kid_std": None}, place=30, fits=lambda c: not is_mixture(c))
+@register_metric(
+    "kid",
+    {"kid": "min", "kid_std": None},
+    place=30,
+    fits=lambda c: not is_mixture(c),
+    features=True,
+)
 def kid_metric(ctx: EvalContext) -> dict[str, float]:
     cfg = ctx.config
     means, stds = [], []

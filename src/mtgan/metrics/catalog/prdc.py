@@ -14,7 +14,7 @@ if TYPE_CHECKING:
 KEYS = ("precision", "recall", "density", "coverage")
 
 
-@register_metric("prdc", dict.fromkeys(KEYS, "max"), place=50)
+@register_metric("prdc", dict.fromkeys(KEYS, "max"), place=50, features=True)
 def prdc_metric(ctx: EvalContext) -> dict[str, float]:
     per = []
     for k in ctx.tasks:
