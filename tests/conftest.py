@@ -10,6 +10,8 @@ import torch
 from mtgan.config import load_config
 from mtgan.training import Trainer
 
+pytest_plugins = ["own_images"]  # the `shapes` fixtures: a user's own labelled images
+
 TINY = [
     "data.tasks=[[0],[1],[7]]",
     "data.limit=40",

@@ -7,7 +7,7 @@ import json
 
 import pytest
 import torch
-from conftest import make_shapes
+from own_images import make_shapes
 
 from mtgan.config import load_config
 from mtgan.data import build_tasks

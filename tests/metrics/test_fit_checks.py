@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from conftest import write_npz
+from own_images import write_npz
 
 from mtgan import api
 from mtgan.cli import main

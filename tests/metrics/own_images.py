@@ -1,4 +1,5 @@
-"""Shared test data for the metrics: a user's own labelled images, made up here."""
+"""A user's own labelled images, made up here: data and fixtures for the metrics tests (not a
+conftest.py: tests elsewhere import the root conftest by name, and a second one would shadow it)."""
 
 from __future__ import annotations
 
