@@ -164,6 +164,7 @@ def _write_tasks(run_dir: RunDir, trainer: Trainer) -> None:
         "shape": list(trainer.data.shape),
         "kind": trainer.data.kind,
         "num_classes": trainer.model.num_classes,
+        "counts": trainer.data.counts.tolist(),  # real training rows per task (data.per_task)
     }
     run_dir.write_tasks(info)
 

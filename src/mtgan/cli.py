@@ -4,6 +4,7 @@ mtgan train [PRESET|CONFIG.yaml] [key=value ...] [--out DIR] [--resume RUN_DIR]
 mtgan sample RUN_DIR [--task T|all] --n N --out FILE.png|FILE.npz|DIR/
 mtgan describe [PRESET|CONFIG.yaml] [key=value ...]
 mtgan bench PRESET... [key=value ...] [--seeds N] [--jobs N] [--out DIR] [--baseline PRESET]
+            [--sweep KEY=V1,V2,...]
 mtgan report RUN_DIR|BENCH_DIR [--out FILE.html]
 mtgan presets
 """
@@ -128,11 +129,11 @@ def cmd_bench(ns: argparse.Namespace) -> int:
     goals = _targets(ns.target)
     seeds = list(range(ns.seeds)) if ns.seed_list is None else ns.seed_list
     outcome = run_bench(targets, overrides, seeds, ns.jobs, Path(ns.out), metrics,
-                        ns.eval_every, goals, ns.quiet, ns.baseline)  # fmt: skip
+                        ns.eval_every, goals, ns.quiet, ns.baseline, ns.sweep)  # fmt: skip
     print(outcome.markdown)
     print(f"wrote {ns.out}/summary.md, summary.csv, runs.csv and report.html", file=sys.stderr)
     if outcome.failed:
-        names = ", ".join(f"{r.label} seed {r.seed}" for r in outcome.failed)
+        names = ", ".join(f"{r.name} seed {r.seed}" for r in outcome.failed)
         print(f"mtgan: error: runs failed: {names}; logs in {ns.out}/logs", file=sys.stderr)
         return 1
     return 0
@@ -255,6 +256,12 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="PRESET",
         help="one of the presets (e.g. a single-task run): a Δm %% column of every preset's "
         "mean relative gain over it across per-task metrics (positive: better)",
+    )
+    p.add_argument(
+        "--sweep",
+        metavar="KEY=V1,V2,...",
+        help="every preset at each value of one config key (e.g. data.per_task=10,25,100): a "
+        "table per value and each metric drawn against the value",
     )
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_bench)

@@ -52,7 +52,16 @@ class DataConfig(Strict):
     split_domains: bool = True
     image_size: int | None = Field(default=None, ge=4, le=1024)
     n_points: int = Field(default=100_000, ge=100)
-    limit: int | None = Field(default=None, ge=1)
+    limit: int | None = Field(
+        default=None, ge=1, description="a plain cap on each task's training rows (seeded)"
+    )
+    per_task: int | None = Field(
+        default=None,
+        ge=1,
+        description="exactly N real training rows per task, balanced over the task's labels "
+        "(seeded), taken after data.heldout so the held-out reference is the same for every N; "
+        "the low-data regime's knob. null: all rows",
+    )
     skip_invalid: bool = Field(
         default=False, description="skip unreadable images (and report how many) instead of failing"
     )
@@ -62,8 +71,19 @@ class DataConfig(Strict):
         lt=1.0,
         description="fraction of each label's rows set aside before training and never trained "
         "on, the real set of eval.reference=heldout (seeded, stratified by label; taken before "
-        "data.limit caps the training rows); 0: none",
+        "data.per_task or data.limit take the training rows); 0: none",
     )
+
+    @model_validator(mode="after")
+    def _one_cap(self) -> DataConfig:
+        # Two caps would each silently change what the other means: refuse rather than order.
+        if self.per_task is not None and self.limit is not None:
+            raise ValueError(
+                f"per_task={self.per_task} and limit={self.limit} both set how many rows each "
+                "task trains on; set one (per_task: exactly N, balanced over labels; limit: a "
+                "plain cap)"
+            )
+        return self
 
     @model_validator(mode="before")
     @classmethod
@@ -193,6 +213,19 @@ class LossConfig(Strict):
         description="MGAN β: weight of the 'which generator made this' cross-entropy "
         "(its generator head is built for it)",
     )
+    augment: list[str] = Field(
+        default_factory=list,
+        description="DiffAugment: random differentiable transforms of every image any "
+        "discriminator sees, real and fake, in every phase: any of color, translation, cutout "
+        "(applied in that order); []: none",
+    )
+
+    @field_validator("augment")
+    @classmethod
+    def _transforms(cls, names: list[str]) -> list[str]:
+        from mtgan.objectives.augment import check_names  # the objectives read this module
+
+        return check_names(names)
 
 
 class BalanceConfig(Strict):
@@ -426,6 +459,16 @@ class ExperimentConfig(Strict):
             )
         if self.eval.every is None:
             raise ValueError("train.until needs evaluations during training: set eval.every")
+        return self
+
+    @model_validator(mode="after")
+    def _augment_needs_images(self) -> ExperimentConfig:
+        # bundled 2D points refused here; a user's data when the trainer is built (build_augment)
+        if self.loss.augment and self.data.path is None and self.data.name != "mnist":
+            raise ValueError(
+                f"loss.augment={self.loss.augment} transforms images, but data.name="
+                f"{self.data.name} is 2D points; use loss.augment=[]"
+            )
         return self
 
     @model_validator(mode="after")

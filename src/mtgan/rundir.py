@@ -1,7 +1,7 @@
 """The run directory's layout, written down once: every reader and writer goes through RunDir.
 
 RUN/config.yaml          the resolved config (what --resume continues)
-RUN/tasks.json           task names and kinds, for sampling without the data
+RUN/tasks.json           task names, kinds and training rows, for sampling without the data
 RUN/metrics.jsonl        one record per logged step, evaluation and event
 RUN/eval.json            the last final evaluation (eval-best.json: `mtgan eval --checkpoint best`)
 RUN/precision.json       what train.precision and train.channels_last resolved to, and why
@@ -188,8 +188,9 @@ class BenchDir:
     """The layout of a bench directory (`mtgan bench --out DIR`):
 
     DIR/bench.json                     the protocol every run shares (mtgan.bench.plan)
-    DIR/runs/<label>/seed<S>/          ordinary run directories
-    DIR/logs/<label>-seed<S>.log       each run's output
+    DIR/runs/<name>/seed<S>/           ordinary run directories; <name> is the preset's label,
+                                       or label@KEY=VALUE in a sweep (mtgan.bench.plan)
+    DIR/logs/<name>-seed<S>.log        each run's output
     DIR/summary.md, summary.csv, runs.csv, report.html, figures/
     """
 
@@ -207,8 +208,8 @@ class BenchDir:
     def runs(self) -> Path:
         return self.path / "runs"
 
-    def run(self, label: str, seed: int) -> Path:
-        return self.runs / label / f"seed{seed}"
+    def run(self, name: str, seed: int) -> Path:
+        return self.runs / name / f"seed{seed}"
 
     def labels(self) -> list[str]:
         return sorted(p.name for p in self.runs.glob("*") if p.is_dir())

@@ -6,11 +6,14 @@ from __future__ import annotations
 from mtgan.balance import BALANCERS
 from mtgan.balance.base import Balancer
 from mtgan.config import load_config, preset_names
+from mtgan.objectives.augment import TRANSFORMS
 
 PRESETS = preset_names()
 BALANCER_NAMES = sorted(BALANCERS)
 PENALTIES = {"none": [], "r1": ["loss.r1=1", "loss.r1_every=2"], "gp": ["loss.gp=1"]}
 SCHEDULES = ["alternating", "simultaneous"]
+# loss.augment with every transform (DiffAugment), for the presets on images
+AUGMENT = f"loss.augment=[{','.join(TRANSFORMS)}]"
 # one stateful balancer of each kind (learned logits and loss memory; learned weights from
 # gradient norms), set on both phases
 STATEFUL = {"loss-based": "famo", "gradient-based": "gradnorm"}
@@ -52,6 +55,11 @@ def tiny(preset: str, *extra: str) -> list[str]:
     g = _narrow(model.g_hidden, keep_last=model.g_out_kernel is not None)
     out += [f"model.g_hidden={g}", f"model.d_hidden={_narrow(model.d_hidden, False)}"]
     return [*out, *extra]
+
+
+def on_images(preset: str) -> bool:
+    """Whether a preset trains on images (the bundled digits), not on 2D points."""
+    return load_config(preset).data.name == "mnist"
 
 
 def refuses(balancer: str) -> bool:

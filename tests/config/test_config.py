@@ -144,6 +144,12 @@ def test_malformed_cross_sharing_groups_are_rejected_when_loading(override, need
     assert needle in message
 
 
+def test_per_task_and_limit_together_are_refused_naming_both():
+    assert load_config("pertask", ["data.per_task=10"]).data.per_task == 10
+    with pytest.raises(ConfigError, match=r"data: per_task=10 and limit=5 .*set one"):
+        load_config("pertask", ["data.per_task=10", "data.limit=5"])
+
+
 def test_dcgan_without_image_data_is_rejected():
     assert "needs image data" in _error(["model.arch=dcgan", "data.name=ring8"])
 

@@ -30,6 +30,7 @@ from mtgan.config import (
 from mtgan.errors import ConfigError
 from mtgan.metrics.extractors import FEATURE_CHOICES
 from mtgan.metrics.registry import metric_names
+from mtgan.objectives.augment import TRANSFORMS
 from mtgan.training.loggers import SINKS
 
 Path_ = tuple[str, ...]
@@ -202,6 +203,13 @@ SPECIAL: dict[Path_, st.SearchStrategy] = {
         st.integers(),
         ANY_DICT,
         st.lists(_not_choice(set(SINKS)), min_size=1, max_size=2),
+    ),
+    # Names checked against the augmentation registry ([] is the default: no None here).
+    ("loss", "augment"): st.one_of(
+        st.sampled_from(sorted(TRANSFORMS)),  # one name, not a list of names
+        st.integers(),
+        ANY_DICT,
+        st.lists(_not_choice(set(TRANSFORMS)), min_size=1, max_size=2),
     ),
     ("data", "tasks"): st.one_of(
         _not_choice({"single", "classes"}),

@@ -3,6 +3,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 import torch
+from torch import Tensor
 
 from mtgan.data import TaskSet, build_tasks
 from mtgan.data.mnist import load_mnist5k
@@ -206,3 +207,114 @@ def test_heldout_points_are_split_per_mode():
     ts = build_tasks(cfg(name="ring8", tasks="classes", n_points=800, heldout=0.25), seed=0)
     total = ts.counts + ts.heldout.counts
     assert torch.allclose(ts.heldout.counts / total, torch.full((8,), 0.25), atol=0.01)
+
+
+# ---------------------------------------------------------------- data.per_task
+
+
+def _balanced(labels: Tensor, n: int, present: list[int]) -> bool:
+    """n rows over exactly the labels present, each label's count within one of the others'."""
+    counts = [int((labels == c).sum()) for c in present]
+    return sum(counts) == n and max(counts) - min(counts) <= 1
+
+
+def test_per_task_balances_each_tasks_labels_exactly():
+    ts = build_tasks(cfg(tasks=[[0, 1, 2], [3], [4, 5, 6, 7, 8, 9]], per_task=10), seed=0)
+    assert ts.counts.tolist() == [10, 10, 10]
+    assert _balanced(ts.task_labels(0), 10, [0, 1, 2])  # 4 + 3 + 3
+    assert _balanced(ts.task_labels(2), 10, list(range(4, 10)))  # 2 × 4 + 1 × 2
+    assert ts.task_labels(1).tolist() == [3] * 10
+
+
+def test_per_task_gives_a_short_labels_share_to_the_others(tmp_path):
+    y = np.array([0] * 2 + [1] * 20 + [2] * 20)
+    np.savez(tmp_path / "d.npz", x=np.zeros((len(y), 6, 6), np.uint8), y=y)
+    ts = build_tasks(cfg(path=tmp_path / "d.npz", per_task=12), seed=0)
+    assert torch.bincount(ts.labels).tolist() == [2, 5, 5]
+
+
+def test_per_task_is_seeded_repeatable_and_a_smaller_n_is_inside_a_larger():
+    a = build_tasks(cfg(tasks=[[0, 1], [2]], per_task=11), seed=0)
+    assert torch.equal(a.source, build_tasks(cfg(tasks=[[0, 1], [2]], per_task=11), 0).source)
+    assert not torch.equal(a.source, build_tasks(cfg(tasks=[[0, 1], [2]], per_task=11), 1).source)
+    more = build_tasks(cfg(tasks=[[0, 1], [2]], per_task=40), seed=0)
+    for k in range(2):
+        assert _sources(a, k) < _sources(more, k)  # more data adds rows, it does not redraw
+
+
+def test_per_task_leaves_the_heldout_reference_the_same_for_every_n():
+    plain = build_tasks(cfg(tasks="classes", heldout=0.1), seed=0).heldout
+    for n in (5, 50, 450):
+        ts = build_tasks(cfg(tasks="classes", heldout=0.1, per_task=n), seed=0)
+        assert ts.counts.tolist() == [n] * 10
+        assert torch.equal(ts.heldout.source, plain.source)
+        assert not set(ts.source.tolist()) & set(plain.source.tolist())
+
+
+def _npz_source(tmp_path):
+    y = np.repeat(np.arange(3), [30, 24, 18])
+    x = (np.arange(len(y)) % 256).astype(np.uint8)[:, None, None] * np.ones((1, 6, 6), np.uint8)
+    np.savez(tmp_path / "d.npz", x=x, y=y)
+    return {"path": tmp_path / "d.npz"}
+
+
+def _idx_source(tmp_path):
+    y = np.repeat(np.arange(3), [30, 24, 18]).astype(np.uint8)
+    for name, a in (("train-images-idx3-ubyte", np.zeros((len(y), 5, 5), np.uint8)),
+                    ("train-labels-idx1-ubyte", y)):  # fmt: skip
+        header = bytes([0, 0, 0x08, a.ndim]) + np.array(a.shape, dtype=">u4").tobytes()
+        (tmp_path / name).write_bytes(header + a.tobytes())
+    return {"path": tmp_path}
+
+
+def _folder_source(tmp_path):
+    from PIL import Image
+
+    for cls, n in (("cat", 30), ("dog", 24), ("eel", 18)):
+        (tmp_path / cls).mkdir()
+        for i in range(n):
+            Image.new("L", (8, 8), i).save(tmp_path / cls / f"{i}.png")
+    return {"path": tmp_path}
+
+
+SOURCES = {
+    "mnist": lambda _: {"name": "mnist"},
+    "ring8": lambda _: {"name": "ring8", "n_points": 400},
+    "npz": _npz_source,
+    "idx": _idx_source,
+    "folder": _folder_source,
+}
+
+
+@pytest.mark.parametrize("source", SOURCES)
+@pytest.mark.parametrize("tasks", ["single", "classes"])
+def test_per_task_takes_n_balanced_rows_from_every_data_source(tmp_path, source, tasks):
+    spec = {"name": None, **SOURCES[source](tmp_path), "tasks": tasks, "heldout": 0.2}
+    small = build_tasks(cfg(**spec, per_task=6), seed=3)
+    large = build_tasks(cfg(**spec, per_task=12), seed=3)
+    assert small.counts.tolist() == [6] * small.num_tasks
+    assert torch.equal(small.heldout.source, large.heldout.source)  # the same reference
+    for k in range(small.num_tasks):
+        present = sorted(set(small.heldout.task_labels(k).tolist()))
+        assert _balanced(small.task_labels(k), 6, present)  # points: 6 of one mode, or 8 modes
+        assert _sources(small, k) < _sources(large, k)
+    assert torch.equal(small.source, build_tasks(cfg(**spec, per_task=6), seed=3).source)
+
+
+def test_per_task_applies_to_each_domain_as_built():
+    split = build_tasks(cfg(tasks=[[1]], domains=["identity", "edges"], split_domains=True,
+                            per_task=30), seed=0)  # fmt: skip
+    assert split.counts.tolist() == [30, 30] and not _sources(split, 0) & _sources(split, 1)
+    shared = build_tasks(cfg(tasks=[[1], [2]], domains=["identity", "negative"], per_task=30), 0)
+    assert shared.counts.tolist() == [30] * 4
+    assert _sources(shared, 0) == _sources(shared, 1) and _sources(shared, 2) == _sources(shared, 3)
+
+
+def test_too_few_rows_for_per_task_name_the_task_and_its_count():
+    with pytest.raises(DataError, match=r"'digit 0' has 450 training rows after data.heldout="):
+        build_tasks(cfg(tasks="classes", heldout=0.1, per_task=451), seed=0)
+    with pytest.raises(DataError, match=r"'digit 1' has 250 .* after the domain split"):
+        build_tasks(cfg(tasks=[[1]], domains=["identity", "edges"], split_domains=True,
+                        per_task=251), seed=0)  # fmt: skip
+    with pytest.raises(ConfigError, match="data.per_task"):
+        build_tasks(cfg(per_task=0), seed=0)

@@ -61,7 +61,7 @@ def train_command(run: BenchRun, protocol: Protocol, threads: int | None) -> lis
     if has_checkpoint(run):
         # The run's own config.yaml already holds the protocol; --resume reads it.
         return [*base, "--resume", str(run.path), "--quiet"]
-    return [*base, run.target, *run_overrides(protocol, run.seed, threads), "--out",
+    return [*base, run.target, *run_overrides(protocol, run, threads), "--out",
             str(run.path), "--quiet"]  # fmt: skip
 
 
@@ -78,7 +78,7 @@ def _execute(run: BenchRun, protocol: Protocol, threads: int | None, logs: Path)
     if run.path.exists() and not has_checkpoint(run):
         shutil.rmtree(run.path)  # started but never checkpointed: nothing to keep
     cmd = train_command(run, protocol, threads)
-    log = logs / f"{run.label}-seed{run.seed}.log"
+    log = logs / f"{run.name}-seed{run.seed}.log"
     log.parent.mkdir(parents=True, exist_ok=True)
     before = wall_seconds(run)
     t0 = time.perf_counter()
@@ -113,6 +113,6 @@ def execute(
             bar.update(1)
             if not quiet:
                 r = outcome.run
-                bar.write(f"{outcome.status:7s} {r.label} seed {r.seed} ({outcome.wall_s:.0f} s)")
+                bar.write(f"{outcome.status:7s} {r.name} seed {r.seed} ({outcome.wall_s:.0f} s)")
     bar.close()
     return [outcomes[r] for r in runs]

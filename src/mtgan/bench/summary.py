@@ -13,10 +13,12 @@ import io
 import math
 import re
 import statistics
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from mtgan.metrics.registry import direction, lower_is_better
+from mtgan.report import html
 from mtgan.report.history import STABILITY_COLUMNS, RunResult, format_number, is_number
 
 
@@ -329,6 +331,22 @@ def summary_csv(
                      _stats([h[1] for h in hits])[0]]  # fmt: skip
         writer.writerow(line)
     return buf.getvalue()
+
+
+@dataclass
+class Outputs:
+    """What a bench writes besides its runs: the table(s) printed, summary.md, the two CSVs and
+    the report's result sections."""
+
+    markdown: str
+    summary: str
+    summary_csv: str
+    runs_csv: str
+    results: list[html.Section]
+
+
+def bullets(notes: Sequence[str]) -> str:
+    return "\n" + "\n".join(f"- {n}" for n in notes) + "\n"
 
 
 def runs_csv(groups: dict[str, list[RunResult]], keys: list[str]) -> str:

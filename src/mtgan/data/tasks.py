@@ -33,19 +33,23 @@ Namer = Callable[[list[int]], str]  # labels of a task group -> its name
 def build_tasks(cfg: Any, seed: int, device: torch.device | str = "cpu") -> TaskSet:
     """Load the data named by cfg (a DataConfig or any object with its attributes) as a TaskSet.
 
-    seed fixes the 2D point draw, the held-out split, the per-group shuffle behind `limit`, and
-    the domain split. With `heldout` > 0, that fraction of every label's rows is set aside first
-    (the same source rows for every task and domain they belong to): the TaskSet's `heldout`,
-    which training never samples.
+    seed fixes the 2D point draw, the held-out split, the per-group shuffle behind `per_task`
+    and `limit`, and the domain split. With `heldout` > 0, that fraction of every label's rows is
+    set aside first (the same source rows for every task and domain they belong to): the
+    TaskSet's `heldout`, which training never samples. Then each task (each domain's part) keeps
+    `per_task` rows (`per_task_rows`) or at most `limit` (a DataConfig refuses both; here
+    `per_task` wins).
     """
     path: Path | None = getattr(cfg, "path", None)
     domains = list(getattr(cfg, "domains", None) or ["identity"])
     split = bool(getattr(cfg, "split_domains", True)) and len(domains) > 1
     limit = getattr(cfg, "limit", None)
+    per_task = getattr(cfg, "per_task", None)
     fraction = getattr(cfg, "heldout", 0.0) or 0.0
     _check_domains(domains)
-    if limit is not None and (isinstance(limit, bool) or int(limit) < 1):
-        raise ConfigError(f"data.limit must be a positive integer or null, got {limit!r}")
+    for field, cap in (("limit", limit), ("per_task", per_task)):
+        if cap is not None and (isinstance(cap, bool) or int(cap) < 1):
+            raise ConfigError(f"data.{field} must be a positive integer or null, got {cap!r}")
     if isinstance(fraction, bool) or not 0.0 <= float(fraction) < 1.0:
         raise ConfigError(f"data.heldout must be a fraction in [0, 1), got {fraction!r}")
 
@@ -60,6 +64,8 @@ def build_tasks(cfg: Any, seed: int, device: torch.device | str = "cpu") -> Task
     held = held_out_rows(y, len(x), float(fraction), seed)
 
     shuffle = torch.Generator().manual_seed(seed + 1)
+    # per_task's label order: its own stream, so the shuffle is the same with or without it
+    pick = torch.Generator().manual_seed(seed + 7)
     train, kept = [], []  # (rows, task name, domain) of every task; its held-out rows
     for group_labels, group_name in groups:
         idx = _group_indices(len(x), y, group_labels)
@@ -67,10 +73,21 @@ def build_tasks(cfg: Any, seed: int, device: torch.device | str = "cpu") -> Task
             kept.append(idx[held[idx]])
             idx = idx[~held[idx]]
         idx = idx[torch.randperm(len(idx), generator=shuffle)]
+        labels = torch.unique(y[idx]) if y is not None else torch.zeros(1, dtype=torch.long)
+        order = labels[torch.randperm(len(labels), generator=pick)]
         parts = _split(idx, len(domains)) if split else [idx] * len(domains)
         for domain, part in zip(domains, parts):
-            part = part[:limit] if limit is not None else part
             task_name = group_name if domain == "identity" else f"{group_name}/{domain}"
+            if per_task is not None:
+                if len(part) < int(per_task):
+                    raise DataError(
+                        f"{source}: task {task_name!r} has {len(part)} training rows"
+                        f"{_after(float(fraction), split)}, fewer than data.per_task={per_task}"
+                    )
+                own = y[part] if y is not None else torch.zeros(len(part), dtype=torch.long)
+                part = part[per_task_rows(own, int(per_task), order)]
+            elif limit is not None:
+                part = part[:limit]
             if len(part) == 0:
                 raise DataError(f"{source}: task {task_name!r} has no samples")
             train.append((part, task_name, domain))
@@ -110,6 +127,33 @@ def held_out_rows(y: Tensor | None, n: int, fraction: float, seed: int) -> Tenso
         take = min(count - 1, max(1, round(fraction * count)))
         mask[rows[torch.randperm(count, generator=gen)[:take]]] = True
     return mask
+
+
+def per_task_rows(labels: Tensor, n: int, order: Tensor) -> Tensor:
+    """Positions (n,) ascending of n rows of a shuffled part whose labels are `labels` (m,),
+    balanced over them: each label its first ⌊n / L⌋ rows in the part's order, the n mod L left
+    over one each to the labels first in the seeded `order` (all labels of the task, (L,)); a
+    label with too few rows gives all it has and the others share its remainder alike. Taking
+    the first rows in a fixed order puts a smaller n's rows among a larger n's. Needs n ≤ m."""
+    present = set(torch.unique(labels).tolist())
+    ranked = [c for c in order.tolist() if c in present]  # the seeded order of who gets extras
+    rows = {c: torch.nonzero(labels == c, as_tuple=True)[0] for c in ranked}
+    quota, rest, left = {}, sorted(ranked, key=lambda c: len(rows[c])), n
+    while rest and len(rows[rest[0]]) <= left // len(rest):  # too few rows: all of them
+        quota[rest[0]] = len(rows[rest[0]])
+        left -= quota[rest.pop(0)]
+    if rest:
+        share, extra = divmod(left, len(rest))
+        receivers = [c for c in ranked if c in rest][:extra]
+        quota.update({c: share + (c in receivers) for c in rest})
+    taken = torch.cat([rows[c][: quota[c]] for c in ranked])
+    return torch.sort(taken).values
+
+
+def _after(fraction: float, split: bool) -> str:
+    """What came off a task's rows before per_task, for its error message."""
+    steps = [f"data.heldout={fraction}"] * (fraction > 0) + ["the domain split"] * split
+    return f" after {' and '.join(steps)}" if steps else ""
 
 
 def _assemble(

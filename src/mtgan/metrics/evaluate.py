@@ -303,19 +303,23 @@ class EvalContext:
     def real_features(self, k: int) -> Tensor:
         """Features of task k's real data, cached on disk by data content and extractor."""
         if k not in self._real_features:
-            real = self.real(k)
-            digest = hashlib.sha256(real.numpy().tobytes()).hexdigest()[:24]
-            path = cache_dir() / f"real-{self.extractor.name}-{digest}.safetensors"
-            if path.exists():
-                feats = load_file(str(path))["features"]
-            else:
-                feats = self.extractor(real).float().contiguous()
-                path.parent.mkdir(parents=True, exist_ok=True)
-                tmp = path.with_suffix(".tmp")
-                save_file({"features": feats}, str(tmp))
-                tmp.replace(path)
-            self._real_features[k] = feats.double()
+            self._real_features[k] = self.cached_features(self.real(k))
         return self._real_features[k]
+
+    def cached_features(self, real: Tensor) -> Tensor:
+        """Features (N, D) float64 of real rows (N, *shape) in display range, cached on disk by
+        their content and the extractor: real data is extracted once, not at every evaluation."""
+        digest = hashlib.sha256(real.numpy().tobytes()).hexdigest()[:24]
+        path = cache_dir() / f"real-{self.extractor.name}-{digest}.safetensors"
+        if path.exists():
+            feats = load_file(str(path))["features"]
+        else:
+            feats = self.extractor(real).float().contiguous()
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_suffix(".tmp")
+            save_file({"features": feats}, str(tmp))
+            tmp.replace(path)
+        return feats.double()
 
 
 def mixture_name(config: ExperimentConfig) -> str | None:

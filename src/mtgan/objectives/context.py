@@ -50,8 +50,14 @@ class TermContext(Protocol):
         """U[0, 1) draws, the same on one process as split over several."""
         ...
 
+    def augmented(self, x: Tensor, fakes: bool = False) -> Tensor:
+        """x (ND, n, *shape) as the discriminators see it (loss.augment; x itself without):
+        every image a term hands a discriminator goes through here. x's columns lie as
+        real_d's, or with `fakes` as fake_d's; fresh draws at each call."""
+        ...
+
     def outputs(self, which: str) -> dict[str, Tensor]:
-        """Every head on "real", "fake_detached" (fakes as constants) or "fake"."""
+        """Every head on "real", "fake_detached" (fakes as constants) or "fake", augmented."""
         ...
 
     def disc_real(self) -> Tensor: ...

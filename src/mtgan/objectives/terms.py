@@ -104,10 +104,17 @@ def adversarial_terms(config: ExperimentConfig) -> list[Term]:
     return [Term("adversarial", "d", d_term), Term("adversarial", "g", g_term)]
 
 
+def _critic(ctx: TermContext) -> Callable[[Tensor], Tensor]:
+    """The adversarial logits as the penalties differentiate them: (ND, n, *shape) laid out as
+    real_d → (ND, n), through loss.augment's transforms (drawn at the call), as D is trained."""
+    return lambda x: ctx.model.discriminate(ctx.augmented(x))
+
+
 @register_terms("gradient_penalty")
 def gradient_penalty_terms(config: ExperimentConfig) -> list[Term]:
     """WGAN-GP (Gulrajani et al. 2017): λ · (‖∇D(x̂)‖ − 1)² on real/fake interpolates; lazily
-    every N steps (loss.gp_every) with the weight scaled by N, as lazy R1."""
+    every N steps (loss.gp_every) with the weight scaled by N, as lazy R1. With loss.augment
+    the critic is D ∘ augment (what D is trained as), differentiated w.r.t. x̂."""
     if config.loss.gp <= 0:
         return []
     every = config.loss.gp_every
@@ -116,7 +123,7 @@ def gradient_penalty_terms(config: ExperimentConfig) -> list[Term]:
         real = ctx.real_d
         fake = ctx.fake_d.detach()[:, : real.shape[1]]  # pairs for the interpolation
         eps = ctx.uniform(real.shape[:2] + (1,) * (real.dim() - 2)).to(real.dtype)
-        return gradient_penalty(ctx.model.discriminate, real, fake, eps=eps)
+        return gradient_penalty(_critic(ctx), real, fake, eps=eps)
 
     weight = config.loss.gp * every
     return [Term("gp", "d", gp, weight, every=every, second_order=True, pairs_rows=True)]
@@ -125,13 +132,15 @@ def gradient_penalty_terms(config: ExperimentConfig) -> list[Term]:
 @register_terms("r1")
 def r1_terms(config: ExperimentConfig) -> list[Term]:
     """R1 (Mescheder et al. 2018): γ/2 · ‖∇D(x)‖² on real data, lazily every N steps with the
-    weight scaled by N so the average strength is unchanged (StyleGAN2's lazy regularisation)."""
+    weight scaled by N so the average strength is unchanged (StyleGAN2's lazy regularisation).
+    With loss.augment, on augmented reals as StyleGAN2-ADA and DiffAugment: ‖∇ₓD(augment(x))‖²,
+    the gradient w.r.t. the real image through the transform."""
     if config.loss.r1 <= 0:
         return []
     every = config.loss.r1_every
 
     def r1(ctx: TermContext) -> Tensor:
-        return r1_penalty(ctx.model.discriminate, ctx.real_d)
+        return r1_penalty(_critic(ctx), ctx.real_d)
 
     return [Term("r1", "d", r1, weight=config.loss.r1 / 2 * every, every=every, second_order=True)]
 
@@ -241,22 +250,26 @@ def rotations(x: Tensor) -> tuple[Tensor, Tensor]:
 def rotation_terms(config: ExperimentConfig) -> list[Term]:
     """SS-GAN (Chen et al. 2019): a rotation head on D's trunk predicts how real images were
     turned (D phase, weight `loss.rotation_d`, 1.0 in the paper); G is rewarded when its fakes'
-    rotations are recognisable too (G phase, `loss.rotation_g`, 0.2)."""
+    rotations are recognisable too (G phase, `loss.rotation_g`, 0.2). With loss.augment the
+    images are augmented, then turned: the label stays the turn D is asked about, and the
+    four turns of a sample share its draws."""
     w_d, w_g = config.loss.rotation_d, config.loss.rotation_g
     if w_d <= 0 and w_g <= 0:
         return []
 
-    def predict(ctx: TermContext, images: Tensor) -> Tensor:
+    def predict(ctx: TermContext, images: Tensor, fakes: bool) -> Tensor:
         if images.dim() != 5 or images.shape[-1] != images.shape[-2]:
             raise ConfigError("the rotation task needs square images, not 2D points")
-        turned, labels = rotations(images)
+        turned, labels = rotations(ctx.augmented(images, fakes=fakes))
         logits = ctx.model.discriminate_all(turned)["rotation"]  # (ND, 4n, 4)
         ce = F.cross_entropy(logits.flatten(0, 1), labels.flatten(), reduction="none")
         return ce.reshape(labels.shape).mean(1)
 
     terms = []
     if w_d > 0:
-        terms.append(Term("rotation", "d", lambda c: predict(c, c.real_d), w_d, head="rotation"))
+        real = Term("rotation", "d", lambda c: predict(c, c.real_d, False), w_d, head="rotation")
+        terms.append(real)
     if w_g > 0:
-        terms.append(Term("rotation", "g", lambda c: predict(c, c.fake_d), w_g, head="rotation"))
+        fake = Term("rotation", "g", lambda c: predict(c, c.fake_d, True), w_g, head="rotation")
+        terms.append(fake)
     return terms

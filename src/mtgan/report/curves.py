@@ -1,6 +1,7 @@
-"""Curves over training steps, one colour per preset: every seed as a thin line, the mean over
-seeds bold with a ±1 std band. `plot_panels` returns the matplotlib Figure, so a test can read
-the plotted data back; `to_png` renders it for embedding in a report.
+"""Curves over training steps (and a metric against a swept setting), one colour per preset:
+every seed as a thin line, the mean over seeds bold with a ±1 std band. `plot_panels` returns
+the matplotlib Figure, so a test can read the plotted data back; `to_png` renders it for
+embedding in a report.
 """
 
 from __future__ import annotations
@@ -157,6 +158,59 @@ def plot_panels(
             ax.legend(fontsize="small")
     fig.tight_layout()
     return fig
+
+
+def plot_sweep(
+    key: str,
+    axis: str,
+    values: Sequence[str],
+    xs: Sequence[float] | None,
+    lines: dict[str, list[list[float]]],
+    log_x: bool = False,
+) -> Figure:
+    """`key`'s final value against a swept setting `axis`: per preset (`lines`: preset → each
+    value's seed values) the mean over seeds with a ±1 std band and a dot per seed. `xs` the
+    values as numbers, or None for evenly spaced labelled positions; a log x axis with
+    `log_x`, a log y axis where `log_axis` says so."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+    from matplotlib.ticker import NullFormatter
+
+    x = np.array(xs if xs is not None else range(len(values)), dtype=np.float64)
+    fig = Figure(figsize=(5.2, 3.6), dpi=100)
+    FigureCanvasAgg(fig)
+    ax = fig.add_subplot(1, 1, 1)
+    for j, (label, seeds) in enumerate(lines.items()):
+        color = f"C{j % 10}"
+        stats = [_finite_mean_std(s) for s in seeds]
+        mean = np.array([m for m, _ in stats])
+        std = np.array([d for _, d in stats])
+        ax.plot(x, mean, color=color, linewidth=2, marker="o", markersize=4, label=label)
+        ax.fill_between(x, mean - std, mean + std, color=color, alpha=0.15)
+        dots = [(xi, v) for xi, s in zip(x, seeds) for v in s if math.isfinite(v)]
+        if dots:
+            ax.scatter(*zip(*dots), color=color, s=8, alpha=0.4, linewidths=0)
+    if log_x:
+        ax.set_xscale("log")
+        ax.xaxis.set_minor_formatter(NullFormatter())
+    ax.set_xticks(x, [f"{v:g}" for v in xs] if xs is not None else list(values))
+    ax.set_title(key, fontsize="medium")
+    ax.set_xlabel(axis)
+    ax.grid(alpha=0.3)
+    if log_axis(key, [v for seeds in lines.values() for s in seeds for v in s]):
+        _log_y(ax)
+    if len(lines) > 1:
+        ax.legend(fontsize="small")
+    fig.tight_layout()
+    return fig
+
+
+def _finite_mean_std(values: Sequence[float]) -> tuple[float, float]:
+    finite = [v for v in values if math.isfinite(v)]
+    if not finite:
+        return math.nan, math.nan
+    # the sample std, as the bench table's mean ± std
+    return float(np.mean(finite)), float(np.std(finite, ddof=1)) if len(finite) > 1 else 0.0
 
 
 def to_png(fig: Figure) -> bytes:

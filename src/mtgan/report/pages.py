@@ -150,26 +150,31 @@ def run_page(result: RunResult, config_text: str, task_names: Sequence[str]) -> 
     return html.page(f"mtgan run: {result.label}", subtitle, sections)
 
 
+def results_section(
+    title: str, columns: Sequence[str], cells: Sequence[Sequence[str]], notes: Sequence[str]
+) -> html.Section:
+    """A bench table (columns, cells already formatted) and the notes on how to read it."""
+    return html.Section(title, html.table(columns, cells) + "".join(map(html.paragraph, notes)))
+
+
 def bench_page(
     groups: dict[str, list[RunResult]],
-    columns: Sequence[str],
-    cells: Sequence[Sequence[str]],
+    results: Sequence[html.Section],
     keys: Sequence[str],
-    notes: Sequence[str],
     subtitle: str,
     figures: Path | None = None,
 ) -> str:
-    """The report of a bench: its table (columns, cells already formatted), notes on how to read
-    it, curves of every preset (all seeds, mean ± std band) and each preset's samples."""
-    body = html.table(columns, cells) + "".join(html.paragraph(n) for n in notes)
-    sections = [html.Section("Results (mean ± std over seeds)", body)]
+    """The report of a bench: its results (`results_section`s: a table, or one per swept value,
+    and what else the bench adds), curves of every preset (all seeds, mean ± std band) and
+    each preset's samples."""
+    sections = list(results)
     sections += _curve_sections(groups, keys, figures)
     samples = []
-    for label, results in groups.items():
-        overviews = RunDir(results[0].path).sample_overviews()
+    for label, runs in groups.items():
+        overviews = RunDir(runs[0].path).sample_overviews()
         if overviews:
             step, path = overviews[-1]
-            caption = f"{label} · seed {results[0].seed} · step {step}"
+            caption = f"{label} · seed {runs[0].seed} · step {step}"
             samples.append(html.image_file(path, caption, width=420))
     if samples:
         sections.append(html.Section("Samples (last step, first seed)", "".join(samples)))

@@ -35,8 +35,10 @@ import torch
 from torch import Tensor, nn
 
 from mtgan.balance.base import Objectives
+from mtgan.config import ExperimentConfig
 from mtgan.errors import ConfigError
 from mtgan.nets import MultiGAN
+from mtgan.objectives.augment import build_augment
 from mtgan.objectives.terms import Term
 from mtgan.training.context import StepContext
 from mtgan.training.distributed import Dist, shards
@@ -122,18 +124,20 @@ class Replay:
 
 
 class MicroBatches:
-    """The step's contexts, one per micro-batch, and a phase's gradients over them."""
+    """The step's contexts, one per micro-batch (train.accumulate), each with the run's
+    loss.augment, and a phase's gradients over them."""
 
     def __init__(
         self,
-        n: int,
+        config: ExperimentConfig,
         dist: Dist,
         model: MultiGAN,
         phases: list[Phase],
         noise: torch.Generator,
-        schedule: str,
     ):
+        n, schedule = config.train.accumulate, config.train.schedule
         self.n, self.dist, self.model = n, dist, model
+        self.augment = build_augment(config.loss.augment, model.data_shape)  # images only
         self.replay = Replay(noise, model)
         # Fakes generated again in a later phase equal the first ones unless an earlier phase
         # of the step has stepped generator weights (a G–D shared layer, alternating)
@@ -152,13 +156,15 @@ class MicroBatches:
     ) -> list[StepContext]:
         """real (K, B, ...), z (NG, n, z_dim) and their labels split into the n micro-batches'
         contexts (consecutive columns, as `micro_shards` laid them out)."""
-        n, rank, world = self.n, self.dist.rank, self.dist.world
+        n, rank, world, aug = self.n, self.dist.rank, self.dist.world, self.augment
         batches = (real, z, real_labels, fake_labels)
         if n == 1:
-            return [StepContext(self.model, *batches[:2], step, noise, *batches[2:], rank, world)]
+            return [
+                StepContext(self.model, *batches[:2], step, noise, *batches[2:], rank, world, aug)
+            ]
         cut = [[None] * n if x is None else x.chunk(n, 1) for x in batches]
         return [
-            StepContext(self.model, r, zm, step, noise, rl, fl, rank * n + m, world * n)
+            StepContext(self.model, r, zm, step, noise, rl, fl, rank * n + m, world * n, aug)
             for m, (r, zm, rl, fl) in enumerate(zip(*cut))
         ]
 

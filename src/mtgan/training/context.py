@@ -6,6 +6,11 @@ logit and every extra head) are cached until a parameter update makes them stale
 sees task k; with several networks on a single task, their samples are pooled and split evenly
 over that task's discriminators (MGAN: many generators, one D; GMAN: one G, many Ds, each on
 its own slice of the batch). It provides `objectives.context.TermContext`, what terms read.
+
+With `loss.augment`, every image a discriminator sees passes through `augmented` first: fresh
+draws for each discriminator call (real and fake apart, D phase apart from G phase), drawn from
+the step's noise generator for the global batch, as `uniform` draws, so that a resumed run, one
+in micro-batches and one over several processes transform every sample alike.
 """
 
 from __future__ import annotations
@@ -15,12 +20,13 @@ from torch import Tensor
 
 from mtgan.nets import MultiGAN
 from mtgan.nets.routing import to_discriminators
+from mtgan.objectives.augment import Augment
 
 
 class StepContext:
     """real: (K, B, *shape) task batches and their class labels (K, B) (−1: unlabelled);
     z: (NG, B, z_dim) one noise batch per generator; fake_labels (NG, B): the classes a
-    conditional model is asked for (None otherwise)."""
+    conditional model is asked for (None otherwise); augment: loss.augment's transforms."""
 
     def __init__(
         self,
@@ -33,9 +39,10 @@ class StepContext:
         fake_labels: Tensor | None = None,
         rank: int = 0,
         world: int = 1,
+        augment: Augment | None = None,
     ):
         self.model, self.real, self.z, self.step, self.noise = model, real, z, step, noise
-        self.rank, self.world = rank, world
+        self.rank, self.world, self.augment = rank, world, augment
         self._fake: Tensor | None = None
         self._cache: dict[str, dict[str, Tensor]] = {}
         tasks = list(range(real.shape[0]))
@@ -87,6 +94,33 @@ class StepContext:
         )
         return full[:, self.rank * n : (self.rank + 1) * n]
 
+    def augmented(self, x: Tensor, fakes: bool = False) -> Tensor:
+        """x (ND, n, C, H, W) as the discriminators see it: loss.augment's random transforms,
+        drawn afresh at each call, one set per sample, differentiable w.r.t. x; x itself
+        without loss.augment. x's columns lie as real_d's, or with `fakes` as fake_d's."""
+        if self.augment is None:
+            return x
+        shape = (*x.shape[:2], self.augment.draws)
+        return self.augment(x, self._draws(shape, self._pooled if fakes else 1))
+
+    @property
+    def _pooled(self) -> int:
+        """Generators whose fakes each discriminator pools (MGAN): fake_d's columns are that
+        many blocks, one per generator, each a contiguous part of its generator's batch."""
+        return max(self.model.num_generators // self.model.num_discriminators, 1)
+
+    def _draws(self, shape: tuple[int, ...], blocks: int) -> Tensor:
+        """`uniform` for columns that are `blocks` equal consecutive blocks, each on every
+        process its share of that block of the global batch (on one process: `uniform`)."""
+        if blocks == 1 or self.world == 1:
+            return self.uniform(shape)
+        nd, n = shape[:2]
+        per = n // blocks
+        full = torch.rand(
+            (nd, blocks, per * self.world, *shape[2:]), generator=self.noise, device=self.z.device
+        )
+        return full[:, :, self.rank * per : (self.rank + 1) * per].reshape(shape)
+
     def invalidate(self) -> None:
         """Forget discriminator outputs: called after the discriminator's weights changed."""
         self._cache.clear()
@@ -100,7 +134,8 @@ class StepContext:
     def _real_and_fake_detached(self) -> None:
         # One discriminator pass over real and (detached) fake samples together.
         b = self.real_d.shape[1]
-        both = self.model.discriminate_all(torch.cat([self.real_d, self.fake_d.detach()], dim=1))
+        real, fake = self.augmented(self.real_d), self.augmented(self.fake_d.detach(), fakes=True)
+        both = self.model.discriminate_all(torch.cat([real, fake], dim=1))
         self._cache["real"] = {k: v[:, :b] for k, v in both.items()}
         self._cache["fake_detached"] = {k: v[:, b:] for k, v in both.items()}
 
@@ -109,7 +144,8 @@ class StepContext:
         or "fake" (the G phase: differentiable w.r.t. the generators)."""
         if which not in self._cache:
             if which == "fake":
-                self._cache["fake"] = self.model.discriminate_all(self.fake_d)
+                seen = self.augmented(self.fake_d, fakes=True)
+                self._cache["fake"] = self.model.discriminate_all(seen)
             else:
                 self._real_and_fake_detached()
         return self._cache[which]

@@ -94,9 +94,7 @@ class Trainer:
         self.shard, self.z_shard = micro_shards(
             dist, self.model, self.terms, train.batch_size, self.per_generator, train.accumulate
         )
-        self.micro = MicroBatches(
-            train.accumulate, dist, self.model, self.phases, self.noise_rng, train.schedule
-        )
+        self.micro = MicroBatches(config, dist, self.model, self.phases, self.noise_rng)
         self.shard, self.z_shard = (
             on_device(self.shard, self.device),
             on_device(self.z_shard, self.device),
