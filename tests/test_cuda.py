@@ -45,7 +45,8 @@ def test_fp16_on_the_gpu_scales_its_losses_without_host_syncs(tiny):
             return func(*args, **(kwargs or {}))
 
     trainer = Trainer(load_config("pertask", _cuda(tiny, "train.precision=fp16")))
-    assert all(p.loss_scale is not None and p.loss_scale.scale.is_cuda for p in trainer.phases)
+    assert all(s.scale.is_cuda for s in trainer.engine.scales.values())
+    assert set(trainer.engine.scales) == {p.name for p in trainer.phases}
     trainer.train_step(record=True)
     with HostReads() as reads:
         for _ in range(4):
@@ -66,7 +67,7 @@ def test_fp16_gradient_balancers_on_the_gpu_weigh_as_in_fp32(tiny, balancer):
     for precision in ("fp16", "fp32"):
         over = _cuda(tiny, f"train.precision={precision}", f"balance.d={balancer}")
         trainer = Trainer(load_config("pertask", over))
-        assert isinstance(trainer.phases[0].source, ScaledSource) is (precision == "fp16")
+        assert isinstance(trainer.engine.sources["d"], ScaledSource) is (precision == "fp16")
         record = trainer.train_step(record=True)
         assert record["skipped"] == 0
         weights[precision] = {k: v for k, v in record.items() if k.startswith("d/weight/")}

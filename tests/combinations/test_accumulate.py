@@ -20,7 +20,7 @@ TOLERANCE = 1e-5
 # 40 splits into 2 micro-batches for every preset's networks: 10 or 4 generators on one task
 # (4 or 10 fakes each), 5 discriminators splitting it
 BATCH = "train.batch_size=40"
-ACCUMULATING = sorted(name for name, cls in BALANCERS.items() if cls.accumulates)
+ACCUMULATING = sorted(name for name, cls in BALANCERS.items() if cls.weights_from_state)
 
 
 def config(preset: str, accumulate: int, *extra: str):

@@ -58,7 +58,7 @@ def test_fp16_trains_with_finite_losses_and_fp32_weights(tiny):
 def test_fp32_and_bf16_have_no_loss_scale(tiny):
     for precision in ("fp32", "bf16"):
         trainer = Trainer(load_config("pertask", [*tiny, f"train.precision={precision}"]))
-        assert all(p.loss_scale is None for p in trainer.phases)
+        assert trainer.engine.scales == {}
         record = trainer.train_step(record=True)
         assert not any("loss_scale" in k or "overflow" in k for k in record)
         assert "loss_scales" not in trainer.state_dict() or not trainer.state_dict()["loss_scales"]
@@ -139,7 +139,7 @@ def test_the_loss_scale_is_checkpointed_and_resume_is_exact(tmp_path, tiny, monk
     first.save(RunDir(tmp_path))
     resumed = Trainer(config)
     assert resumed.restore(RunDir(tmp_path)) and resumed.step == 3
-    assert float(resumed.phases[0].loss_scale.scale) == INIT_SCALE * 2
+    assert float(resumed.engine.scales["d"].scale) == INIT_SCALE * 2
     again = [resumed.train_step(record=True) for _ in range(3)][-1]
     assert again == last and last["d/loss_scale"] == INIT_SCALE * 8
     a, b = straight.weights().state_dict(), resumed.weights().state_dict()
@@ -152,10 +152,10 @@ def test_a_checkpoint_without_a_loss_scale_loads_with_the_initial_one(tiny):
     state = fp32.state_dict()
     state.pop("loss_scales")  # as written before fp16 existed
     trainer = Trainer(load_config("pertask", _fp16(tiny)))
-    trainer.phases[0].loss_scale.load_state_dict({"scale": 8.0, "growth": 3, "overflows": 1})
+    trainer.engine.scales["d"].load_state_dict({"scale": 8.0, "growth": 3, "overflows": 1})
     trainer.load_state_dict(state)
-    for phase in trainer.phases:
-        assert phase.loss_scale.state_dict() == {"scale": INIT_SCALE, "growth": 0, "overflows": 0}
+    for scale in trainer.engine.scales.values():
+        assert scale.state_dict() == {"scale": INIT_SCALE, "growth": 0, "overflows": 0}
     assert math.isfinite(trainer.train_step(record=True)["d/loss"])
 
 
@@ -195,7 +195,7 @@ def test_a_gradient_balancer_under_fp16_backs_off_on_an_overflow(tiny, monkeypat
     # so is its loss, but the objectives are: a backoff, not a non-finite step.
     _inject(monkeypatch, {2}, 1e4)
     trainer = Trainer(load_config("pertask", _fp16(tiny, f"balance.d={balancer}")))
-    assert isinstance(trainer.phases[0].source, ScaledSource)
+    assert isinstance(trainer.engine.sources["d"], ScaledSource)
     records = [trainer.train_step(record=True) for _ in range(4)]
     assert all(math.isfinite(r["d/loss"]) for r in records[:2] + records[3:])
     assert records[2]["d/overflow"] == 1 and records[2]["d/loss_scale"] == INIT_SCALE / 2

@@ -82,6 +82,12 @@ class Objectives:
             [torch.full((v.numel(),), self.weights[k]) for k, v in self.losses.items()]
         ).to(self.weighted.device)
 
+    def combined(self, alpha: Tensor | None = None) -> Tensor:
+        """Σ α_i · w_i · L_i, differentiable; α None: every α_i = 1 (Σ w·L term by term)."""
+        if alpha is None:
+            return sum(self.weights[name] * loss.sum() for name, loss in self.losses.items())
+        return (alpha * self.weighted).sum()
+
     def groups(self) -> list[slice]:
         """Each term's objectives, as slices of the m."""
         out, start = [], 0
@@ -99,10 +105,9 @@ class Balancer:
     needs_gradients = False  # True: `weights` gets a GradientSource, per-objective gradients
     at = "shared"  # where a gradient balancer takes them: the shared parameters, or "all"
     stateful = True  # False: its weights depend on this step's losses and gradients alone
-    # True: its weights for a step read neither that step's losses nor its gradients (only its
-    # state), so the step may be combined micro-batch by micro-batch with them, exactly
-    # (train.accumulate); the others need the whole batch at once
-    accumulates = False
+    # True: its weights for a step read neither that step's losses nor its gradients, only its
+    # own state (fixed, a seeded draw)
+    weights_from_state = False
     last_alpha: Tensor | None = None  # α of the last combine, for the logs (never synced)
     last_names: list[str] = []  # noqa: RUF012 (replaced, never mutated)
 
@@ -122,13 +127,7 @@ class Balancer:
         """The scalar the phase differentiates: Σ α_i · w_i · L_i."""
         alpha = self.weights(objectives, source)
         self.last_alpha, self.last_names = alpha, objectives.names
-        return (alpha * objectives.weighted).sum()
-
-    def recombine(self, objectives: Objectives) -> Tensor:
-        """`combine` on another micro-batch of the same step (train.accumulate): with the
-        weights of the step's first `combine`, neither drawn nor learned again."""
-        assert self.last_alpha is not None, "recombine before combine"
-        return (self.last_alpha * objectives.weighted).sum()
+        return objectives.combined(alpha)
 
     @property
     def last_weights(self) -> dict[str, float]:
@@ -190,7 +189,7 @@ class FixedWeights(Balancer):
     name = "fixed"
     summary = "Σ weight·loss, every task at its own scale (default)"
     stateful = False
-    accumulates = True
+    weights_from_state = True
 
     def weights(self, objectives: Objectives, source: Any = None) -> Tensor:
         return torch.ones_like(objectives.weighted.detach())
@@ -198,25 +197,7 @@ class FixedWeights(Balancer):
     def combine(self, objectives: Objectives, source: Any = None) -> Tensor:
         # α = 1: no flattening on the hot path; the logs read ones (`last_weights`)
         self.last_names = objectives.names
-        w = objectives.weights
-        return sum(w[name] * loss.sum() for name, loss in objectives.losses.items())
-
-    def recombine(self, objectives: Objectives) -> Tensor:
-        return self.combine(objectives)
-
-
-def check_accumulates(balancer: Balancer, field: str, accumulate: int) -> None:
-    """Refuse, at build time, a balancer that cannot be combined micro-batch by micro-batch
-    (train.accumulate > 1): its weights read the whole step's losses or gradients."""
-    if accumulate == 1 or balancer.accumulates:
-        return
-    able = sorted(name for name, cls in BALANCERS.items() if cls.accumulates)
-    raise ConfigError(
-        f"train.accumulate={accumulate}: {field}={balancer.name} decides its weights from the "
-        "step's losses or gradients of the whole batch, which micro-batches only give one part "
-        f"at a time; with train.accumulate choose a balancer that accumulates ({', '.join(able)}) "
-        "or set train.accumulate=1"
-    )
+        return objectives.combined()
 
 
 def options_of(cls: type[Balancer]) -> list[str]:

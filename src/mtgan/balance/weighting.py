@@ -114,7 +114,7 @@ class RandomLossWeighting(SeededDraws, LossWeighting):
 
     name = "rlw"
     summary = "random loss weighting, m·softmax(N(0, I)) per step (Lin et al. 2022)"
-    accumulates = True  # the draw reads no loss; micro-batches after the first reuse it
+    weights_from_state = True  # the draw reads no loss
 
     def __init__(self, seed: int = 0):
         super().__init__()
@@ -135,7 +135,7 @@ class UncertaintyWeighting(LossWeighting):
 
     name = "uncertainty"
     summary = "learned log-variances, exp(−s)·L + s (Kendall et al. 2018; lr)"
-    # not `accumulates`: α = exp(−s) is read after s stepped on this step's whole-batch losses
+    # not `weights_from_state`: α = exp(−s) is read after s stepped on this step's losses
 
     def __init__(self, lr: float = 1e-2):
         super().__init__()
@@ -163,8 +163,8 @@ class DynamicWeightAverage(LossWeighting):
 
     name = "dwa"
     summary = "dynamic weight average of loss ratios (Liu et al. 2019; temperature, beta)"
-    # not `accumulates`: α comes from the history, but the history takes this step's losses of
-    # the whole batch, which the first micro-batch alone does not have
+    # not `weights_from_state`: α comes from the history, but the history takes this step's
+    # losses of the whole batch, which the first micro-batch alone does not have
 
     def __init__(self, temperature: float = 2.0, beta: float = 0.9):
         super().__init__()

@@ -10,7 +10,8 @@ this is exact up to float summation order, under conditions that are checked at 
 made to hold here:
 
 - the balancer's weights read neither the step's losses nor its gradients
-  (`Balancer.accumulates`; build_phases refuses the others);
+  (`Balancer.weights_from_state`; the others are refused), so the engine combines every
+  micro-batch after the first with the weights the balancer chose on the first;
 - every micro-batch of a phase starts from the same noise generator and model buffers
   (`Replay`): each takes its columns of the same global draw of GP's interpolation weights, and
   spectral norm's power iteration runs as often as without accumulation;
@@ -29,12 +30,10 @@ without accumulation.
 
 from __future__ import annotations
 
-from contextlib import AbstractContextManager
-
 import torch
 from torch import Tensor, nn
 
-from mtgan.balance.base import Objectives
+from mtgan.balance import BALANCERS
 from mtgan.config import ExperimentConfig
 from mtgan.errors import ConfigError
 from mtgan.nets import MultiGAN
@@ -105,6 +104,22 @@ def check_splittable(
         )
 
 
+def check_balancers(phases: list[Phase], n: int) -> None:
+    """Refuse, at build time, a balancer that cannot be combined micro-batch by micro-batch:
+    its weights read the whole step's losses or gradients."""
+    if n == 1:
+        return
+    able = sorted(name for name, cls in BALANCERS.items() if cls.weights_from_state)
+    for phase in phases:
+        if not phase.balancer.weights_from_state:
+            raise ConfigError(
+                f"train.accumulate={n}: balance.{phase.family}={phase.balancer.name} decides "
+                "its weights from the step's losses or gradients of the whole batch, which "
+                "micro-batches only give one part at a time; with train.accumulate choose a "
+                f"balancer that accumulates ({', '.join(able)}) or set train.accumulate=1"
+            )
+
+
 class Replay:
     """What a micro-batch's pass changes besides gradients, restored for the next one: the
     noise generator (GP's interpolation weights, drawn for the global batch) and the model's
@@ -125,7 +140,8 @@ class Replay:
 
 class MicroBatches:
     """The step's contexts, one per micro-batch (train.accumulate), each with the run's
-    loss.augment, and a phase's gradients over them."""
+    loss.augment (the engine takes a phase's gradients over them), and what a micro-batch's
+    pass changes that the next must find as it was."""
 
     def __init__(
         self,
@@ -136,6 +152,7 @@ class MicroBatches:
         noise: torch.Generator,
     ):
         n, schedule = config.train.accumulate, config.train.schedule
+        check_balancers(phases, n)
         self.n, self.dist, self.model = n, dist, model
         self.augment = build_augment(config.loss.augment, model.data_shape)  # images only
         self.replay = Replay(noise, model)
@@ -167,36 +184,3 @@ class MicroBatches:
             StepContext(self.model, r, zm, step, noise, rl, fl, rank * n + m, world * n, aug)
             for m, (r, zm, rl, fl) in enumerate(zip(*cut))
         ]
-
-    def gradients(
-        self, phase: Phase, contexts: list[StepContext], autocast: AbstractContextManager
-    ) -> tuple[Tensor, list[Tensor], Objectives]:
-        """The phase's loss, gradients and objectives at this step: of the one batch, or the
-        mean over the micro-batches (gradients summed, divided by their number)."""
-        if len(contexts) == 1:
-            with autocast:
-                objectives = phase.objectives(contexts[0])
-                loss = phase.loss(objectives)
-            return loss, phase.gradients(loss), objectives
-        self.replay.save()
-        total: list[Tensor] = []
-        losses, seen = [], []
-        for m, ctx in enumerate(contexts):
-            if m:
-                self.replay.restore()
-            with autocast:
-                objectives = phase.objectives(ctx)
-                loss = phase.loss_again(objectives) if m else phase.loss(objectives)
-            grads = phase.gradients(loss)  # frees this micro-batch's graph
-            if m:
-                torch._foreach_add_(total, grads)
-            else:
-                total = grads
-            losses.append(loss.detach())
-            seen.append({k: v.detach() for k, v in objectives.losses.items()})
-            if self.regenerate:
-                ctx.release()
-        torch._foreach_div_(total, len(contexts))
-        mean = {k: torch.stack([s[k] for s in seen]).mean(0) for k in seen[0]}
-        merged = Objectives(mean, objectives.weights, objectives.names, objectives.reduce)
-        return torch.stack(losses).mean(), total, merged

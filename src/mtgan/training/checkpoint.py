@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 import shutil
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from safetensors import SafetensorError
@@ -22,6 +22,9 @@ from torch import nn
 from mtgan.atomic import fsync_path, write_text_atomic
 from mtgan.errors import RunError
 from mtgan.training import faults
+
+if TYPE_CHECKING:
+    from mtgan.training.phases import Phase
 
 WEIGHTS = "weights.safetensors"
 STATE = "state.pt"
@@ -166,3 +169,34 @@ def _names_by_storage(state: dict[str, torch.Tensor]) -> dict[int, list[str]]:
     for name, t in state.items():
         out.setdefault(t.untyped_storage().data_ptr(), []).append(name)
     return out
+
+
+def upgrade_state(state: dict[str, Any], phases: list[Phase]) -> dict[str, Any]:
+    """A training state as this version writes it, from one an older version wrote: keys
+    added since get the values a run without them had, balancer states their objective
+    names. The one place that knows older formats; the trainer and the phases read the
+    current one."""
+    state = {**state}
+    health = state.get("health", {})
+    state["health"] = {"skipped": 0, "rollbacks": 0, "lr_scale": 1.0, **health}
+    state.setdefault("loss_scales", {})  # before fp16: every phase's initial scale
+    state.setdefault("train_seconds", 0.0)
+    state.setdefault("until", None)
+    state.setdefault("stopped", None)
+    balancers = dict(state["balancers"])
+    for phase in phases:
+        saved = balancers.get(phase.name)
+        if saved is None:  # from before this phase existed (lazy terms were part of D)
+            if phase.balancer.stateful:
+                raise RunError(
+                    f"the checkpoint holds no state for the balancer ({phase.balancer.name}) "
+                    f"of phase {phase.name!r}: it was written by an mtgan version whose lazy "
+                    "regularisers were part of the D phase; resume it with that version or "
+                    "start a new run"
+                )
+            saved = phase.balancer_state()  # a stateless balancer's: as it is
+        elif "objectives" not in saved:  # from before balancer states carried names
+            saved = {"objectives": list(phase.names), "state": saved}
+        balancers[phase.name] = saved
+    state["balancers"] = balancers
+    return state

@@ -13,6 +13,7 @@ from mtgan.errors import MtganError, RunError
 from mtgan.metrics.evaluate import evaluate
 from mtgan.report import save_task_grids
 from mtgan.rundir import RunDir
+from mtgan.training import faults
 from mtgan.training.callbacks import Callbacks
 from mtgan.training.checkpoint import latest_checkpoint, mark_best, remove_stale
 from mtgan.training.distributed import barrier, broadcast_object
@@ -86,6 +87,7 @@ class Loop:
             reason = None
             while t.step < cfg.steps and reason is None:
                 log = (t.step + 1) % cfg.log_every == 0 or t.step + 1 == cfg.steps
+                faults.step_reached(t.dist.rank, t.step)  # the crash tests' hook, outside the step
                 tick = time.perf_counter()
                 record = t.train_step(record=log)
                 t.train_seconds += time.perf_counter() - tick

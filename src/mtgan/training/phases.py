@@ -22,7 +22,7 @@ import torch
 from torch import Tensor, nn
 
 from mtgan.balance import Balancer, build_balancer
-from mtgan.balance.base import Objectives, Reduce, check_accumulates, local
+from mtgan.balance.base import Objectives, Reduce, local
 from mtgan.balance.sources import DisjointJacobian, GradientSource, jacobian_at
 from mtgan.balance.tape import ActivationTape, discriminator_owners, generator_owners
 from mtgan.config import ExperimentConfig
@@ -30,7 +30,6 @@ from mtgan.errors import RunError
 from mtgan.nets import MultiGAN
 from mtgan.objectives.terms import Term
 from mtgan.training.context import StepContext
-from mtgan.training.loss_scale import LossScale
 
 
 @dataclass(frozen=True)
@@ -115,7 +114,6 @@ class Phase:
     tape: ActivationTape | None = None  # records the step's activations, if it is the source
     source: GradientSource | None = None  # per-objective gradients, for gradient balancers
     reduce: Reduce = local  # the mean over data-parallel ranks
-    loss_scale: LossScale | None = None  # fp16 only: the phase's dynamic loss scale
     weights: dict[str, float] = field(init=False)  # term → its configured weight
     nonfinite: Tensor = field(init=False)  # times its loss or gradients were not finite
     # The fused Adam can skip its update on the device (`found_inf`); the foreach one cannot,
@@ -151,22 +149,10 @@ class Phase:
         losses = {t.name: t.fn(ctx) for t in self.terms}
         return Objectives(losses, self.weights, self.names, self.reduce)
 
-    def loss(self, objectives: Objectives) -> Tensor:
-        return self.balancer.combine(objectives, self.source)
-
-    def loss_again(self, objectives: Objectives) -> Tensor:
-        """The loss of another micro-batch of this step (train.accumulate): the weights that
-        this step's `loss` chose."""
-        return self.balancer.recombine(objectives)
-
-    def forward_finite(self, loss_finite: Tensor, objectives: Objectives) -> Tensor:
-        """Whether the step's forward pass was finite (fp16: a backoff, not a bad step, if the
-        gradients were not). Scaled per-objective gradients that overflow make a gradient
-        balancer's weights, and so its loss, non-finite: its objectives say it instead (read
-        by the balancer already: no further collective)."""
-        if self.source is None:
-            return loss_finite
-        return torch.isfinite(objectives.values).all()
+    def loss(self, objectives: Objectives, source: GradientSource | None = None) -> Tensor:
+        """The scalar the phase differentiates: its balancer's combination of the objectives,
+        a gradient balancer reading `source` (default: the phase's own; fp16 scales it)."""
+        return self.balancer.combine(objectives, source or self.source)
 
     def record(self, loss: Tensor, objectives: Objectives, grad_norm: Tensor) -> dict[str, Tensor]:
         """Detached scalars to log: total, each term (mean and per objective), the balancer's
@@ -189,14 +175,9 @@ class Phase:
     def gradients(self, loss: Tensor) -> list[Tensor]:
         """∂loss/∂params for this phase's parameters only (nothing accumulates elsewhere).
         A parameter no term of the phase reaches (MAD-GAN's unused adversarial logit) gets zeros,
-        so that every rank reduces the same list of tensors. Under fp16 the loss is scaled by
-        the phase's loss scale and the gradients unscaled (loss_scale.py)."""
-        scale = self.loss_scale
-        grads = torch.autograd.grad(
-            loss if scale is None else scale.scaled(loss), self.params, allow_unused=True
-        )
-        grads = [torch.zeros_like(p) if g is None else g for p, g in zip(self.params, grads)]
-        return grads if scale is None else scale.unscale(grads)
+        so that every rank reduces the same list of tensors."""
+        grads = torch.autograd.grad(loss, self.params, allow_unused=True)
+        return [torch.zeros_like(p) if g is None else g for p, g in zip(self.params, grads)]
 
     def apply(self, grads: list[Tensor], skip: Tensor | None = None) -> None:
         """Step the optimizer with these gradients; not where `skip` (a device boolean) is
@@ -221,20 +202,9 @@ class Phase:
     def balancer_state(self) -> dict[str, Any]:
         return {"objectives": list(self.names), "state": self.balancer.state_dict()}
 
-    def load_balancer_state(self, saved: dict[str, Any] | None) -> None:
-        """Restore the balancer's state, which must be for this phase's objectives by name."""
-        if saved is None:  # a checkpoint from before this phase existed (lazy terms in D)
-            if self.balancer.stateful:
-                raise RunError(
-                    f"the checkpoint holds no state for the balancer ({self.balancer.name}) of "
-                    f"phase {self.name!r}: it was written by an mtgan version whose lazy "
-                    "regularisers were part of the D phase; resume it with that version or "
-                    "start a new run"
-                )
-            return
-        if "objectives" not in saved:  # written before balancer state carried names
-            self.balancer.load_state_dict(saved)
-            return
+    def load_balancer_state(self, saved: dict[str, Any]) -> None:
+        """Restore the balancer's state, which must be for this phase's objectives by name
+        (older formats: checkpoint.upgrade_state)."""
         if list(saved["objectives"]) != self.names:
             have, want = list(saved["objectives"]), self.names
             missing = [n for n in want if n not in have]
@@ -317,7 +287,6 @@ def build_phases(
         balancer = build_balancer(spec.balancer, spec.options, field_name)
         names = objective_names(model, spec.terms)
         balancer.check({t.name: model.num_discriminators for t in spec.terms}, field_name)
-        check_accumulates(balancer, field_name, config.train.accumulate)
         tape, source = gradient_source(spec, balancer, model, params)
         if source is not None and reduce is not local:
             source.reduce = reduce

@@ -26,24 +26,28 @@ from mtgan.nets import MultiGAN, TaskBatchNorm
 from mtgan.nets.routing import share_per_generator
 from mtgan.objectives.terms import build_terms, declared_heads
 from mtgan.rundir import RunDir
-from mtgan.training import faults
 from mtgan.training.accumulate import MicroBatches, micro_shards
 from mtgan.training.allocator import Heap
-from mtgan.training.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
+from mtgan.training.checkpoint import (
+    latest_checkpoint,
+    load_checkpoint,
+    save_checkpoint,
+    upgrade_state,
+)
+from mtgan.training.context import StepContext
 from mtgan.training.device import DeviceCount, on_device, pick_device
 from mtgan.training.distributed import (
     SINGLE,
     Dist,
-    all_reduce_mean,
     all_reduce_mean_of,
     all_reduce_sum_autograd,
     broadcast_object,
     device_for,
 )
 from mtgan.training.ema import EMA
+from mtgan.training.engine import Engine
 from mtgan.training.layout import apply_layout
 from mtgan.training.loop import fit
-from mtgan.training.loss_scale import LossScale, ScaledSource
 from mtgan.training.lr_schedule import LrSchedule
 from mtgan.training.phases import Phase, build_phases
 from mtgan.training.precision import decide, forward_probe
@@ -110,11 +114,10 @@ class Trainer:
         self.autocast = torch.autocast(
             self.device.type, dtype=low or torch.bfloat16, enabled=low is not None
         )
-        if self.precision == "fp16":  # float16 gradients underflow without a loss scale
-            for phase in self.phases:
-                phase.loss_scale = LossScale(self.device)
-                if phase.source is not None:  # a gradient balancer's backward passes too
-                    phase.source = ScaledSource(phase.source, phase.loss_scale)
+        # how each step runs: autocast, micro-batches, fp16's loss scale, ranks (engine.py)
+        self.engine = Engine(
+            self.phases, self.micro, dist, self.autocast, self.precision, train.schedule
+        )
         # The convolutions' layout, measured under the chosen precision (layout.py)
         nets = [self.model, *([self.ema.net] if self.ema is not None else [])]
         rows = min(64, train.batch_size // dist.world)
@@ -150,53 +153,15 @@ class Trainer:
         """One step of the phase loop; returns the logged values when `record` is set.
 
         A phase whose loss or gradients are not finite is not applied and the step counts as
-        skipped (the alternating schedule stops there; the simultaneous one applies nothing).
-        Under fp16 a finite loss whose scaled gradients overflow is a loss-scale backoff: that
-        phase alone is not applied, and the step is not counted as skipped.
+        skipped (the alternating schedule stops there; the simultaneous one applies nothing);
+        under fp16 an overflow of the scaled gradients is a backoff of that phase alone.
         """
-        cfg = self.config.train
-        faults.step_reached(self.dist.rank, self.step)
-        # Every rank draws the same global batch and keeps its shard: the run equals a single
-        # process with the same global batch, whatever the number of processes.
-        real, real_labels = self.data.sample_labelled(cfg.batch_size, self.data_rng, self.shard)
-        z, fake_labels = self.draw_noise(self.noise_rng, self.z_shard)
-        contexts = self.micro.contexts(real, z, self.step, self.noise_rng, real_labels, fake_labels)
-        for phase in self.phases:
-            phase.begin_step()
-        logged: dict[str, Tensor] = {}
-        pending = []
-        ok = torch.ones((), dtype=torch.bool, device=self.device)  # every phase so far finite
+        step = self.engine.start(self.draw_batch(), record)
         for phase in (p for p in self.phases if p.due(self.step)):
             phase.set_lr_scale(self.lr_scale * self.lr_schedule(self.step))  # a host float
-            # of the batch, or the mean over its micro-batches (train.accumulate)
-            loss, grads, objectives = self.micro.gradients(phase, contexts, self.autocast)
-            # One collective per phase: gradients and the loss, averaged over ranks.
-            *grads, loss = all_reduce_mean(
-                self.dist, [*grads, loss.detach()], [*phase.params, loss]
-            )
-            norm = torch.stack(torch._foreach_norm(grads)).norm() if grads else loss.new_zeros(())
-            loss_finite = torch.isfinite(loss)
-            finite = loss_finite & torch.isfinite(norm)
-            skip_own = None  # fp16: an overflow skips its own phase, and is no bad step
-            if phase.loss_scale is not None:
-                forward = phase.forward_finite(loss_finite, objectives)
-                skip_own = phase.loss_scale.update(forward, finite)
-                finite = finite | skip_own
-            phase.nonfinite += ~finite
-            ok = ok & finite  # on the device: no host sync on an unlogged step
-            skip = ~ok if skip_own is None else ~ok | skip_own
-            if record:
-                logged.update(phase.record(loss, objectives, norm))
-            if cfg.schedule == "alternating":
-                phase.apply(grads, skip=skip)  # after a bad phase, later ones are not applied
-                for ctx in contexts:
-                    ctx.invalidate()
-            else:  # simultaneous: every phase's gradients at the same parameters, then apply
-                pending.append((phase, grads, skip_own))
-        for phase in self.phases:
-            phase.end_step()
-        for phase, grads, skip_own in pending:
-            phase.apply(grads, skip=~ok if skip_own is None else ~ok | skip_own)
+            # of the batch, or the mean over its micro-batches, reduced over ranks and checked
+            step.apply(phase, step.gradients(phase))
+        ok = step.finish()  # on the device: no host sync on an unlogged step
         if self.ema is not None:
             self.ema.update(self.model.generator, where=ok)
         self._skipped += ~ok
@@ -204,16 +169,15 @@ class Trainer:
         self.step += 1
         if not record:
             return None
-        for phase in self.phases:
-            logged[f"{phase.name}/nonfinite"] = phase.nonfinite.to(loss.dtype)
-            if phase.loss_scale is not None:
-                logged.update(phase.loss_scale.record(phase.name))
-        # Averaged over ranks in one collective; one device sync per log step.
-        (stacked,) = all_reduce_mean(self.dist, [torch.stack(list(logged.values()))], [loss])
-        values = stacked.tolist()
-        out = dict(zip(logged, values))
-        out["skipped"] = self.skipped
-        return out
+        return {**step.values(), "skipped": self.skipped}
+
+    def draw_batch(self) -> list[StepContext]:
+        """This step's batch: every rank draws the same global batch and keeps its shard (the
+        run equals one process with that batch), as one context per micro-batch."""
+        batch = self.config.train.batch_size
+        real, real_labels = self.data.sample_labelled(batch, self.data_rng, self.shard)
+        z, fake_labels = self.draw_noise(self.noise_rng, self.z_shard)
+        return self.micro.contexts(real, z, self.step, self.noise_rng, real_labels, fake_labels)
 
     def rollback(self, run: RunDir) -> dict[str, Any]:
         """After `train.nan_patience` skipped steps in a row: back to the last checkpoint, with
@@ -327,34 +291,31 @@ class Trainer:
                 "rollbacks": self.rollbacks,
                 "lr_scale": self.lr_scale,
             },
-            "loss_scales": {
-                p.name: p.loss_scale.state_dict() for p in self.phases if p.loss_scale is not None
-            },
+            "loss_scales": self.engine.state_dict(),
             "train_seconds": self.train_seconds,
             "until": self.until.state_dict(),
             "stopped": self.stopped,
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
+        state = upgrade_state(state, self.phases)  # a checkpoint of an older version
         self.step = int(state["step"])
         for phase in self.phases:
             if phase.owns_optimizer:
                 phase.optimizer.load_state_dict(state["optimizers"][phase.name])
-            phase.load_balancer_state(state["balancers"].get(phase.name))
-            if phase.loss_scale is not None:  # none saved (not an fp16 run): the initial scale
-                phase.loss_scale.load_state_dict(state.get("loss_scales", {}).get(phase.name))
+            phase.load_balancer_state(state["balancers"][phase.name])
+        self.engine.load_state_dict(state["loss_scales"])
         self.data_rng.set_state(state["rng"]["data"])
         self.noise_rng.set_state(state["rng"]["noise"])
         torch.set_rng_state(state["rng"]["torch"])
         self.fixed_z = state["fixed_z"].to(self.device)
-        health = state.get("health", {})
-        self.skipped = int(health.get("skipped", 0))
-        self.rollbacks = int(health.get("rollbacks", 0))
-        self.lr_scale = float(health.get("lr_scale", 1.0))
+        health = state["health"]
+        self.skipped, self.rollbacks = int(health["skipped"]), int(health["rollbacks"])
+        self.lr_scale = float(health["lr_scale"])
         self.bad_streak = 0
-        self.train_seconds = float(state.get("train_seconds", 0.0))
-        self.until.load_state_dict(state.get("until"))
-        self.stopped = state.get("stopped")
+        self.train_seconds = float(state["train_seconds"])
+        self.until.load_state_dict(state["until"])
+        self.stopped = state["stopped"]
 
     def save(self, run: RunDir) -> Path:
         return save_checkpoint(
