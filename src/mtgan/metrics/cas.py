@@ -12,8 +12,6 @@ data and the image count only.
 
 from __future__ import annotations
 
-import math
-
 import torch
 from torch import Tensor
 
@@ -22,8 +20,8 @@ from mtgan.metrics.classifier import (
     Kind,
     cache_key,
     cached_classifier,
+    epochs_for,
     fit_images,
-    held_out_count,
     train_classifier,
 )
 from mtgan.metrics.data_classifier import SIZE
@@ -41,12 +39,6 @@ REAL = Kind("cas-real", VERSION, "CAS real-data classifier", "training images",
             channels_last=True)  # fmt: skip
 
 
-def epochs_for(labels: Tensor, num_classes: int) -> int:
-    """EPOCHS, or more when these images (their labels (N,)) give fewer than MIN_STEPS updates."""
-    rows = len(labels) - held_out_count(labels, num_classes)
-    return max(EPOCHS, math.ceil(MIN_STEPS / max(1, math.ceil(rows / BATCH_SIZE))))
-
-
 def train_cas_classifier(
     x: Tensor, y: Tensor, num_classes: int, seed: int = 0, kind: Kind = GENERATED
 ) -> ImageClassifier:
@@ -58,7 +50,7 @@ def train_cas_classifier(
     def build() -> ImageClassifier:
         return ImageClassifier(x.shape[1], SIZE, num_classes)
 
-    epochs = epochs_for(y, num_classes)
+    epochs = epochs_for(y, num_classes, EPOCHS, BATCH_SIZE, MIN_STEPS)
     model, _ = train_classifier(kind, build, x, y, num_classes, seed=seed, epochs=epochs,
                                 batch_size=BATCH_SIZE, lr=LR, verbose=False)  # fmt: skip
     return model

@@ -90,6 +90,13 @@ def held_out_count(y: Tensor, num_classes: int) -> int:
     return int((counts * HELD_OUT).round().long().sum())
 
 
+def epochs_for(y: Tensor, num_classes: int, epochs: int, batch_size: int, min_steps: int) -> int:
+    """`epochs`, or more where the labelled rows y (N,) give fewer than `min_steps` updates
+    (small data sets need more passes to learn anything)."""
+    rows = len(y) - held_out_count(y, num_classes)
+    return max(epochs, math.ceil(min_steps / max(1, math.ceil(rows / batch_size))))
+
+
 def split(y: Tensor, gen: torch.Generator, num_classes: int) -> tuple[Tensor, Tensor]:
     """Seeded stratified split: indices (train, held out), HELD_OUT of each class held out."""
     perm = torch.randperm(len(y), generator=gen)

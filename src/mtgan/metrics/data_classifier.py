@@ -13,7 +13,6 @@ there is nothing to learn, and the evaluation asks for Inception weights or raw 
 from __future__ import annotations
 
 import inspect
-import math
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +28,7 @@ from mtgan.metrics.classifier import (
     Kind,
     cache_key,
     cached_classifier,
+    epochs_for,
     fit_images,
     held_out_count,
     train_classifier,
@@ -56,9 +56,7 @@ def train_image_classifier(
     """Train an ImageClassifier on images x (N, C, 32, 32) in [0, 1], labels y (N,) in
     0..num_classes−1, with one more class (num_classes: "none of them") learnt from corrupted
     images: `epochs` passes, or more for small data (at least MIN_STEPS updates)."""
-    train_rows = len(y) - held_out_count(y, num_classes)
-    per_epoch = max(1, math.ceil(train_rows / batch_size))
-    epochs = max(epochs, math.ceil(MIN_STEPS / per_epoch))
+    epochs = epochs_for(y, num_classes, epochs, batch_size, MIN_STEPS)
 
     def build() -> ImageClassifier:
         return ImageClassifier(x.shape[1], SIZE, num_classes + 1)
