@@ -15,7 +15,7 @@ import torch
 
 from mtgan.errors import ConfigError
 from mtgan.training import Trainer
-from mtgan.training.distributed import init_distributed, shutdown
+from mtgan.training.distributed import barrier, init_distributed
 
 HERE = Path(__file__).parent
 
@@ -33,7 +33,8 @@ def launch(worker: str, out: Path) -> None:
 def train_and_save(runs: Iterable[tuple[str, Any]], steps: int, out: Path) -> None:
     """In a worker: train each (name, config) for `steps` steps in the one process group, and
     have rank 0 save its weights as out/<name>.pt, or as out/<name>.refused the message of a
-    config that 2 processes refuse (a ConfigError, raised on every rank alike)."""
+    config that 2 processes refuse (a ConfigError, raised on every rank alike); then end the
+    process (it does not return)."""
     info = init_distributed(torch.device("cpu"), timeout_s=120)
     for name, config in runs:
         try:
@@ -47,7 +48,15 @@ def train_and_save(runs: Iterable[tuple[str, Any]], steps: int, out: Path) -> No
         if info.main:
             weights = {k: v.detach().clone() for k, v in trainer.model.state_dict().items()}
             torch.save(weights, out / f"{name}.pt")
-    shutdown()
+    # Every file is written: end the process here, past the process group's teardown and the
+    # interpreter's. There gloo's threads now and then meet torch's static destructors in an
+    # order that aborts both ranks ("terminate called without an active exception", SIGABRT)
+    # after all their results were saved (seen in 2 of 3 suite runs on 2026-12-07), which
+    # failed a comparison that had nothing wrong with it.
+    barrier(info)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
 
 
 def without_bias_before_norm(weights: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
