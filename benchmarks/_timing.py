@@ -22,8 +22,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from mtgan.config import load_config
 from mtgan.data import build_tasks
-from mtgan.training import Trainer
-from mtgan.training.allocator import choose_heap
+from mtgan.training.trainer import build_tuned
 
 Measurement = benchmark.Measurement
 MATMULS = {"aten.mm": 0, "aten.addmm": 1, "aten.bmm": 0, "aten.baddbmm": 1}  # → index of A
@@ -227,8 +226,7 @@ def memory_child(preset: str, overrides: list[str], steps: int) -> None:
     base_hwm = _proc_status_bytes("VmHWM") or ru_maxrss_bytes()
     release_freed_memory()
     base = _proc_status_bytes("VmRSS") or ru_maxrss_bytes()
-    trainer = Trainer(cfg, data=data)
-    choose_heap(trainer)  # as `mtgan train` does
+    trainer = build_tuned(cfg, data)  # as `mtgan train` does
     for _ in range(steps):
         trainer.train_step()
     peak = _proc_status_bytes("VmHWM") or ru_maxrss_bytes()

@@ -20,7 +20,7 @@ import torch
 from mtgan.balance import BALANCERS
 from mtgan.config import load_config
 from mtgan.training import Trainer
-from mtgan.training.allocator import choose_heap
+from mtgan.training.trainer import build_tuned
 
 
 def make(preset: str, balancer: str, threads: int, extra: list[str]) -> Trainer:
@@ -29,8 +29,7 @@ def make(preset: str, balancer: str, threads: int, extra: list[str]) -> Trainer:
     if not (preset == "gman" and balancer == "fixed"):
         overrides += [f"balance.g={balancer}", "balance.g_options={}"]
     config = load_config(preset, overrides)
-    trainer = Trainer(config)
-    choose_heap(trainer)  # as `mtgan train` does
+    trainer = build_tuned(config)  # as `mtgan train` does
     return trainer
 
 

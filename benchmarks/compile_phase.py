@@ -27,7 +27,7 @@ import torch
 
 from mtgan.config import load_config
 from mtgan.training import Trainer
-from mtgan.training.allocator import choose_heap
+from mtgan.training.trainer import build_tuned
 
 
 def regenerating(trainer: Trainer) -> Trainer:
@@ -54,11 +54,11 @@ def main() -> None:
     overrides = ["train.progress=false", *args.set]
     torch._dynamo.config.trace_autograd_ops = True
     rows = {
-        "eager": Trainer(load_config(args.preset, overrides)),
+        "eager": build_tuned(load_config(args.preset, overrides)),  # as `mtgan train` does
         "eager_regenerate": regenerating(Trainer(load_config(args.preset, overrides))),
         "compiled_regenerate": regenerating(Trainer(load_config(args.preset, overrides))),
     }
-    heap = choose_heap(rows["eager"])
+    heap = rows["eager"].verdicts["keep_heap"]
     compiled = rows["compiled_regenerate"]
     compiled.micro.gradients = torch.compile(compiled.micro.gradients)
     t0 = time.perf_counter()
@@ -76,7 +76,7 @@ def main() -> None:
                 times[name].append(time.perf_counter() - start)
     ms = {name: statistics.median(t) * 1e3 for name, t in times.items()}
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {args.preset}")
-    print(f"  precision {rows['eager'].precision}; {heap.describe('auto')}")
+    print(f"  precision {rows['eager'].precision}; {heap.describe()}")
     for name, value in ms.items():
         print(f"  {name:22s} {value:7.1f} ms  ({value / ms['eager']:.2f}× eager)")
     print(json.dumps({"preset": args.preset, "ms": ms, "warmup_and_compile_s": warm_s}))

@@ -39,8 +39,9 @@ FLOPs.
 The last line is one JSON object. Keys new with this FlopCounterMode / torch.utils.benchmark
 version: targets {name: {value, target, met, matmuls_only}} (matmuls_only: the ratio with the row's
 step replaced by its own matmuls back to back, nothing else: the best reachable with these
-kernels), mmseq_ms {row: ms of its matmuls alone}; precision_auto {asked, precision, reason} (what
-`mtgan train` prints as `precision auto → ...`), precision_by_row, heap_auto {asked, keep, reason}
+kernels), mmseq_ms {row: ms of its matmuls alone}; precision_auto {asked, chosen, reason} (what
+`mtgan train` prints as `precision auto → ...`), precision_by_row, auto_vs_best {row: its step
+under auto / the faster of its fp32 and bf16 rows, target ≤ 1.05}, heap_auto {asked, chosen, reason}
 (train.keep_heap, decided on the single row's networks), channels_last_by_row (what
 `train.channels_last=auto` measured for each row's networks), cpu_bf16_flags (the CPU's native-bf16
 flags, [] for none), bf16_vs_fp32 (bf16 row / fp32 row); step_flops {row: FLOPs}, step_flops_by_op
@@ -84,7 +85,8 @@ from torch.utils.data import DataLoader, TensorDataset
 from mtgan.config import TrainConfig, load_config
 from mtgan.data.mnist import load_mnist5k
 from mtgan.training import Trainer
-from mtgan.training.allocator import choose_heap
+from mtgan.training.allocator import apply_heap
+from mtgan.training.tuner import tune
 
 PRESET = "speed-mlp"
 K = 10
@@ -95,6 +97,8 @@ TARGETS = {
     "floor_ratio_b256": ("≤", 1.5),
 }
 OPTIONAL = {"independent_k10", "dcgan32", "bf16_autocast", "fp16_autocast", "fp32", "compile"}
+PRECISIONS = ("fp32", "bf16")  # the rows `auto` is compared with
+OPTIONAL |= {f"{row}_{p}" for row in ("single_b256", "pertask_k10") for p in PRECISIONS}
 
 
 def k_task_overrides(g_hidden: list[int], d_hidden: list[int], batch: int) -> list[str]:
@@ -219,6 +223,11 @@ def build_rows(
         builds["single_b256"], b256 = (PRESET, ["train.batch_size=256"]), "single_b256"
     options = option_overrides(base)
     builds.update({n: (PRESET, how) for n, how in options.items() if isinstance(how, list)})
+    # `auto` beside both precisions for the rows the single row's options do not cover
+    for row in (b256, "pertask_k10"):
+        preset, over = builds[row]
+        for p in PRECISIONS:
+            builds[f"{row}_{p}"] = (preset, [*over, f"train.precision={p}"])
     trainers: dict[str, Trainer] = {}
     failed: dict[str, str] = {}
     for name, (preset, over) in builds.items():
@@ -227,7 +236,7 @@ def build_rows(
             continue
         try:
             config = load_config(preset, [*base, *over])
-            trainers[name] = Trainer(config)
+            trainers[name] = Trainer(config, verdicts=tune(config))  # as `mtgan train` does
         except Exception as e:  # an optional row that fails to build is a row of n/a
             if name not in OPTIONAL:
                 raise
@@ -249,7 +258,8 @@ def measure(args: argparse.Namespace, log: Callable[[str], None], tmp: Path) -> 
     log("building the rows ...")
     trainers, options, failed, b256 = build_rows(args, base, k_over, tmp)
     # process-wide, as `mtgan train` sets it for its run: here for the single-task row's
-    heap = choose_heap(trainers["single"])
+    heap = trainers["single"].verdicts["keep_heap"]
+    apply_heap(heap)
     runners = {"plain": PlainLoop(g_widths, d_widths, batch, args.device).step}
     runners.update({name: t.train_step for name, t in trainers.items()})
     log("counting FLOPs (FlopCounterMode, one training step each) ...")
@@ -315,13 +325,13 @@ def measure(args: argparse.Namespace, log: Callable[[str], None], tmp: Path) -> 
         "step_ms_mean": {name: m.mean * 1e3 for name, m in timed.items()},
         "step_ms_iqr": {name: m.iqr * 1e3 for name, m in timed.items()},
         "step_samples": {name: len(m.times) for name, m in timed.items()},
-        "precision_auto": {
-            "asked": cfg.train.precision,
-            **vars(trainers["single"].precision_verdict),
-        },
+        "precision_auto": trainers["single"].verdicts["precision"].record(),
         "precision_by_row": {name: t.precision for name, t in trainers.items()},
-        "heap_auto": heap.record(cfg.train.keep_heap),
-        "channels_last_by_row": {name: t.layout.channels_last for name, t in trainers.items()},
+        "auto_vs_best": auto_vs_best(ms, b256),
+        "heap_auto": heap.record(),
+        "channels_last_by_row": {
+            name: t.verdicts["channels_last"].value for name, t in trainers.items()
+        },
         "options": {name: ratio(name, "single") for name in options},
         "options_note": {n: h if isinstance(h, str) else " ".join(h) for n, h in options.items()},
         "bf16_vs_fp32": ratio("bf16_autocast", "fp32"),
@@ -354,6 +364,17 @@ def measure(args: argparse.Namespace, log: Callable[[str], None], tmp: Path) -> 
         for name, (op, bound) in TARGETS.items()
     }
     return result
+
+
+def auto_vs_best(ms: dict[str, float], b256: str) -> dict[str, float]:
+    """Each row's step under `train.precision=auto` / its faster of fp32 and bf16 forced."""
+    pairs = {"single": ("fp32", "bf16_autocast")}
+    pairs.update({row: (f"{row}_fp32", f"{row}_bf16") for row in (b256, "pertask_k10")})
+    return {
+        row: ms[row] / min(ms[a], ms[b])
+        for row, (a, b) in pairs.items()
+        if all(n in ms for n in (row, a, b))
+    }
 
 
 def met(value: float | None, op: str, bound: float) -> bool | None:
@@ -429,14 +450,16 @@ def report(r: dict[str, Any], log: Callable[[str], None]) -> None:
 
     p = r["precision_auto"]
     log("\n== precision (what `mtgan train` prints for the single-task run)")
-    log(f"  precision {p['asked']} → {p['precision']}: {p['reason']}")
+    log(f"  precision {p['asked']} → {p['chosen']}: {p['reason']}")
+    for row, x in r["auto_vs_best"].items():
+        log(f"  {row:14s} auto / the faster of fp32 and bf16 = {x:.2f} (target ≤ 1.05)")
     log(f"  this run's whole steps: bf16 row / fp32 row = {num(r['bf16_vs_fp32'], '.2f')}")
     if r["cpu_bf16_flags"] is not None:
         flags = ", ".join(r["cpu_bf16_flags"]) or "none (bf16 is emulated in fp32 here)"
         log(f"  native-bf16 CPU flags (avx512_bf16, amx_bf16, avx_ne_convert): {flags}")
     log(f"  per row: {r['precision_by_row']}")
     h = r["heap_auto"]
-    log(f"  keep_heap {h['asked']} → {'kept' if h['keep'] else 'glibc defaults'}: {h['reason']}")
+    log(f"  keep_heap {h['asked']} → {'kept' if h['chosen'] else 'glibc defaults'}: {h['reason']}")
     if "memory" in r:
         for line in memory_lines(r):
             log(line)

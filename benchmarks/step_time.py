@@ -15,14 +15,12 @@ import time
 import torch
 
 from mtgan.config import load_config
-from mtgan.training import Trainer
-from mtgan.training.allocator import choose_heap
+from mtgan.training.trainer import build_tuned
 
 
 def time_preset(name: str, steps: int, warmup: int, overrides: list[str]) -> dict[str, float]:
     config = load_config(name, ["train.progress=false", *overrides])
-    trainer = Trainer(config)
-    choose_heap(trainer)  # as `mtgan train` does
+    trainer = build_tuned(config)  # as `mtgan train` does
     for _ in range(warmup):
         trainer.train_step()
     sync = torch.cuda.synchronize if trainer.device.type == "cuda" else (lambda: None)

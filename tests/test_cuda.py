@@ -11,6 +11,7 @@ import torch
 from mtgan import api
 from mtgan.config import load_config
 from mtgan.training import Trainer
+from mtgan.training.trainer import build_tuned
 
 pytestmark = [
     pytest.mark.cuda,
@@ -86,8 +87,8 @@ def test_channels_last_convolutions_on_the_gpu(tiny, precision):
         trainer = Trainer(load_config("pertask", [*base, f"train.channels_last={layout}"]))
         records.append(trainer.train_step(record=True))
     assert records[1]["d/loss"] == pytest.approx(records[0]["d/loss"], rel=1e-2)
-    auto = Trainer(load_config("pertask", base))
-    assert "the contiguous speed on this GPU" in auto.layout.reason
+    auto = build_tuned(load_config("pertask", base))
+    assert "as fast as contiguous on this GPU" in auto.verdicts["channels_last"].reason
 
 
 def test_compile_on_the_gpu(tiny):

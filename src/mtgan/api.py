@@ -19,6 +19,7 @@ from pydantic import ValidationError
 from torch import Tensor
 
 from mtgan.config import EvalConfig, ExperimentConfig, format_validation_error, load_config
+from mtgan.data import build_tasks
 from mtgan.data.taskset import to_display
 from mtgan.errors import ConfigError, MtganError, RunError
 from mtgan.metrics.registry import check_fits, default_metrics
@@ -27,13 +28,14 @@ from mtgan.nets.routing import share_per_generator, task_samples
 from mtgan.objectives.terms import build_terms, declared_heads
 from mtgan.rundir import CONFIG, TASKS, RunDir, default_run_dir
 from mtgan.training import Trainer, latest_checkpoint, load_checkpoint, pick_device
-from mtgan.training.allocator import choose_heap
 from mtgan.training.callbacks import check_callbacks
 from mtgan.training.checkpoint import BEST, LATEST, named_checkpoint
 from mtgan.training.distributed import barrier, broadcast_object, init_distributed, shutdown
 from mtgan.training.ema import EMA
+from mtgan.training.init_from import describe_start, locate_source, prepare_config, start_from
 from mtgan.training.loggers import require as require_loggers
 from mtgan.training.phases import build_phases, describe_phases
+from mtgan.training.trainer import build_tuned
 
 
 def describe(config: ExperimentConfig | str | Path | dict | None = None, overrides=None) -> str:
@@ -43,7 +45,7 @@ def describe(config: ExperimentConfig | str | Path | dict | None = None, overrid
     """
     from mtgan.data import build_tasks
 
-    config = load_config(config, overrides)
+    config = prepare_config(load_config(config, overrides), None, None)
     data = build_tasks(config.data, config.seed)
     model = MultiGAN(
         config.model, data.shape, data.num_tasks, data.num_classes, heads=declared_heads(config)
@@ -51,7 +53,14 @@ def describe(config: ExperimentConfig | str | Path | dict | None = None, overrid
     phases = build_phases(config, model, build_terms(config))
     head = f"{data.num_tasks} task(s) of shape {'×'.join(map(str, data.shape))}: "
     names = ", ".join(data.names[:12]) + (" ..." if data.num_tasks > 12 else "")
-    return head + names + "\n" + model.describe() + "\n" + describe_phases(phases)
+    start = describe_start(config, model, data.num_tasks, _init_source(config))
+    return head + names + "\n" + model.describe() + "\n" + describe_phases(phases) + start
+
+
+def _init_source(config: ExperimentConfig) -> Run | None:
+    """The run (and checkpoint) train.init_from names, opened; None without one."""
+    source = config.train.init_from
+    return None if source is None else Run(*locate_source(source))
 
 
 def train(
@@ -61,6 +70,7 @@ def train(
     resume: str | Path | None = None,
     quiet: bool = False,
     callbacks: Sequence[object] = (),
+    init_from: str | Path | None = None,
 ) -> Run:
     """Train a config (preset name, YAML path, dict or ExperimentConfig) and return the run.
 
@@ -70,22 +80,28 @@ def train(
     its shard of the global batch and rank 0 alone writes the run directory.
     `callbacks`: objects with any of on_log(record), on_eval(step, result),
     on_checkpoint(step, path), on_stop(reason, step), called on rank 0 (training/callbacks.py).
+    `init_from=RUN` (train.init_from): start from that run's weights (training/init_from.py).
     """
     source = config
+    resumed = RunDir(resume).load_config() if resume is not None else None
     config = (
         RunDir(resume).load_config(overrides)
         if resume is not None
         else load_config(config, overrides)
     )
+    config = prepare_config(config, init_from, resumed)
     require_loggers(config.train)  # a missing package fails here, before anything is built
     callbacks = check_callbacks(callbacks)
     info = init_distributed(pick_device(config.train.device), config.train.dist_timeout)
     quiet = quiet or not info.main
     try:
-        trainer = Trainer(config, dist=info)  # data and model first: their errors leave no dir
-        check_fits(config, trainer.data)  # every metric of eval.metrics can run on this data
-        choose_heap(trainer)  # process-wide malloc settings: the entry point's choice
+        data = build_tasks(config.data, config.seed)  # data and model first: no dir on errors
+        check_fits(config, data)  # every metric of eval.metrics can run on this data
+        trainer = build_tuned(config, data, info)  # speed switches measured (tuner.py)
         restored = trainer.restore(RunDir(resume)) if resume is not None else False
+        init = None  # the weights a new run starts from, and what model.freeze holds fixed
+        if not restored and (config.train.init_from is not None or config.model.freeze):
+            init = start_from(trainer, _init_source(config))
         if trainer.step > config.train.steps:  # before the run directory is touched
             raise RunError(
                 f"{resume} is at step {trainer.step}, past train.steps={config.train.steps}: "
@@ -102,7 +118,11 @@ def train(
         run_dir = RunDir(path)
         if info.main:
             _write_tasks(run_dir, trainer)
+            if init is not None:
+                run_dir.write_init(init.record())
         barrier(info)
+        if init is not None:
+            _say(quiet, init.summary())
         if resume is not None:
             if not restored:
                 _say(quiet, f"no checkpoint in {run_dir.path}; starting from step 0")
@@ -110,11 +130,9 @@ def train(
                 run_dir.truncate_metrics(trainer.step)
         world = f" on {info.world} processes" if info.active else ""
         _say(quiet, f"run directory: {run_dir.path}{world}")
-        _say(quiet, trainer.precision_verdict.describe(config.train.precision))
-        if trainer.heap is not None:
-            _say(quiet, trainer.heap.describe(config.train.keep_heap))
-        if trainer.layout.reason != "no convolutions":
-            _say(quiet, trainer.layout.describe(config.train.channels_last))
+        for verdict in trainer.verdicts.values():
+            if not verdict.reason.startswith("no convolutions"):
+                _say(quiet, verdict.describe())
         t0, first = time.perf_counter(), trainer.step
         trainer.fit(run_dir, quiet=quiet, callbacks=callbacks)
         seconds = time.perf_counter() - t0
@@ -206,7 +224,8 @@ class Run:
         """Every record of metrics.jsonl, in order."""
         return self.dir.read_metrics()
 
-    def _checkpoint_path(self) -> Path:
+    def checkpoint_path(self) -> Path:
+        """The checkpoint directory this Run reads (the latest unless one was chosen)."""
         if self.checkpoint is None:
             path = latest_checkpoint(self.dir.checkpoints)
             if path is None:
@@ -230,7 +249,7 @@ class Run:
     def _load(self) -> None:
         if self._model is not None:
             return
-        path = self._checkpoint_path()
+        path = self.checkpoint_path()
         torch.manual_seed(self.config.seed)
         model = MultiGAN(
             self.config.model,
@@ -245,6 +264,13 @@ class Run:
             modules["ema"] = self._ema
         state = load_checkpoint(path, torch.nn.ModuleDict(modules), "cpu")
         self._model, self._step = model, int(state["step"])
+
+    def weights(self) -> torch.nn.ModuleDict:
+        """The loaded checkpoint's networks as saved: "model" and, with EMA, "ema"."""
+        self._load()
+        assert self._model is not None
+        ema = {"ema": self._ema} if self._ema is not None else {}
+        return torch.nn.ModuleDict({"model": self._model, **ema})
 
     def task_index(self, task: int | str) -> int:
         """A task given by index or by name ("digit 3") → its index."""
@@ -419,7 +445,7 @@ class Run:
         )
         result = {
             "step": self.step,
-            "checkpoint": self._checkpoint_path().name,
+            "checkpoint": self.checkpoint_path().name,
             "ema": self._ema is not None,
             "features": ctx.features_name,
             "n": cfg.n,

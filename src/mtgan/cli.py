@@ -1,6 +1,7 @@
 """The `mtgan` command line: a thin layer over mtgan.api.
 
 mtgan train [PRESET|CONFIG.yaml] [key=value ...] [--out DIR] [--resume RUN_DIR]
+            [--init-from RUN|CHECKPOINT]
 mtgan sample RUN_DIR [--task T|all] --n N --out FILE.png|FILE.npz|DIR/
 mtgan describe [PRESET|CONFIG.yaml] [key=value ...]
 mtgan bench PRESET... [key=value ...] [--seeds N] [--jobs N] [--out DIR] [--baseline PRESET]
@@ -41,7 +42,9 @@ def cmd_train(ns: argparse.Namespace) -> int:
         raise MtganError(
             "--resume continues a run with its own config; give only key=value overrides"
         )
-    api.train(target, overrides, out=ns.out, resume=ns.resume, quiet=ns.quiet)
+    api.train(
+        target, overrides, out=ns.out, resume=ns.resume, quiet=ns.quiet, init_from=ns.init_from
+    )
     return 0
 
 
@@ -50,7 +53,8 @@ def _launch_torchrun(ns: argparse.Namespace) -> int:
     from mtgan.training.distributed import launch
 
     args = list(ns.args)
-    for flag, value in (("--out", ns.out), ("--resume", ns.resume)):
+    flags = (("--out", ns.out), ("--resume", ns.resume), ("--init-from", ns.init_from))
+    for flag, value in flags:
         if value is not None:
             args += [flag, value]
     if ns.quiet:
@@ -191,6 +195,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("args", nargs="*", help="[PRESET|CONFIG.yaml] [key=value ...]")
     p.add_argument("--out", help="run directory (default: runs/<preset>-<time>)")
     p.add_argument("--resume", metavar="RUN_DIR", help="continue a run from its latest checkpoint")
+    p.add_argument(
+        "--init-from",
+        metavar="RUN",
+        help="start from a finished run's weights (train.init_from): matching layers are "
+        "loaded, new tasks' own layers start fresh (train.init_task=T: as task T's)",
+    )
     p.add_argument("--quiet", action="store_true", help="no progress bar or messages")
     p.add_argument(
         "--nproc", type=int, help="processes for data-parallel training (launched with torchrun)"

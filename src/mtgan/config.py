@@ -100,7 +100,10 @@ class ShareConfig(Strict):
 
     `generator`/`discriminator`: an int n shares the first n layers (counted from the network's
     input), a list names layer indices (negative counts from the end), or one of `none`, `all`,
-    `trunk` (all but the first and last), `all_but_first`, `all_but_last`.
+    `trunk` (all but the first and last), `all_but_first`, `all_but_last`. With one task per
+    class, a discriminator sharing `all_but_last` is a projection discriminator (Miyato & Koyama
+    2018): D(x, y) = ψ(φ(x)) + ⟨embed(y), φ(x)⟩ is a shared φ and a task-own last linear layer
+    w_y = ψ + embed(y) (preset `cgan`).
     `cross`: groups of layers shared between a generator and a discriminator, as `g.I` / `d.J`
     references; the layers must have identical shapes.
     """
@@ -143,7 +146,13 @@ class ModelConfig(Strict):
         "deconvolution (dcgan) or linear layer (mlp). A small kernel keeps a task-own output "
         "layer local (CoGAN's coupling)",
     )
-    g_norm: Literal["none", "batch"] = "batch"
+    g_norm: Literal["none", "batch", "conditional"] = Field(
+        default="batch",
+        description="the generators' hidden-layer norm: batch (statistics per task; γ, β "
+        "per task in task-own layers, shared in shared ones), conditional (conditional batch "
+        "norm: γ, β per task in shared layers too, so a fully shared generator still differs "
+        "by task, as in a class-conditional GAN) or none",
+    )
     d_norm: Literal["none", "spectral"] = "none"
     d_activation: Literal["leaky_relu", "relu", "maxout"] = "leaky_relu"
     maxout_pieces: int = Field(default=5, ge=2, description="pieces per unit with maxout")
@@ -161,6 +170,12 @@ class ModelConfig(Strict):
         default=False,
         description="generators take a class label too, one-hot after z (AC-GAN); needs "
         "labelled data",
+    )
+    freeze: list[str] = Field(
+        default_factory=list,
+        description="parameters no phase updates (FreezeD: a discriminator's lower layers): "
+        "fnmatch patterns over parameter names or layer prefixes as `mtgan describe` lists "
+        "them, e.g. [discriminator.blocks.0]; a pattern that matches nothing is an error",
     )
 
     @field_validator("g_out_kernel")
@@ -316,14 +331,15 @@ class TrainConfig(Strict):
         default="auto",
         description="bf16: autocast matrix products to bfloat16 (weights stay fp32); "
         "fp16: to float16, with a dynamic loss scale per phase (GPUs without bf16); "
-        "auto: bf16 (fp16 on a GPU without bf16) where a short probe of the run's networks "
-        "measures it faster than fp32 on this machine (cached per machine), fp32 elsewhere",
+        "auto: bf16 (fp16 on a GPU without bf16) where whole training steps of the run "
+        "measure it faster than fp32 on this machine (cached per machine and run shapes), fp32 "
+        "elsewhere",
     )
     compile: bool = Field(default=False, description="torch.compile the networks")
     channels_last: bool | Literal["auto"] = Field(
         default="auto",
-        description="convolutions in NHWC memory; auto: where a short probe of the run's "
-        "networks (forward and backward) measures it faster on this machine (cached)",
+        description="convolutions in NHWC memory; auto: where whole training steps of the run "
+        "measure it faster on this machine (cached)",
     )
     sync_bn: bool = Field(
         default=False,
@@ -333,10 +349,23 @@ class TrainConfig(Strict):
     keep_heap: bool | Literal["auto"] = Field(
         default="auto",
         description="glibc: no mmap for large blocks, no heap trimming (fewer page faults, "
-        "the peak heap kept); auto: where measured faster on this machine; applied by mtgan "
-        "train (api.train) for its process",
+        "the peak heap kept); auto: where whole training steps measure it faster on this "
+        "machine; applied by mtgan train (api.train) for its process",
     )
     until: UntilConfig | None = Field(default=None, description="stop once converged")
+    init_from: str | None = Field(
+        default=None,
+        description="start from a finished run's weights: a run directory (its latest "
+        "checkpoint) or one checkpoint (RUN/checkpoints/step-N); tensors whose names and shapes "
+        "match are loaded (model and EMA; not optimizers, step or RNG), the rest start fresh "
+        "(RUN/init.json lists which). null: a fresh start",
+    )
+    init_task: int | None = Field(
+        default=None,
+        ge=0,
+        description="with init_from: task-own layers whose copy count differs from the "
+        "source's start as copies of this source task's layers instead of fresh",
+    )
 
     @model_validator(mode="before")
     @classmethod

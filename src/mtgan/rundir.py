@@ -4,7 +4,8 @@ RUN/config.yaml          the resolved config (what --resume continues)
 RUN/tasks.json           task names, kinds and training rows, for sampling without the data
 RUN/metrics.jsonl        one record per logged step, evaluation and event
 RUN/eval.json            the last final evaluation (eval-best.json: `mtgan eval --checkpoint best`)
-RUN/precision.json       what train.precision and train.channels_last resolved to, and why
+RUN/tuning.json          what train.precision, channels_last and keep_heap resolved to, and why
+RUN/init.json            what train.init_from loaded, copied or left fresh; what model.freeze fixed
 RUN/samples/step-0001000-task03.png, step-0001000-all.png
 RUN/checkpoints/         owned by mtgan.training.checkpoint (step-N/, latest, best)
 RUN/tb/                  TensorBoard events        (train.loggers: tensorboard)
@@ -31,8 +32,9 @@ CONFIG = "config.yaml"
 TASKS = "tasks.json"
 METRICS = "metrics.jsonl"
 EVAL = "eval.json"
-PRECISION = "precision.json"
+TUNING = "tuning.json"
 REPORT = "report.html"
+INIT = "init.json"
 _OVERVIEW = re.compile(r"^step-(\d+)-all\.png$")
 
 
@@ -162,13 +164,22 @@ class RunDir:
     def read_tasks(self) -> dict[str, Any] | None:
         return json.loads(self.tasks_path.read_text()) if self.tasks_path.exists() else None
 
-    def write_precision(self, record: dict[str, Any]) -> None:
-        """precision.json: what `train.precision` (under "layout" `train.channels_last`, under
-        "heap" `train.keep_heap`) resolved to on this machine, and why."""
-        write_text_atomic(self.path / PRECISION, json.dumps(record, indent=1))
+    def write_tuning(self, record: dict[str, Any]) -> None:
+        """tuning.json: what each speed switch (`train.precision`, `train.channels_last`,
+        `train.keep_heap`) resolved to on this machine, and why (training/tuner.py)."""
+        write_text_atomic(self.path / TUNING, json.dumps(record, indent=1))
 
-    def read_precision(self) -> dict[str, Any]:
-        return json.loads((self.path / PRECISION).read_text())
+    def read_tuning(self) -> dict[str, Any]:
+        return json.loads((self.path / TUNING).read_text())
+
+    def write_init(self, record: dict[str, Any]) -> None:
+        """init.json: the tensors train.init_from loaded, copied from a task or left fresh
+        (with why), and the parameters model.freeze keeps fixed."""
+        write_text_atomic(self.path / INIT, json.dumps(record, indent=1))
+
+    def read_init(self) -> dict[str, Any] | None:
+        path = self.path / INIT
+        return json.loads(path.read_text()) if path.exists() else None
 
     def eval_step(self) -> int | None:
         """The step of the last final evaluation (eval.json), None if there is none."""

@@ -12,7 +12,13 @@ import pytest
 import torch
 from matrix import PRESETS, sync_bn_config
 from sync_bn_worker import STEPS
-from two_processes import launch, max_diff, trained, without_bias_before_norm
+from two_processes import (
+    launch,
+    max_diff,
+    trained,
+    without_bias_before_norm,
+    without_margin_bias,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -30,8 +36,10 @@ def test_sync_bn_on_two_processes_equals_one(two_process_weights, preset):
     if refused.exists():
         assert "processes (2)" in refused.read_text() or "--nproc 2" in refused.read_text()
         pytest.skip(refused.read_text())
-    one = trained(sync_bn_config(preset), STEPS)
+    config = sync_bn_config(preset)
+    one = trained(config, STEPS)
     two = torch.load(two_process_weights / f"{preset}.pt", weights_only=True)
-    diff = max_diff(without_bias_before_norm(one), without_bias_before_norm(two))
+    one, two = (without_margin_bias(without_bias_before_norm(w), config) for w in (one, two))
+    diff = max_diff(one, two)
     print(f"{preset}: max |Δw| = {diff:.2e}")
     assert diff < 1e-5

@@ -71,6 +71,18 @@ def without_bias_before_norm(weights: dict[str, torch.Tensor]) -> dict[str, torc
     return {k: v for k, v in weights.items() if k not in skip}
 
 
+def without_margin_bias(weights: dict[str, torch.Tensor], config: Any) -> dict[str, torch.Tensor]:
+    """Under a hinge or Wasserstein loss (cgan), leave out the discriminators' output bias:
+    each real sample adds −1/B to its gradient and each fake +1/B (hinge: while the logit is
+    inside the margin), which cancel to zero but for rounding, and Adam scales rounding up to
+    ±lr a step whatever the summation order (8.5e-4 after 10 steps of cgan, accumulate 2)."""
+    if config.loss.adversarial not in ("hinge", "wasserstein"):
+        return weights
+    layers = {int(k.split(".")[2]) for k in weights if k.startswith("discriminator.blocks.")}
+    bias = f"discriminator.blocks.{max(layers)}.affine.bias"
+    return {k: v for k, v in weights.items() if k != bias}
+
+
 def trained(config: Any, steps: int) -> dict[str, torch.Tensor]:
     """The one-process side: the model's weights after `steps` steps of `config`."""
     trainer = Trainer(config)

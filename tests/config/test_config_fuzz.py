@@ -293,6 +293,11 @@ def _bad_values(path: Path_, field: Any) -> st.SearchStrategy:
             st.lists(LETTERS, min_size=1, max_size=3),
             st.lists(NON_INTEGRAL, min_size=1, max_size=3),
         )  # fmt: skip
+    if origin is list and args[0] is str:  # free names (model.freeze's patterns)
+        return st.one_of(
+            LETTERS, st.integers(), ANY_DICT, *missing,
+            st.lists(st.integers(), min_size=1, max_size=3),
+        )  # fmt: skip
     item_choices = _literal_choices(args[0]) if origin is list else None
     if item_choices is not None:
         empty = [st.just([])] if _min_length(field) >= 1 else []

@@ -43,7 +43,7 @@ def _d_weights(trainer: Trainer) -> list[torch.Tensor]:
 
 def test_fp16_trains_with_finite_losses_and_fp32_weights(tiny):
     trainer = Trainer(load_config("pertask", _fp16(tiny)))
-    assert trainer.precision == "fp16" and trainer.autocast.fast_dtype == torch.float16
+    assert trainer.precision == "fp16" and trainer.engine.autocast.fast_dtype == torch.float16
     records = [trainer.train_step(record=True) for _ in range(6)]
     for record in records:
         assert math.isfinite(record["d/loss"]) and math.isfinite(record["g/loss"])

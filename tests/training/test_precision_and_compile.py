@@ -31,7 +31,7 @@ def test_bf16_autocast_follows_the_fp32_run_closely(tiny):
 def test_bf16_logits_reach_the_losses_in_float32(tiny):
     trainer = Trainer(load_config("pertask", [*tiny, "train.precision=bf16"]))
     x = trainer.data.sample(4, trainer.data_rng)
-    with trainer.autocast:
+    with trainer.engine.autocast:
         logits = trainer.model.discriminate(x)
     assert logits.dtype == torch.float32
 

@@ -24,6 +24,10 @@ from mtgan.nets.stacked import (
 
 Kind = Literal["linear", "conv", "deconv"]
 Activation = Literal["relu", "leaky_relu", "tanh", "identity"]
+# batch: γ, β shared by the networks that share the layer; conditional: γ, β per network even
+# in a shared layer (conditional batch norm, de Vries et al. 2017, with the task as the class)
+Norm = Literal["none", "batch", "conditional"]
+NORM_NAMES = {"batch": "batchnorm", "conditional": "cond. batchnorm"}
 
 
 @dataclass(frozen=True)
@@ -34,7 +38,7 @@ class LayerPlan:
     in_shape: tuple[int, ...]
     out_shape: tuple[int, ...]
     activation: Activation = "identity"
-    norm: Literal["none", "batch"] = "none"
+    norm: Norm = "none"
     spectral: bool = False
     kernel: int = 4
     stride: int = 2
@@ -58,7 +62,7 @@ class LayerPlan:
         shape = f"{'×'.join(map(str, self.in_shape))} → {'×'.join(map(str, self.out_shape))}"
         custom = self.kind != "linear" and (self.kernel, self.stride) != (4, 2)
         extras = [f"kernel {self.kernel}, stride {self.stride}"] if custom else []
-        extras += [self.norm + "norm"] if self.norm != "none" else []
+        extras += [NORM_NAMES[self.norm]] if self.norm != "none" else []
         extras += ["spectral"] if self.spectral else []
         extras += [self.activation] if self.activation != "identity" else []
         extras += [f"maxout×{self.pieces}"] if self.pieces > 1 else []
@@ -96,10 +100,12 @@ def make_affine(plan: LayerPlan, copies: int | None) -> nn.Module:
 
 def make_norm(plan: LayerPlan, copies: int | None, family: int, groups: int) -> nn.Module | None:
     """Per-copy batch norm for stacked layers; for a layer shared by the `family` networks,
-    shared γ and β with statistics per task (`groups` tasks)."""
+    statistics per task (`groups` tasks) and γ, β shared, or per network with `conditional`:
+    then the shared layer's output still differs by task (conditional batch norm)."""
     if plan.norm == "none":
         return None
-    return TaskBatchNorm(family, plan.out_shape[0], groups, shared_affine=copies is None)
+    shared_affine = copies is None and plan.norm != "conditional"
+    return TaskBatchNorm(family, plan.out_shape[0], groups, shared_affine=shared_affine)
 
 
 class Block(nn.Module):
@@ -120,7 +126,23 @@ class Block(nn.Module):
 
     @property
     def shared(self) -> bool:
+        """Whether the weights (the affine part) are one set for every network."""
         return self.copies is None
+
+    def own_parameters(self) -> list[nn.Parameter]:
+        """The parameters held per network, (K, ...) or (K·C, ...): all of a stacked block's;
+        of a shared block, its norm's γ and β when they are per network (`conditional`)."""
+        if not self.shared:
+            return list(self.parameters())
+        norm = self.norm
+        if isinstance(norm, TaskBatchNorm) and norm.weight.shape[0] == norm.copies > 1:
+            return [norm.weight, norm.bias]
+        return []
+
+    def shared_parameters(self) -> list[nn.Parameter]:
+        """The parameters every network of the family computes with, one tensor for all."""
+        own = {id(p) for p in self.own_parameters()}
+        return [p for p in self.parameters() if id(p) not in own]
 
     def forward(self, x: Tensor) -> Tensor:
         k, b = x.shape[:2]

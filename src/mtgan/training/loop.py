@@ -70,16 +70,7 @@ class Loop:
             remove_stale(run.checkpoints)
             if latest_checkpoint(run.checkpoints) is None:
                 self.save()  # a point to roll back to before the first interval
-            verdict = t.precision_verdict
-            run.write_precision(
-                {
-                    "asked": cfg.precision,
-                    "precision": verdict.precision,
-                    "reason": verdict.reason,
-                    "layout": t.layout.record(cfg.channels_last),
-                    **({"heap": t.heap.record(cfg.keep_heap)} if t.heap is not None else {}),
-                }
-            )
+            run.write_tuning({name: v.record() for name, v in t.verdicts.items()})
         start, t0 = t.step, time.perf_counter()
         bar = progress(cfg.steps, t.step, not self.quiet and cfg.progress and main)
         ok = False  # the run stopped as asked, not on an error

@@ -26,10 +26,11 @@ from mtgan.balance.base import Objectives, Reduce, local
 from mtgan.balance.sources import DisjointJacobian, GradientSource, jacobian_at
 from mtgan.balance.tape import ActivationTape, discriminator_owners, generator_owners
 from mtgan.config import ExperimentConfig
-from mtgan.errors import RunError
+from mtgan.errors import ConfigError, RunError
 from mtgan.nets import MultiGAN
 from mtgan.objectives.terms import Term
 from mtgan.training.context import StepContext
+from mtgan.training.freeze import freeze
 
 
 @dataclass(frozen=True)
@@ -256,7 +257,9 @@ def gradient_source(
     shared = shared_parameters(net, params)
     # The tape's outer products miss a weight's part in a penalty's inner gradient.
     first_order = not any(t.second_order for t in spec.terms)
-    if balancer.at == "shared" and first_order:
+    # The tape reads every layer's weights; a frozen one (model.freeze) is not the phase's.
+    frozen = any(not p.requires_grad for p in net.parameters())
+    if balancer.at == "shared" and first_order and not frozen:
         # The family's output is all that its losses read of it, unless one of its layers is
         # tied into the other family: gradients can be split there.
         others = [getattr(model, f.trainable) for k, f in FAMILIES.items() if k != spec.family]
@@ -277,12 +280,19 @@ def build_phases(
     config: ExperimentConfig, model: MultiGAN, terms: list[Term], reduce: Reduce = local
 ) -> list[Phase]:
     """The phases of `plan_phases`, each with its parameters, optimizer, balancer and, for a
-    gradient balancer, the source of its per-objective gradients."""
+    gradient balancer, the source of its per-objective gradients. The parameters
+    `model.freeze` names are frozen first: no phase holds them."""
+    freeze(model, config.model.freeze)
     phases: list[Phase] = []
     optimizers: dict[str, torch.optim.Optimizer] = {}
     for spec in plan_phases(config, terms):
         family = FAMILIES[spec.family]
         params = unique_parameters(getattr(model, family.trainable))
+        if not params:
+            raise ConfigError(
+                f"model.freeze={config.model.freeze} freezes every parameter that phase "
+                f"{spec.name!r} updates ({family.trainable}); leave some of its layers trainable"
+            )
         field_name = f"balance.{spec.family}"
         balancer = build_balancer(spec.balancer, spec.options, field_name)
         names = objective_names(model, spec.terms)

@@ -27,7 +27,7 @@ from mtgan.nets.routing import share_per_generator
 from mtgan.objectives.terms import build_terms, declared_heads
 from mtgan.rundir import RunDir
 from mtgan.training.accumulate import MicroBatches, micro_shards
-from mtgan.training.allocator import Heap
+from mtgan.training.allocator import apply_heap
 from mtgan.training.checkpoint import (
     latest_checkpoint,
     load_checkpoint,
@@ -41,16 +41,16 @@ from mtgan.training.distributed import (
     Dist,
     all_reduce_mean_of,
     all_reduce_sum_autograd,
-    broadcast_object,
     device_for,
 )
 from mtgan.training.ema import EMA
 from mtgan.training.engine import Engine
-from mtgan.training.layout import apply_layout
+from mtgan.training.layout import set_channels_last
 from mtgan.training.loop import fit
 from mtgan.training.lr_schedule import LrSchedule
 from mtgan.training.phases import Phase, build_phases
-from mtgan.training.precision import decide, forward_probe
+from mtgan.training.precision import autocast
+from mtgan.training.tuner import Verdicts, tune
 from mtgan.training.until import Until
 
 
@@ -60,7 +60,13 @@ class Trainer:
     skipped = DeviceCount()  # steps skipped for non-finite losses or gradients, in all
     bad_streak = DeviceCount()  # consecutive skipped steps up to now
 
-    def __init__(self, config: ExperimentConfig, data: TaskSet | None = None, dist: Dist = SINGLE):
+    def __init__(
+        self,
+        config: ExperimentConfig,
+        data: TaskSet | None = None,
+        dist: Dist = SINGLE,
+        verdicts: Verdicts | None = None,
+    ):
         self.config = config
         train = config.train
         if train.threads:
@@ -103,27 +109,20 @@ class Trainer:
             on_device(self.shard, self.device),
             on_device(self.z_shard, self.device),
         )
-        # Before compiling: the probe times the eager networks
-        # Rank 0 measures alone (ranks probing side by side would time each other) and every
-        # rank takes its verdict.
-        probe = forward_probe(self.probe_forward, self.device)
-        verdict = decide(train.precision, self.device, self.data.kind, probe) if dist.main else None
-        self.precision_verdict = broadcast_object(dist, verdict)
-        self.precision = self.precision_verdict.precision
-        low = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(self.precision)
-        self.autocast = torch.autocast(
-            self.device.type, dtype=low or torch.bfloat16, enabled=low is not None
-        )
+        # The speed switches: as tuned by the entry point, else their cached verdicts (tuner.py)
+        self.verdicts = verdicts if verdicts is not None else tune(config, self.data, dist)
+        self.precision = self.verdicts["precision"].value
         # how each step runs: autocast, micro-batches, fp16's loss scale, ranks (engine.py)
         self.engine = Engine(
-            self.phases, self.micro, dist, self.autocast, self.precision, train.schedule
+            self.phases,
+            self.micro,
+            dist,
+            autocast(self.device, self.precision),
+            self.precision,
+            train.schedule,
         )
-        # The convolutions' layout, measured under the chosen precision (layout.py)
         nets = [self.model, *([self.ema.net] if self.ema is not None else [])]
-        rows = min(64, train.batch_size // dist.world)
-        step = partial(self.probe_forward, rows, True)
-        self.layout = apply_layout(train.channels_last, nets, step, rows, self.device, dist)
-        self.heap: Heap | None = None  # the process's malloc settings: the entry point's choice
+        set_channels_last(nets, self.verdicts["channels_last"].value)
         if train.compile:  # in place: parameter names and checkpoints stay the same
             self.model.generator.compile()
             self.model.discriminator.compile()
@@ -207,27 +206,6 @@ class Trainer:
             "lr_scale": self.lr_scale,
             "skipped": self.skipped,
         }
-
-    def probe_forward(self, rows: int = 16, backward: bool = False) -> None:
-        """Every generator and discriminator on `rows` random inputs each (for the precision,
-        layout and heap probes: the run's own layers, on a batch small enough to time in a blink),
-        in eval mode so that batch-norm statistics stay as they are; with `backward`, under
-        the run's autocast and differentiated too (nothing accumulates in `.grad`)."""
-        was = self.model.training
-        self.model.eval()
-        try:
-            for net in (self.model.generator, self.model.discriminator):
-                shape = (net.copies, rows, *net.blocks[0].plan.in_shape)
-                x = torch.zeros(shape, device=self.device).uniform_(-1, 1)
-                if not backward:
-                    net(x)
-                    continue
-                with self.autocast:
-                    out = net(x.requires_grad_())
-                params = [p for p in net.parameters() if p.requires_grad]
-                torch.autograd.grad(out.float().sum(), [x, *params], allow_unused=True)
-        finally:
-            self.model.train(was)
 
     def draw_noise(
         self, gen: torch.Generator, shard: slice | Tensor = slice(None)
@@ -357,3 +335,16 @@ class Trainer:
             seed=self.config.seed,
             device=self.device,
         )
+
+
+def build_tuned(
+    config: ExperimentConfig, data: TaskSet | None = None, dist: Dist = SINGLE
+) -> Trainer:
+    """What `mtgan train` builds: the speed switches tuned (raced on throw-away trainers where
+    `auto` has no cached verdict, tuner.py), the heap's verdict put in place for this process,
+    and the trainer built with them. A library user's `Trainer(config)` takes cached verdicts
+    only and never touches the process's heap."""
+    data = data if data is not None else build_tasks(config.data, config.seed)
+    verdicts = tune(config, data, dist, build=lambda c: Trainer(c, data, dist))
+    apply_heap(verdicts["keep_heap"])
+    return Trainer(config, data, dist, verdicts)
