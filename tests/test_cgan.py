@@ -71,11 +71,6 @@ def test_cgan_gamma_beta_are_its_only_task_own_generator_parameters(cgan):
     assert sum(p.numel() for p in own) == 2 * 10 * (16 + 32)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="MultiGAN.ownership() (nets/builder.py) counts a shared block's parameters as "
-    "shared; it should count Block.own_parameters() (the per-task γ, β) as task-own",
-)
 def test_describe_counts_the_per_task_gamma_beta_as_task_own(cgan):
     own = sum(r.numel for r in cgan.ownership() if not r.shared)
     assert own == 10 * (16 + 1) + 2 * 10 * (16 + 32)

@@ -26,10 +26,24 @@ def test_setup_section_has_exactly_two_commands():
 
 @pytest.mark.slow
 def test_python_example_runs_as_written(tmp_path, monkeypatch):
-    (example,) = _blocks("python")
+    example = _blocks("python")[0]
     monkeypatch.chdir(tmp_path)
     exec(compile(example, "README.md", "exec"), {})
     assert (tmp_path / "runs" / "api-demo" / "checkpoints" / "latest").read_text().strip() == (
         "step-0000300"
     )
     assert os.path.exists(tmp_path / "runs" / "api-demo" / "samples")
+
+
+def test_own_networks_example_trains_and_the_own_loop_runs(tmp_path, monkeypatch, tiny):
+    from mtgan.config import load_config
+    from mtgan.training import Trainer
+
+    _, factory, loop = _blocks("python")
+    (tmp_path / "mynets.py").write_text(factory)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    trainer = Trainer(load_config("pertask", [*tiny, "model.arch=mynets:build"]))
+    records = [trainer.train_step(record=True) for _ in range(2)]
+    assert records[-1]["skipped"] == 0
+    assert "shared by G0–G2" in trainer.model.describe()
+    exec(compile(loop, "README.md", "exec"), {})

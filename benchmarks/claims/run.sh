@@ -1,14 +1,14 @@
 #!/usr/bin/env bash
 # Our published answer to "does sharing help?", in parts that each fit a session:
 #
-#   bash benchmarks/claims/run.sh digits|digits-until|acgan|grid25|ring8|cogan|all [--seeds N]
+#   bash benchmarks/claims/run.sh digits|digits-until|acgan|grid25|ring8|cogan|e1|all [--seeds N]
 #
 # Each part is one `mtgan bench` (3 seeds, 2 runs side by side, cores/2 threads each) into
 # runs/claims/<part>; an interrupted part resumes where it stopped when run again. The table,
 # notes and curves are then copied into benchmarks/claims/<part>/ for the repository.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-part=${1:?"usage: run.sh digits|digits-until|acgan|grid25|ring8|cogan|all [--seeds N]"}
+part=${1:?"usage: run.sh digits|digits-until|acgan|grid25|ring8|cogan|e1|all [--seeds N]"}
 shift
 seeds=(--seeds 3)
 [[ $# -gt 0 ]] && seeds=("$@")
@@ -55,6 +55,17 @@ case $part in
         targets ring8 --target hq=95 --target rkl=0.1 ;;
     # (c) the coupled pair
     cogan) bench cogan cogan-edges cogan-negative ;;
-    all) for p in digits digits-until acgan grid25 ring8 cogan; do "$0" "$p" "${seeds[@]}"; done ;;
+    # E1, where sharing should win: little data per task. Nothing shared (independent), shared
+    # trunks (pertask) and everything shared (cgan: projection D, conditional BN) at 10, 25 and
+    # 100 training images per digit, without and with DiffAugment; per-digit KID against
+    # held-out digits (a fifth set aside before the per-task draw), each run stopped once KID
+    # has not improved for 3 evaluations (900 steps), at most 3,000 steps
+    e1)
+        local_args=(independent pertask cgan --sweep data.per_task=10,25,100 train.steps=3000
+            data.heldout=0.2 eval.reference=heldout train.until.metric=kid
+            train.until.patience=3 --metrics kid,fid,memorisation --baseline independent)
+        bench e1-plain "${local_args[@]}"
+        bench e1-augment "${local_args[@]}" "loss.augment=[translation,cutout,color]" ;;
+    all) for p in digits digits-until acgan grid25 ring8 cogan e1; do "$0" "$p" "${seeds[@]}"; done ;;
     *) echo "unknown part $part" >&2; exit 2 ;;
 esac

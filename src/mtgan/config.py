@@ -128,7 +128,16 @@ class ShareConfig(Strict):
 class ModelConfig(Strict):
     """Network shapes. `mlp`: fully connected; `dcgan`: strided (transposed) convolutions."""
 
-    arch: Literal["mlp", "dcgan"] = "mlp"
+    arch: str = Field(
+        default="mlp",
+        description="mlp or dcgan (built from layer plans: g_hidden, d_hidden, share), resnet "
+        "(SNGAN-style residual networks for 32×32 / 28×28 images), or your own networks as "
+        "'package.module:factory' (mtgan.nets.protocol; its options in model.options)",
+    )
+    options: dict[str, Any] = Field(
+        default_factory=dict,
+        description="keyword options for a factory arch (resnet: width), passed as given",
+    )
     d_arch: Literal["mlp", "dcgan"] | None = Field(
         default=None,
         description="the discriminators' family when it differs from the generators' (e.g. "
@@ -177,6 +186,31 @@ class ModelConfig(Strict):
         "fnmatch patterns over parameter names or layer prefixes as `mtgan describe` lists "
         "them, e.g. [discriminator.blocks.0]; a pattern that matches nothing is an error",
     )
+
+    @field_validator("arch", mode="before")
+    @classmethod
+    def _arch(cls, arch: Any) -> str:
+        from mtgan.nets.factory import check_arch  # nets build on this module
+
+        return check_arch(arch)
+
+    @model_validator(mode="after")
+    def _plans_or_factory(self) -> ModelConfig:
+        from mtgan.nets.factory import is_factory
+
+        if not is_factory(self.arch):
+            if self.options:
+                raise ValueError(
+                    f"options={self.options} are for a factory arch (resnet or "
+                    f"'package.module:factory'); model.arch={self.arch} is built from g_hidden "
+                    "and d_hidden"
+                )
+            return self
+        if self.d_arch is not None:
+            raise ValueError(f"d_arch chooses a built-in discriminator; {self.arch} builds both")
+        if self.share.cross:
+            raise ValueError(f"share.cross ties built-in layers; {self.arch} builds its own")
+        return self
 
     @field_validator("g_out_kernel")
     @classmethod

@@ -184,11 +184,31 @@ class StackedNet(nn.Module):
             x = block(x)
         return x
 
+    # ------------------------------------------------------------------ mtgan.nets.protocol
+
+    def shared_parameters(self) -> list[nn.Parameter]:
+        """The parameters every network of the family computes with (protocol.py)."""
+        return [p for block in self.blocks for p in block.shared_parameters()]
+
     def features(self, x: Tensor, upto: int = -1) -> Tensor:
-        """Activations entering block `upto` (default: the last one)."""
+        """Activations entering block `upto` (default: the last one: the trunk features the
+        protocol's heads attach to)."""
         for block in self.blocks[: upto % len(self.blocks)]:
             x = block(x)
         return x
+
+    def logits(self, features: Tensor) -> Tensor:
+        """The last block on the trunk features."""
+        return self.blocks[-1](features)
+
+    @property
+    def feature_dim(self) -> int:
+        return math.prod(self.blocks[-1].plan.in_shape)
+
+    @property
+    def head_copies(self) -> int | None:
+        """Auxiliary heads are shared or task-own like the last layer (None: shared)."""
+        return self.blocks[-1].copies
 
 
 def with_spectral(plans: list[LayerPlan], spectral: bool) -> list[LayerPlan]:

@@ -14,6 +14,8 @@ from torch import Tensor, nn
 from mtgan.config import ModelConfig, ShareSpec
 from mtgan.errors import ConfigError
 from mtgan.nets.blocks import Block, LayerPlan, StackedNet
+from mtgan.nets.factory import build_networks, is_factory
+from mtgan.nets.protocol import NetSpec, own_slice
 from mtgan.nets.routing import route
 
 
@@ -245,22 +247,32 @@ class MultiGAN(nn.Module):
                     f"model.heads.{name}={sizes[name]}, but the loss that reads it needs "
                     f"{needed} outputs; leave model.heads.{name} out (it is built for the loss)"
                 )
-        g_plans = generator_plans(cfg, self.data_shape, self.num_classes)
-        d_plans = discriminator_plans(cfg, self.data_shape)
-        g_shared = resolve_share(cfg.share.generator, len(g_plans), "model.share.generator")
-        d_shared = resolve_share(cfg.share.discriminator, len(d_plans), "model.share.discriminator")
         self.generator_tasks = route(self.num_generators, num_tasks, "model.generators")
         self.discriminator_tasks = route(self.num_discriminators, num_tasks, "model.discriminators")
-        g_groups, d_groups = len(set(self.generator_tasks)), len(set(self.discriminator_tasks))
-        self.generator = StackedNet(g_plans, self.num_generators, g_shared, g_groups)
-        self.discriminator = StackedNet(d_plans, self.num_discriminators, d_shared, d_groups)
-        self.cross_groups = [self._tie(group) for group in cfg.share.cross]
-        # Extra heads read the discriminator's trunk (the input of its last layer) and are
-        # shared or task-own like that last layer.
-        last = self.discriminator.blocks[-1]
+        self.spec = NetSpec(
+            self.data_shape,
+            self.num_generators,
+            self.num_discriminators,
+            num_tasks,
+            self.generator_tasks,
+            self.discriminator_tasks,
+            cfg.z_dim,
+            self.num_classes,
+            dict(cfg.options),
+            cfg,
+        )
+        self.cross_groups: list[list[tuple[str, int]]] = []
+        if is_factory(cfg.arch):  # the protocol's networks (protocol.py)
+            self.generator, self.discriminator = build_networks(cfg.arch, self.spec)
+        else:
+            self.generator, self.discriminator = _planned(cfg, self.spec)
+            self.cross_groups = [self._tie(group) for group in cfg.share.cross]
+        # Extra heads read the discriminator's trunk features; shared or task-own as it says.
+        width = self.discriminator.feature_dim
+        copies = getattr(self.discriminator, "head_copies", self.num_discriminators)
         self.heads = nn.ModuleDict(
             {
-                name: Block(LayerPlan("linear", last.plan.in_shape, (size,)), last.copies)
+                name: Block(LayerPlan("linear", (width,), (size,)), copies)
                 for name, size in sizes.items()
             }
         )
@@ -333,7 +345,8 @@ class MultiGAN(nn.Module):
 
     def discriminate(self, x: Tensor) -> Tensor:
         # Logits in float32 even under bf16 autocast: the losses need the precision.
-        return self.discriminator(x).reshape(x.shape[0], x.shape[1]).float()
+        d = self.discriminator
+        return d.logits(d.features(x)).reshape(x.shape[0], x.shape[1]).float()
 
     @property
     def discriminator_and_heads(self) -> nn.ModuleList:
@@ -344,7 +357,7 @@ class MultiGAN(nn.Module):
         """Every discriminator output from one trunk pass: "adv" (ND, B) and each extra head
         (ND, B, outputs), all float32."""
         trunk = self.discriminator.features(x)
-        out = {"adv": self.discriminator.blocks[-1](trunk).reshape(x.shape[:2]).float()}
+        out = {"adv": self.discriminator.logits(trunk).reshape(x.shape[:2]).float()}
         for name, head in self.heads.items():
             out[name] = head(trunk).float()
         return out
@@ -354,21 +367,15 @@ class MultiGAN(nn.Module):
     def network_parameters(self, family: str, k: int) -> dict[str, Tensor]:
         """The parameters network k of a family ("g"/"d") computes with.
 
-        Shared layers give the very tensor every sharer holds; task-own layers give copy k's slice
-        (a view of the stacked tensor).
+        Shared parameters give the very tensor every sharer holds; task-own ones give copy k's
+        slice (a view of the stacked tensor).
         """
         net = self.generator if family == "g" else self.discriminator
-        out = {}
-        for i, block in enumerate(net.blocks):
-            for name, p in block.named_parameters():
-                key = f"blocks.{i}.{name}"
-                if block.shared:
-                    out[key] = p
-                elif p.shape[0] == block.copies:  # (K, ...) stacked linear weights and biases
-                    out[key] = p[k]
-                else:  # (K·C, ...) grouped-conv and batch-norm tensors
-                    out[key] = p.unflatten(0, (block.copies, -1))[k]
-        return out
+        shared = {id(p) for p in net.shared_parameters()}
+        return {
+            name: p if id(p) in shared else own_slice(p, net.copies, k)
+            for name, p in net.named_parameters()
+        }
 
     def ownership(self) -> list[ParamRow]:
         """One row per layer: its plan, who owns it and how many parameters it holds."""
@@ -383,23 +390,29 @@ class MultiGAN(nn.Module):
             ("d", self.discriminator, self.num_discriminators),
         ):
             letter = family.upper()
-            for i, block in enumerate(net.blocks):
-                params = [p for p in block.parameters() if id(p) not in seen]
+            shared_ids = {id(p) for p in net.shared_parameters()}
+            every = f"{letter}0–{letter}{count - 1}" if count > 1 else f"{letter}0"
+            for i, text, layer in _layers(net):
+                params = [p for p in layer.parameters() if id(p) not in seen]
                 seen.update(id(p) for p in params)
-                every = f"{letter}0–{letter}{count - 1}" if count > 1 else f"{letter}0"
-                owners = f"shared by {every}" if block.shared else f"own ({count} copies)"
-                for other_family, j in crossed.get((family, i), []):
+                crossing = crossed.get((family, i), [])
+                if not params and not crossing:
+                    continue
+                common = [p for p in params if id(p) in shared_ids]
+                own = [p for p in params if id(p) not in shared_ids]
+                if common and own and not crossing:  # a shared layer's per-task γ, β (cond. BN)
+                    for part, owners, is_shared in (
+                        (common, f"shared by {every}", True),
+                        (own, f"own ({count} copies)", False),
+                    ):
+                        label = text if is_shared else "  γ, β"
+                        rows.append(ParamRow(family, i, label, owners, is_shared, _numel(part)))
+                    continue
+                owners = f"own ({count} copies)" if own else f"shared by {every}"
+                for other_family, j in crossing:
                     owners += f"; weights shared with {other_family}.{j}"
-                rows.append(
-                    ParamRow(
-                        family,
-                        i,
-                        block.plan.describe(),
-                        owners,
-                        block.shared or (family, i) in crossed,
-                        sum(p.numel() for p in params),
-                    )
-                )
+                shared = not own or bool(crossing)
+                rows.append(ParamRow(family, i, text, owners, shared, _numel(params)))
         for name, head in self.heads.items():
             count = self.num_discriminators
             every = f"D0–D{count - 1}" if count > 1 else "D0"
@@ -425,12 +438,48 @@ class MultiGAN(nn.Module):
             ("d", "discriminators", self.num_discriminators),
         ):
             lines.append(f"{title} ({count}):")
+            width = max((len(str(r.layer)) for r in rows), default=1)
             for r in (r for r in rows if r.family == family):
-                lines.append(f"  {family}.{r.layer}  {r.plan:44s} {r.owners:36s} {r.numel:>10,d}")
+                layer = f"{family}.{r.layer}".ljust(width + 2)
+                lines.append(f"  {layer}  {r.plan:44s} {r.owners:36s} {r.numel:>10,d}")
         shared = sum(r.numel for r in rows if r.shared)
         own = sum(r.numel for r in rows if not r.shared)
         lines.append(f"parameters: {shared + own:,d} in all; {shared:,d} shared, {own:,d} task-own")
         return "\n".join(lines)
+
+
+def _planned(cfg: ModelConfig, spec: NetSpec) -> tuple[StackedNet, StackedNet]:
+    """The built-in families (mlp, dcgan) from their layer plans and `model.share`."""
+    g_plans = generator_plans(cfg, spec.data_shape, spec.num_classes)
+    d_plans = discriminator_plans(cfg, spec.data_shape)
+    g_shared = resolve_share(cfg.share.generator, len(g_plans), "model.share.generator")
+    d_shared = resolve_share(cfg.share.discriminator, len(d_plans), "model.share.discriminator")
+    g_groups, d_groups = len(set(spec.generator_tasks)), len(set(spec.discriminator_tasks))
+    return (
+        StackedNet(g_plans, spec.num_generators, g_shared, g_groups),
+        StackedNet(d_plans, spec.num_discriminators, d_shared, d_groups),
+    )
+
+
+def _layers(net: nn.Module) -> list[tuple[int | str, str, nn.Module]]:
+    """(index or name, description, module) per layer of a family: the layer plans of built-in
+    networks, else its children (a ModuleList's or Sequential's items one by one)."""
+    if isinstance(net, StackedNet):
+        return [(i, b.plan.describe(), b) for i, b in enumerate(net.blocks)]
+    out: list[tuple[int | str, str, nn.Module]] = []
+    for name, child in net.named_children():
+        if isinstance(child, (nn.ModuleList, nn.Sequential)):
+            out += [(f"{name}.{i}", type(c).__name__, c) for i, c in enumerate(child)]
+        else:
+            out.append((name, type(child).__name__, child))
+    loose = nn.ParameterList(net.parameters(recurse=False))
+    if len(loose):  # parameters the family module holds itself
+        out.append(("params", type(net).__name__, loose))
+    return out
+
+
+def _numel(params: list[Tensor]) -> int:
+    return sum(p.numel() for p in params)
 
 
 def _one_hot(labels: Tensor, classes: int, dtype: torch.dtype) -> Tensor:

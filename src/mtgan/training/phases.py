@@ -27,7 +27,7 @@ from mtgan.balance.sources import DisjointJacobian, GradientSource, jacobian_at
 from mtgan.balance.tape import ActivationTape, discriminator_owners, generator_owners
 from mtgan.config import ExperimentConfig
 from mtgan.errors import ConfigError, RunError
-from mtgan.nets import MultiGAN
+from mtgan.nets import MultiGAN, StackedNet
 from mtgan.objectives.terms import Term
 from mtgan.training.context import StepContext
 from mtgan.training.freeze import freeze
@@ -230,7 +230,7 @@ def _splits(param: nn.Parameter, copies: int) -> bool:
 def shared_parameters(family: nn.Module, params: list[nn.Parameter]) -> list[nn.Parameter]:
     """The parameters of the layers a family's networks share; with a single network (or
     nothing shared) every parameter of the phase, since all its objectives then meet there."""
-    shared = {id(p) for block in family.blocks if block.shared for p in block.parameters()}
+    shared = {id(p) for p in family.shared_parameters()}
     chosen = [p for p in params if id(p) in shared]
     return chosen if family.copies > 1 and chosen else params
 
@@ -265,9 +265,12 @@ def gradient_source(
         others = [getattr(model, f.trainable) for k, f in FAMILIES.items() if k != spec.family]
         other = {id(p) for module in others for p in module.parameters()}
         prefix_ok = family.output_only and not any(id(p) in other for p in params)
-        tape = ActivationTape(net, family.owners(model), model.num_discriminators, prefix_ok)
-        tape = tape if tape.covers else None
-        nothing_shared = net.copies > 1 and not any(b.shared for b in net.blocks)
+        # The tape knows the built-in layers (tape.py); other networks take the exact
+        # Jacobians below.
+        if isinstance(net, StackedNet):
+            tape = ActivationTape(net, family.owners(model), model.num_discriminators, prefix_ok)
+            tape = tape if tape.covers else None
+        nothing_shared = net.copies > 1 and not list(net.shared_parameters())
         if tape is None and nothing_shared and all(_splits(p, net.copies) for p in params):
             source = DisjointJacobian(params, net.copies)
         source = tape or source
