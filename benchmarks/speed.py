@@ -26,6 +26,8 @@ Rows (step times, median ms):
   dcgan32          speed-mlp with model.arch=dcgan on the digits zero-padded to 32×32 (there is
                    no dcgan preset): G 100→128·4²→64·8²→32·16²→1·32², D 1·32²→32·16²→64·8²→
                    128·4²→1 (4×4 kernels, stride 2)
+  resnet32         the same data with model.arch=resnet (SNGAN-style residual G and D, width 32,
+                   mtgan/nets/resnet.py), one task
   options          train.precision=bf16 / fp16 / fp32 and train.compile=true, where they exist
   memory           peak RSS of K = 10 vs single on the CPU, each in a fresh subprocess
 
@@ -96,7 +98,15 @@ TARGETS = {
     "k10_plain_vs_pertask": ("≥", 2.5),
     "floor_ratio_b256": ("≤", 1.5),
 }
-OPTIONAL = {"independent_k10", "dcgan32", "bf16_autocast", "fp16_autocast", "fp32", "compile"}
+OPTIONAL = {
+    "independent_k10",
+    "dcgan32",
+    "resnet32",
+    "bf16_autocast",
+    "fp16_autocast",
+    "fp32",
+    "compile",
+}
 PRECISIONS = ("fp32", "bf16")  # the rows `auto` is compared with
 OPTIONAL |= {f"{row}_{p}" for row in ("single_b256", "pertask_k10") for p in PRECISIONS}
 
@@ -217,6 +227,7 @@ def build_rows(
         "pertask_k10": ("pertask", k_over),
         "independent_k10": ("independent", k_over),
         "dcgan32": (PRESET, dcgan32_overrides(tmp)),
+        "resnet32": (PRESET, [*dcgan32_overrides(tmp)[:1], "model.arch=resnet"]),
     }
     b256 = "single"
     if args.batch != 256:
@@ -236,7 +247,9 @@ def build_rows(
             continue
         try:
             config = load_config(preset, [*base, *over])
-            trainers[name] = Trainer(config, verdicts=tune(config))  # as `mtgan train` does
+            # the switches raced on throw-away trainers, as `mtgan train` does
+            verdicts = tune(config, build=lambda c: Trainer(c))
+            trainers[name] = Trainer(config, verdicts=verdicts)
         except Exception as e:  # an optional row that fails to build is a row of n/a
             if name not in OPTIONAL:
                 raise
@@ -263,6 +276,7 @@ def measure(args: argparse.Namespace, log: Callable[[str], None], tmp: Path) -> 
     runners = {"plain": PlainLoop(g_widths, d_widths, batch, args.device).step}
     runners.update({name: t.train_step for name, t in trainers.items()})
     log("counting FLOPs (FlopCounterMode, one training step each) ...")
+    # not resnet32: FlopCounterMode's module hooks fail on spectral norm's parametrizations
     counted = [n for n in ("plain", "single", "pertask_k10", b256, "dcgan32") if n in runners]
     counts = {name: count_step(runners[name]) for name in counted}
     flops = {name: c.flops for name, c in counts.items()}
@@ -417,6 +431,7 @@ def report(r: dict[str, Any], log: Callable[[str], None]) -> None:
         "independent_k10": "mtgan independent K=10",
         "single_b256": "mtgan speed-mlp, B=256",
         "dcgan32": f"mtgan dcgan 32×32, B={batch}",
+        "resnet32": f"mtgan resnet 32×32 (width 32), B={batch}",
     }
     for key, label in labels.items():
         if key in ms:

@@ -1,10 +1,11 @@
 """`train.channels_last` is an axis of the combination matrix: every preset on images trains
 in either layout to the same weights (up to float summation order: NHWC kernels add in another
 order), and a run stopped, checkpointed and resumed in channels-last ends bit for bit as the
-uninterrupted one. An MLP preset on images runs as model.arch=dcgan here (its heads, sharing
-and terms kept), unless its sharing cannot be convolutional (a clear ConfigError); a preset on
-2D points has no convolutions, ignores the switch and says so. The switch lays out the
-task-stacked convolutions: one that shares every convolution (cgan) trains the same either way."""
+uninterrupted one. An MLP preset on images runs as model.arch=dcgan and as the resnet factory
+here (its heads, sharing and terms kept), unless its sharing cannot be convolutional (a clear
+ConfigError); a preset on 2D points has no convolutions, ignores the switch and says so. The
+switch lays out the task-stacked convolutions: one that shares every convolution (cgan as
+dcgan) trains the same either way."""
 
 from __future__ import annotations
 
@@ -21,11 +22,13 @@ from mtgan.training import RunDir, Trainer
 
 STEPS = 4
 DCGAN = ["model.arch=dcgan", "model.g_hidden=[16,8]", "model.d_hidden=[8,16]"]
+RESNET = ["model.arch=resnet", "model.options.width=8"]  # a factory on the protocol
+ARCHS = {"dcgan": DCGAN, "resnet": RESNET}
 
 
-def _convolutional(preset: str) -> list[str]:
+def _convolutional(preset: str, arch: str) -> list[str]:
     config = load_config(preset)
-    return DCGAN if config.data.name == "mnist" and config.model.arch == "mlp" else []
+    return ARCHS[arch] if config.data.name == "mnist" and config.model.arch == "mlp" else []
 
 
 def _trained(config, steps: int, trainer: Trainer | None = None) -> tuple[Trainer, dict]:
@@ -36,15 +39,16 @@ def _trained(config, steps: int, trainer: Trainer | None = None) -> tuple[Traine
     return trainer, record
 
 
+@pytest.mark.parametrize("arch", ARCHS)
 @pytest.mark.parametrize("preset", PRESETS)
-def test_either_layout_trains_to_the_same_weights(tmp_path, preset):
-    arch = _convolutional(preset)
+def test_either_layout_trains_to_the_same_weights(tmp_path, preset, arch):
+    arch = _convolutional(preset, arch)
     nhwc = load_config(preset, tiny(preset, *arch, "train.channels_last=true"))
     contiguous = load_config(preset, tiny(preset, *arch, "train.channels_last=false"))
     try:
         probe = Trainer(nhwc)
-    except ConfigError as e:  # seed-gd: G–D shared layers need equal shapes
-        assert arch and "model.share" in str(e), str(e)
+    except ConfigError as e:  # seed-gd: G–D shared layers need equal shapes, built-in ones
+        assert arch and "share" in str(e), str(e)
         pytest.skip(f"{preset} cannot be convolutional: {e}")
     layout = probe.verdicts["channels_last"]
     if layout.reason.startswith("no convolutions"):

@@ -78,8 +78,8 @@ def without_margin_bias(weights: dict[str, torch.Tensor], config: Any) -> dict[s
     ±lr a step whatever the summation order (8.5e-4 after 10 steps of cgan, accumulate 2)."""
     if config.loss.adversarial not in ("hinge", "wasserstein"):
         return weights
-    layers = {int(k.split(".")[2]) for k in weights if k.startswith("discriminator.blocks.")}
-    bias = f"discriminator.blocks.{max(layers)}.affine.bias"
+    # the discriminators' last layer holds the last bias of their state (any architecture)
+    bias = [k for k in weights if k.startswith("discriminator.") and k.endswith(".bias")][-1]
     return {k: v for k, v in weights.items() if k != bias}
 
 
