@@ -43,9 +43,9 @@ def _trained(config, steps: int, trainer: Trainer | None = None) -> tuple[Traine
 @pytest.mark.parametrize("preset", PRESETS)
 def test_either_layout_trains_to_the_same_weights(tmp_path, preset, arch):
     arch = _convolutional(preset, arch)
-    nhwc = load_config(preset, tiny(preset, *arch, "train.channels_last=true"))
-    contiguous = load_config(preset, tiny(preset, *arch, "train.channels_last=false"))
     try:
+        nhwc = load_config(preset, tiny(preset, *arch, "train.channels_last=true"))
+        contiguous = load_config(preset, tiny(preset, *arch, "train.channels_last=false"))
         probe = Trainer(nhwc)
     except ConfigError as e:  # seed-gd: G–D shared layers need equal shapes, built-in ones
         assert arch and "share" in str(e), str(e)
