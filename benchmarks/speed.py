@@ -342,6 +342,9 @@ def measure(args: argparse.Namespace, log: Callable[[str], None], tmp: Path) -> 
         "precision_auto": trainers["single"].verdicts["precision"].record(),
         "precision_by_row": {name: t.precision for name, t in trainers.items()},
         "auto_vs_best": auto_vs_best(ms, b256),
+        "auto_picked_faster": auto_picked(
+            ms, {name: t.precision for name, t in trainers.items()}, b256
+        ),
         "heap_auto": heap.record(),
         "channels_last_by_row": {
             name: t.verdicts["channels_last"].value for name, t in trainers.items()
@@ -380,14 +383,30 @@ def measure(args: argparse.Namespace, log: Callable[[str], None], tmp: Path) -> 
     return result
 
 
-def auto_vs_best(ms: dict[str, float], b256: str) -> dict[str, float]:
-    """Each row's step under `train.precision=auto` / its faster of fp32 and bf16 forced."""
+def _precision_pairs(b256: str) -> dict[str, tuple[str, str]]:
+    """row → (its fp32 row, its bf16 row)."""
     pairs = {"single": ("fp32", "bf16_autocast")}
     pairs.update({row: (f"{row}_fp32", f"{row}_bf16") for row in (b256, "pertask_k10")})
+    return pairs
+
+
+def auto_vs_best(ms: dict[str, float], b256: str) -> dict[str, float]:
+    """Each row's step under `train.precision=auto` / its faster of fp32 and bf16 forced."""
     return {
         row: ms[row] / min(ms[a], ms[b])
-        for row, (a, b) in pairs.items()
+        for row, (a, b) in _precision_pairs(b256).items()
         if all(n in ms for n in (row, a, b))
+    }
+
+
+def auto_picked(ms: dict[str, float], chosen: dict[str, str], b256: str) -> dict[str, bool]:
+    """Whether `auto` chose the precision whose forced row was the faster, per row. Two rows of
+    the same settings differ by up to ~15 % in one speed.py run (their place in the rounds, their
+    memory), which auto_vs_best includes and this does not."""
+    return {
+        row: chosen[row] == ("fp32" if ms[a] <= ms[b] else "bf16")
+        for row, (a, b) in _precision_pairs(b256).items()
+        if all(n in ms for n in (a, b)) and row in chosen
     }
 
 
@@ -467,7 +486,8 @@ def report(r: dict[str, Any], log: Callable[[str], None]) -> None:
     log("\n== precision (what `mtgan train` prints for the single-task run)")
     log(f"  precision {p['asked']} → {p['chosen']}: {p['reason']}")
     for row, x in r["auto_vs_best"].items():
-        log(f"  {row:14s} auto / the faster of fp32 and bf16 = {x:.2f} (target ≤ 1.05)")
+        right = "picked the faster" if r["auto_picked_faster"].get(row) else "picked the slower"
+        log(f"  {row:14s} auto / the faster of fp32 and bf16 = {x:.2f} (target ≤ 1.05); {right}")
     log(f"  this run's whole steps: bf16 row / fp32 row = {num(r['bf16_vs_fp32'], '.2f')}")
     if r["cpu_bf16_flags"] is not None:
         flags = ", ".join(r["cpu_bf16_flags"]) or "none (bf16 is emulated in fp32 here)"

@@ -37,6 +37,7 @@ def measured(monkeypatch):
         return speeds.get(switch.name, 1.0)
 
     monkeypatch.setattr(tuner, "_measure", fake)
+    monkeypatch.setattr(tuner, "_busy", lambda: "")  # an idle machine unless a test says not
     return speeds, calls
 
 
@@ -195,3 +196,21 @@ def test_the_run_directory_says_what_each_switch_chose_and_why(tmp_path, tiny):
     assert trainer.precision == record["precision"]["chosen"]
     convs = [m for m in trainer.model.modules() if hasattr(m, "channels_last")]
     assert convs and all(c.channels_last is layout["chosen"] for c in convs)
+
+
+def test_a_measurement_on_a_busy_machine_decides_its_run_but_is_not_cached(
+    tmp_path, tiny, measured, monkeypatch
+):
+    speeds, calls = measured
+    speeds["precision"] = 2.0
+    monkeypatch.undo()  # the real _busy, on a load average said here
+    monkeypatch.setattr(tuner, "_measure", lambda *a: (calls.append(a[0].name), 2.0)[1])
+    monkeypatch.setattr(tuner.os, "getloadavg", lambda: (9.0, 9.0, 9.0))
+    monkeypatch.setattr(tuner.os, "cpu_count", lambda: 2)
+    config = _auto(tiny, "train.keep_heap=false")
+    v = tune(config, cache=tmp_path, build=PROBE)["precision"]
+    assert v.value == "bf16" and "not cached (load average 9.0 on 2 cores)" in v.reason
+    assert not (tmp_path / CACHE).exists()
+    monkeypatch.setattr(tuner.os, "getloadavg", lambda: (0.5, 0.5, 0.5))
+    tune(config, cache=tmp_path, build=PROBE)
+    assert len(calls) == 2 and (tmp_path / CACHE).exists()

@@ -16,13 +16,16 @@ Switches are decided in order, each timed under the verdicts before it: the heap
 faults are in every step the others time), then the precision, then the layout (measured under
 the chosen precision). A verdict is cached per machine, torch version, thread count, the run's
 network shapes and batch, and the verdicts before it (`CACHE` in the mtgan cache directory); a
-probe takes about `BUDGET_S` a switch, the first time. Rank 0 decides and every rank takes its
+probe takes about `BUDGET_S` a switch, the first time; a measurement taken while the machine is
+busy with other work (its load average well above its cores) decides this run only and is not
+cached. Rank 0 decides and every rank takes its
 verdict; under data parallelism all ranks run the probe steps together, as they will train.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -44,6 +47,7 @@ from mtgan.training.switch import Situation, Switch, Verdict, machine_key, run_k
 CACHE = "tuning.json"
 BUDGET_S = 1.0  # a switch's probe, after its warm-up steps; at least one round whatever it costs
 MAX_ROUNDS = 30
+BUSY = 1.5  # a measurement is not cached while the 1-minute load exceeds this many per core
 
 
 # In this order: the heap's page faults are in every step the others time, and the layout is
@@ -187,12 +191,25 @@ def _known(path: Path, key: str, dist: Dist) -> tuple[float | None, str]:
 
 def _store(path: Path, key: str, speed: float | None, dist: Dist) -> str:
     how = "measured now"
+    busy = _busy()
+    if busy:  # a race run beside other work says little about the next run: keep it to this one
+        return f"{how}, not cached ({busy})"
     if dist.main and speed is not None:
         try:
             write_text_atomic(path, json.dumps({**_read(path), key: speed}, indent=1))
         except OSError:
             how += ", not cached (cache directory not writable)"
     return how
+
+
+def _busy(factor: float = BUSY) -> str:
+    """Why the machine is too busy for a measurement worth caching, or "" (CPU load only: a
+    GPU's own load is not visible here)."""
+    try:
+        load, cores = os.getloadavg()[0], os.cpu_count() or 1
+    except (OSError, AttributeError):  # no load average on this platform
+        return ""
+    return f"load average {load:.1f} on {cores} cores" if load > factor * cores else ""
 
 
 def _read(path: Path) -> dict[str, float]:
