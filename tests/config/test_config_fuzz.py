@@ -21,12 +21,12 @@ from pydantic import BaseModel
 
 from mtgan.config import (
     ExperimentConfig,
-    _read_preset,
     load_config,
     preset_names,
     save_config,
     validate,
 )
+from mtgan.config.loading import _read_preset
 from mtgan.errors import ConfigError
 from mtgan.metrics.extractors import FEATURE_CHOICES
 from mtgan.metrics.registry import metric_names
