@@ -40,7 +40,7 @@ Chunks = Iterator[tuple[Tensor, Tensor | None]]  # (samples (T, b, ...), classes
 
 
 class Run(Protocol):
-    """What an export reads from a run: `mtgan.api.Run` (not imported: the API imports us)."""
+    """What an export reads from a run: `mtgan.run.Run` (not imported: it imports us)."""
 
     path: Path
     task_names: list[str]

@@ -26,7 +26,7 @@ from mtgan.training.checkpoint import WEIGHTS
 from mtgan.training.freeze import describe_frozen
 
 if TYPE_CHECKING:
-    from mtgan.api import Run
+    from mtgan.run import Run
     from mtgan.training.trainer import Trainer
 
 # Which family's network count a tensor's copy axis follows, by where the tensor lives in the
