@@ -7,10 +7,9 @@ its gradient is zero but for rounding (two_processes.without_margin_bias)."""
 from __future__ import annotations
 
 import pytest
-import torch
 from accumulate_worker import SETUPS, STEPS, accumulate_config
 from matrix import BALANCER_NAMES, PRESETS, tiny
-from two_processes import launch, max_diff, trained, without_margin_bias
+from two_processes import assert_two_equal_one, max_diff, trained, without_margin_bias
 
 from mtgan.balance import BALANCERS
 from mtgan.config import load_config
@@ -119,13 +118,12 @@ def test_fakes_are_generated_again_per_phase_unless_a_d_step_moves_a_g_layer():
 
 @pytest.mark.slow
 def test_two_processes_accumulating_equal_one_process_unsplit(tmp_path):
-    launch("accumulate_worker.py", tmp_path)
-    for setup in SETUPS:
-        whole = trained(accumulate_config(setup, 1), STEPS)
-        split = torch.load(tmp_path / f"{setup}.pt", weights_only=True)
-        diff = max_diff(whole, split)
-        print(f"{setup}: 2 processes × accumulate 2 vs 1 process: max |Δw| = {diff:.2e}")
-        assert diff < TOLERANCE
+    configs = {s: accumulate_config(s, 2) for s in SETUPS}
+    unsplit = {s: accumulate_config(s, 1) for s in SETUPS}
+    label = "2 processes × accumulate vs 1 process"
+    assert_two_equal_one(
+        "accumulate_worker.py", tmp_path, configs, STEPS, TOLERANCE, label, unsplit
+    )
 
 
 def test_the_logs_read_the_whole_batch():

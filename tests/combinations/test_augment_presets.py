@@ -11,7 +11,7 @@ import pytest
 import torch
 from augment_worker import SETUPS, STEPS, augment_config
 from matrix import AUGMENT, PRESETS, on_images, tiny
-from two_processes import launch, max_diff, trained
+from two_processes import assert_two_equal_one, max_diff, trained
 
 from mtgan.config import load_config
 from mtgan.errors import ConfigError
@@ -71,10 +71,8 @@ def test_accumulating_with_augment_equals_the_unsplit_step(setup):
 def test_two_processes_with_augment_equal_one_process(tmp_path):
     # each setup on 2 gloo processes (pertask-accumulate: × 2 micro-batches each) against one
     # unsplit process
-    launch("augment_worker.py", tmp_path)
-    for setup in SETUPS:
-        one = trained(augment_config(setup, 1), STEPS)
-        two = torch.load(tmp_path / f"{setup}.pt", weights_only=True)
-        diff = max_diff(one, two)
-        print(f"{setup} augment: 2 processes vs 1: max |Δw| = {diff:.2e}")
-        assert diff < TOLERANCE
+    configs = {s: augment_config(s, SETUPS[s][2]) for s in SETUPS}
+    unsplit = {s: augment_config(s, 1) for s in SETUPS}
+    assert_two_equal_one(
+        "augment_worker.py", tmp_path, configs, STEPS, TOLERANCE, one_process=unsplit
+    )

@@ -7,11 +7,15 @@ from __future__ import annotations
 import pytest
 import torch
 from resnet_worker import PRESETS, STEPS, resnet_config
-from two_processes import launch, max_diff, trained, without_margin_bias
+from two_processes import assert_two_equal_one
 
 from mtgan.training import Trainer
 
-TOLERANCE = 1e-5
+# Adam's first steps move a parameter by about ±lr whatever its gradient's size, so one whose
+# gradient is zero up to float rounding (summed in another order over 2 processes) can end 2·lr
+# apart: 4e-4. Unsynchronised batch norm, what this must catch, ends 3–4e-2 apart (measured
+# with train.sync_bn=false in the worker, 2026-12-07); the built-in MLP presets agree to 1e-5.
+TOLERANCE = 2 * 2e-4
 
 
 @pytest.mark.parametrize("preset", PRESETS)
@@ -24,11 +28,5 @@ def test_resnet_builds_and_trains_under_each_image_preset(preset):
 
 @pytest.mark.slow
 def test_two_processes_equal_one_with_resnet(tmp_path):
-    launch("resnet_worker.py", tmp_path)
-    for preset in PRESETS:
-        config = resnet_config(preset)
-        one = without_margin_bias(trained(config, STEPS), config)
-        two = without_margin_bias(torch.load(tmp_path / f"{preset}.pt", weights_only=True), config)
-        diff = max_diff(one, two)
-        print(f"resnet {preset}: 2 processes vs 1: max |Δw| = {diff:.2e}")
-        assert diff < TOLERANCE, preset
+    configs = {preset: resnet_config(preset) for preset in PRESETS}
+    assert_two_equal_one("resnet_worker.py", tmp_path, configs, STEPS, TOLERANCE, "resnet")

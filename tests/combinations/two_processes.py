@@ -95,3 +95,25 @@ def max_diff(one: dict[str, torch.Tensor], two: dict[str, torch.Tensor]) -> floa
     """max |Δw| over every tensor of two state dicts with the same keys."""
     assert one.keys() == two.keys()
     return max((one[k].float() - two[k].float()).abs().max().item() for k in one)
+
+
+def assert_two_equal_one(
+    worker: str,
+    out: Path,
+    configs: dict[str, Any],
+    steps: int,
+    tolerance: float,
+    label: str = "2 processes vs 1",
+    one_process: dict[str, Any] | None = None,
+) -> None:
+    """Launch `worker` (which trains `configs` on 2 processes and saves out/<name>.pt), then
+    train each name's config (or its `one_process` counterpart) for `steps` steps in this
+    process and assert max |Δw| < `tolerance` (the margin bias left out under hinge)."""
+    launch(worker, out)
+    for name, config in configs.items():
+        reference = (one_process or {}).get(name, config)
+        one = without_margin_bias(trained(reference, steps), reference)
+        two = torch.load(out / f"{name}.pt", weights_only=True)
+        diff = max_diff(one, without_margin_bias(two, reference))
+        print(f"{name}: {label}: max |Δw| = {diff:.2e}")
+        assert diff < tolerance, name

@@ -10,7 +10,7 @@ import pytest
 import torch
 from own_nets_worker import SETUPS, STEPS
 from own_nets_worker import config as worker_config
-from two_processes import launch, max_diff, trained
+from two_processes import assert_two_equal_one, max_diff, trained
 
 from mtgan import api
 from mtgan.cli import main
@@ -93,13 +93,8 @@ def test_accumulating_two_micro_batches_equals_one_batch():
 
 @pytest.mark.slow
 def test_two_processes_equal_one_with_own_networks(tmp_path):
-    launch("own_nets_worker.py", tmp_path)
-    for setup in SETUPS:
-        one = trained(worker_config(setup), STEPS)
-        two = torch.load(tmp_path / f"{setup}.pt", weights_only=True)
-        diff = max_diff(one, two)
-        print(f"own networks, {setup}: 2 processes vs 1: max |Δw| = {diff:.2e}")
-        assert diff < 1e-5, setup
+    configs = {setup: worker_config(setup) for setup in SETUPS}
+    assert_two_equal_one("own_nets_worker.py", tmp_path, configs, STEPS, 1e-5, "own networks")
 
 
 def test_the_python_api_takes_the_factory_itself_and_records_its_path(tmp_path, tiny):

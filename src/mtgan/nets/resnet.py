@@ -88,12 +88,22 @@ def _xavier(parts: Tensor, gain: float) -> None:
             nn.init.xavier_uniform_(part, gain)
 
 
-def _conv(c_in: int, c_out: int, kernel: int, copies: int | None, gain: float, sn: bool):
+def _conv(
+    c_in: int,
+    c_out: int,
+    kernel: int,
+    copies: int | None,
+    gain: float,
+    sn: bool,
+    bias: bool = True,
+):
     """A stride-1, size-keeping convolution of K stacked copies, or of one copy if shared.
 
     A shared conv is a one-copy StackedConv2d rather than an nn.Conv2d so that the trainer's
-    layout choice (train.channels_last, set on every StackedConv2d) reaches it too."""
-    conv = StackedConv2d(copies or 1, c_in, c_out, kernel, 1, kernel // 2)
+    layout choice (train.channels_last, set on every StackedConv2d) reaches it too. `bias`
+    off where a batch norm follows: it subtracts any bias, whose gradient is then rounding
+    that Adam scales up to ±lr a step."""
+    conv = StackedConv2d(copies or 1, c_in, c_out, kernel, 1, kernel // 2, bias)
     _xavier(conv.weight.unflatten(0, (copies or 1, -1)), gain)  # (K·out, in, k, k)
     return add_spectral_norm(conv, copies) if sn else conv
 
@@ -153,10 +163,11 @@ class _UpBlock(_Layer):
     def __init__(self, ch: int, copies: int | None, family: int, groups: int):
         super().__init__(copies)
         self.bn1 = TaskBatchNorm(family, ch, groups, shared_affine=copies is None)
-        self.conv1 = _conv(ch, ch, 3, copies, RELU_GAIN, sn=False)
+        # every conv here feeds a batch norm (bn2, or the next layer's first): no biases
+        self.conv1 = _conv(ch, ch, 3, copies, RELU_GAIN, sn=False, bias=False)
         self.bn2 = TaskBatchNorm(family, ch, groups, shared_affine=copies is None)
-        self.conv2 = _conv(ch, ch, 3, copies, RELU_GAIN, sn=False)
-        self.shortcut = _conv(ch, ch, 1, copies, 1.0, sn=False)
+        self.conv2 = _conv(ch, ch, 3, copies, RELU_GAIN, sn=False, bias=False)
+        self.shortcut = _conv(ch, ch, 1, copies, 1.0, sn=False, bias=False)
 
     def forward(self, x: Tensor) -> Tensor:
         h = self.conv(self.conv1, _up(F.relu(self.bn1(x))))

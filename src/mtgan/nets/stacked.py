@@ -55,7 +55,14 @@ class _StackedConvBase(nn.Module):
     transposed = False
 
     def __init__(
-        self, copies: int, in_ch: int, out_ch: int, kernel: int, stride: int, padding: int
+        self,
+        copies: int,
+        in_ch: int,
+        out_ch: int,
+        kernel: int,
+        stride: int,
+        padding: int,
+        bias: bool = True,
     ):
         super().__init__()
         self.copies, self.in_ch, self.out_ch = copies, in_ch, out_ch
@@ -65,7 +72,8 @@ class _StackedConvBase(nn.Module):
         cls = nn.ConvTranspose2d if self.transposed else nn.Conv2d
         convs = [cls(in_ch, out_ch, kernel, stride, padding) for _ in range(copies)]
         self.weight = nn.Parameter(torch.cat([c.weight.data for c in convs]))
-        self.bias = nn.Parameter(torch.cat([c.bias.data for c in convs]))
+        # no bias before a batch norm, which subtracts it (its gradient is rounding alone)
+        self.bias = nn.Parameter(torch.cat([c.bias.data for c in convs])) if bias else None
 
     # train.channels_last (training/layout.py): the grouped convolution in NHWC memory. Each
     # layer's speed in either layout differs by up to 3× either way on one CPU, so a run
