@@ -65,8 +65,14 @@ def test_resume_is_bit_exact(tiny, interrupted):
 
 @pytest.mark.parametrize(
     "extra",
-    [["balance.g=pcgrad"], ["balance.d=mgda"], ["train.precision=bf16"], ["loss.r1=1"]],
-    ids=["pcgrad", "mgda", "bf16", "r1"],
+    [
+        ["balance.g=pcgrad"],
+        ["balance.d=mgda"],
+        ["train.precision=bf16"],
+        ["train.precision=fp16"],
+        ["loss.r1=1"],
+    ],
+    ids=["pcgrad", "mgda", "bf16", "fp16", "r1"],
 )
 def test_own_networks_train_beside_balancers_precisions_and_penalties(tiny, extra):
     trainer = Trainer(_config(tiny, *extra))
@@ -131,3 +137,26 @@ def test_a_broken_factory_is_a_clear_error_through_the_cli(tmp_path, tiny, capsy
 def test_unknown_factory_options_name_the_known_ones(tiny, capsys):
     assert main(["describe", "pertask", *tiny, *OWN, "model.options.colour=3"]) == 2
     assert "unknown model.options ['colour']; known: width, depth, norm" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_mtgan_train_nproc_2_imports_the_factory_in_every_process(tmp_path, tiny):
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    folder = Path(own_nets.__file__).parent  # where a user's module lives: on their path
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(folder), os.environ.get("PYTHONPATH", "")]),
+    }
+    out = tmp_path / "ddp"
+    cmd = [sys.executable, "-m", "mtgan", "train", "pertask", *tiny, *OWN, "train.steps=2"]
+    result = subprocess.run(
+        [*cmd, "--nproc", "2", "--out", str(out), "--quiet"],
+        capture_output=True, text=True, timeout=300, env=env,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert RunDir(out).load_config().model.arch == "own_nets:build"
+    assert (out / "checkpoints" / "latest").read_text().strip() == "step-0000002"
