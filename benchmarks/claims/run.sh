@@ -1,14 +1,14 @@
 #!/usr/bin/env bash
 # Our published answer to "does sharing help?", in parts that each fit a session:
 #
-#   bash benchmarks/claims/run.sh digits|digits-until|acgan|grid25|ring8|cogan|e1|all [--seeds N]
+#   bash benchmarks/claims/run.sh digits|digits-until|acgan|grid25|ring8|cogan|e1|e2|all [--seeds N]
 #
 # Each part is one `mtgan bench` (3 seeds, 2 runs side by side, cores/2 threads each) into
 # runs/claims/<part>; an interrupted part resumes where it stopped when run again. The table,
 # notes and curves are then copied into benchmarks/claims/<part>/ for the repository.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-part=${1:?"usage: run.sh digits|digits-until|acgan|grid25|ring8|cogan|e1|all [--seeds N]"}
+part=${1:?"usage: run.sh digits|digits-until|acgan|grid25|ring8|cogan|e1|e2|all [--seeds N]"}
 shift
 seeds=(--seeds 3)
 [[ $# -gt 0 ]] && seeds=("$@")
@@ -68,6 +68,30 @@ case $part in
             train.until.patience=3 --metrics kid,fid --baseline independent)
         bench e1-plain "${local_args[@]}"
         bench e1-augment "${local_args[@]}" "loss.augment=[translation,cutout,color]" ;;
-    all) for p in digits digits-until acgan grid25 ring8 cogan e1; do "$0" "$p" "${seeds[@]}"; done ;;
+    # E2, a new task from trained ones: pertask pretrained on nine digits (3,000 steps), then
+    # the held-out tenth from 5 or 25 images, for three held-out digits: its trunks fine-tuned,
+    # its trunks frozen (both start the new digit's own layers as copies of source task 0's),
+    # and a fresh GAN with DiffAugment; per-digit KID against the tenth's held-out fifth, each
+    # run stopped once KID has not improved for 3 evaluations, at most 2,000 steps; float32
+    e2)
+        for d in 9 4 7; do
+            nine=$(python -c "print([[i] for i in range(10) if i != $d])" | tr -d ' ')
+            pre=runs/claims/e2/pretrain-$d
+            if [[ -d $pre ]]; then
+                mtgan train --resume "$pre" --quiet
+            else
+                mtgan train pertask "data.tasks=$nine" data.heldout=0.2 train.steps=3000 \
+                    train.precision=fp32 --out "$pre" --quiet
+            fi
+            new=("data.tasks=[[$d]]" --sweep data.per_task=5,25 data.heldout=0.2
+                eval.reference=heldout train.steps=2000 train.precision=fp32
+                train.until.metric=kid train.until.patience=3 --metrics kid,fid)
+            transfer=("train.init_from=$pre" train.init_task=0)
+            bench "e2-$d-fresh" pertask "${new[@]}" "loss.augment=[translation,cutout,color]"
+            bench "e2-$d-finetuned" pertask "${new[@]}" "${transfer[@]}"
+            bench "e2-$d-frozen" pertask "${new[@]}" "${transfer[@]}" \
+                "model.freeze=[generator.blocks.1,discriminator.blocks.1]"
+        done ;;
+    all) for p in digits digits-until acgan grid25 ring8 cogan e1 e2; do "$0" "$p" "${seeds[@]}"; done ;;
     *) echo "unknown part $part" >&2; exit 2 ;;
 esac
