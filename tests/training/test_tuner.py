@@ -214,3 +214,12 @@ def test_a_measurement_on_a_busy_machine_decides_its_run_but_is_not_cached(
     monkeypatch.setattr(tuner.os, "getloadavg", lambda: (0.5, 0.5, 0.5))
     tune(config, cache=tmp_path, build=PROBE)
     assert len(calls) == 2 and (tmp_path / CACHE).exists()
+
+
+@pytest.mark.slow
+def test_every_rank_takes_rank_0s_verdicts(tmp_path):
+    from two_processes import launch
+
+    launch("tuner_worker.py", tmp_path)
+    ranks = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in (0, 1)]
+    assert ranks[0] == ranks[1] and set(ranks[0]) == {"keep_heap", "precision", "channels_last"}

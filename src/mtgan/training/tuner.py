@@ -96,7 +96,8 @@ def tune(
             if speed is None and build is not None:
                 pair = (reference, candidate)
                 speed = _measure(switch, probe_config, build, dist, pair, budget_s)
-                how = _store(path, key, speed, dist)
+                # rank 0 measured: every rank takes its figure, so all decide alike
+                speed, how = broadcast_object(dist, (speed, _store(path, key, speed, dist)))
             value = candidate if speed is not None and speed >= switch.margin else reference
             where = "GPU" if device.type == "cuda" else "CPU"
             reason = (
