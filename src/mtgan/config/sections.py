@@ -236,6 +236,14 @@ class LossConfig(Strict):
         description="AC-GAN: weight of the class cross-entropy that D (real and fake) and G "
         "(fake) minimise (needs model.conditional; the class head is built for it)",
     )
+    task_id: float = Field(
+        default=0.0,
+        ge=0.0,
+        description="AC-GAN's auxiliary classifier with the task as the class (TAC-GAN's "
+        "setting): weight of the task cross-entropy that D (real and fake) and G (fake) "
+        "minimise; needs two tasks or more and tells them apart where D's head is shared "
+        "(model.share.discriminator=all; the task head is built for it)",
+    )
     source: float = Field(
         default=0.0,
         ge=0.0,

@@ -44,8 +44,7 @@ def mode_stats(samples: Tensor, modes: Tensor, sigma: float) -> dict:
     threshold = 3.0 * sigma
     n_modes = centres.shape[0]
 
-    dist, nearest = torch.cdist(x, centres).min(dim=1)  # (N,), (N,)
-    hq = dist < threshold
+    nearest, hq = assign_modes(x, centres, sigma)
     counts = torch.bincount(nearest[hq], minlength=n_modes).to(torch.float64)  # (M,)
     n_hq = counts.sum()
     if n_hq > 0:
@@ -62,6 +61,25 @@ def mode_stats(samples: Tensor, modes: Tensor, sigma: float) -> dict:
         "sigma": float(sigma),
         "threshold": threshold,
     }
+
+
+def assign_modes(samples: Tensor, modes: Tensor, sigma: float) -> tuple[Tensor, Tensor]:
+    """Each sample's nearest mode (N,) int64 and whether it is high quality, within 3σ of
+    that mode (N,) bool: the assignment every statistic here is built on."""
+    x = samples.detach().to(torch.float64)
+    centres = modes.detach().to(device=x.device, dtype=torch.float64)
+    dist, nearest = torch.cdist(x, centres).min(dim=1)
+    return nearest, dist < 3.0 * sigma
+
+
+def hq_share(samples: Tensor, modes: Tensor, sigma: float, chosen: list[int]) -> float:
+    """The share of samples (N, 2)'s high-quality ones whose nearest mode is one of `chosen`
+    (indices into modes (M, 2)); nan when no sample is high quality (the share is undefined)."""
+    nearest, hq = assign_modes(samples, modes, sigma)
+    if not bool(hq.any()):
+        return math.nan
+    inside = torch.isin(nearest[hq], torch.tensor(chosen, dtype=torch.long, device=hq.device))
+    return float(inside.double().mean())
 
 
 def mode_stats_for(name: str, samples: Tensor) -> dict:

@@ -14,6 +14,8 @@ from torch import Tensor, nn
 class Discriminating(Protocol):
     """The networks as the terms call them."""
 
+    discriminator_tasks: list[int]  # the task each discriminator judges (ND,)
+
     def discriminate(self, x: Tensor) -> Tensor:
         """(ND, n, *shape) → adversarial logits (ND, n)."""
         ...

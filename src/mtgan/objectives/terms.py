@@ -205,6 +205,64 @@ def class_terms(config: ExperimentConfig) -> list[Term]:
     ]
 
 
+def _known_tasks(config: ExperimentConfig) -> int | None:
+    """How many tasks the config's data has, where the config alone says (label groups ×
+    domains); None for data.tasks=classes, where the data's classes decide."""
+    tasks = config.data.tasks
+    if tasks == "classes":
+        return None
+    return (1 if tasks == "single" else len(tasks)) * len(config.data.domains)
+
+
+# The task head has one output per task. With two tasks or more, `nets.routing.route` makes
+# the generators one per task, so their count is the task count wherever the term runs; the
+# term refuses fewer than two tasks and checks the head's width against the tasks it sees.
+@register_terms("task_id", head=("task", lambda generators, classes: generators))
+def task_id_terms(config: ExperimentConfig) -> list[Term]:
+    """AC-GAN's auxiliary classifier with the task as the class (the setting of TAC-GAN, Gong
+    et al. 2019): a task head on D's trunk predicts the task of the real samples and the fakes
+    each discriminator judges (those of its task, `model.discriminator_tasks`); D minimises
+    both cross-entropies, G the one on its fakes. It tells tasks apart where the head is shared
+    (model.share.discriminator=all); a task-own head sees a single task and learns nothing."""
+    weight = config.loss.task_id
+    if weight <= 0:
+        return []
+    known = _known_tasks(config)
+    if known is not None and known < 2:
+        raise ConfigError(
+            f"loss.task_id={weight} needs at least two tasks (its head tells them apart), but "
+            f"data.tasks={config.data.tasks} gives {known}: list two label groups or more "
+            "(data.tasks=[[0,1,2,3],[2,3,4,5]]), use data.tasks=classes, or set loss.task_id=0"
+        )
+
+    def task_of(ctx: TermContext, logits: Tensor) -> Tensor:
+        """The task of each row judged by each discriminator: (ND, n), from logits (ND, n, T)."""
+        tasks = list(ctx.model.discriminator_tasks)
+        count = len(set(tasks))
+        if count < 2 or logits.shape[-1] != count:
+            raise ConfigError(
+                f"loss.task_id needs at least two tasks and a task head with one output per "
+                f"task; this run has {count} task(s) and a head of {logits.shape[-1]}"
+            )
+        target = torch.tensor(tasks, dtype=torch.long, device=logits.device)
+        return target[:, None].expand(logits.shape[:2])
+
+    def identify(ctx: TermContext, which: str) -> Tensor:
+        logits = ctx.outputs(which)["task"]
+        return _cross_entropy(logits, task_of(ctx, logits))
+
+    def d_term(ctx: TermContext) -> Tensor:
+        return identify(ctx, "real") + identify(ctx, "fake_detached")
+
+    def g_term(ctx: TermContext) -> Tensor:
+        return identify(ctx, "fake")
+
+    return [
+        Term("task_id", "d", d_term, weight=weight, head="task"),
+        Term("task_id", "g", g_term, weight, head="task"),
+    ]
+
+
 @register_terms("source", head=("source", lambda generators, classes: generators + 1))
 def source_terms(config: ExperimentConfig) -> list[Term]:
     """MAD-GAN (Ghosh et al. 2018): D classifies every sample K + 1 ways, real (class K) or
