@@ -1,14 +1,14 @@
 #!/usr/bin/env bash
 # Our published answer to "does sharing help?", in parts that each fit a session:
 #
-#   bash benchmarks/claims/run.sh digits|digits-until|acgan|grid25|ring8|cogan|e1|e2|all [--seeds N]
+#   bash benchmarks/claims/run.sh digits|digits-until|acgan|grid25|ring8|cogan|e1|e2|e3|all [--seeds N]
 #
 # Each part is one `mtgan bench` (3 seeds, 2 runs side by side, cores/2 threads each) into
 # runs/claims/<part>; an interrupted part resumes where it stopped when run again. The table,
 # notes and curves are then copied into benchmarks/claims/<part>/ for the repository.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-part=${1:?"usage: run.sh digits|digits-until|acgan|grid25|ring8|cogan|e1|e2|all [--seeds N]"}
+part=${1:?"usage: run.sh digits|digits-until|acgan|grid25|ring8|cogan|e1|e2|e3|all [--seeds N]"}
 shift
 seeds=(--seeds 3)
 [[ $# -gt 0 ]] && seeds=("$@")
@@ -92,6 +92,12 @@ case $part in
             bench "e2-$d-frozen" pertask "${new[@]}" "${transfer[@]}" \
                 "model.freeze=[generator.blocks.1,discriminator.blocks.1]"
         done ;;
-    all) for p in digits digits-until acgan grid25 ring8 cogan e1 e2; do "$0" "$p" "${seeds[@]}"; done ;;
+    # E3, where sharing should hurt: ring8 split into two tasks whose modes half coincide,
+    # [0,1,2,3] and [2,3,4,5], gan-2d's networks and 40,000 steps (PacGAN protocol): two
+    # independent GANs, per-task heads on a shared D trunk, one shared D with a task-classifying
+    # head (loss.task_id: TAC-GAN's setting), and that D without the head; the overlap metric
+    # says whether each task's samples fill the shared modes as its data does (1) or not
+    e3) bench e3 benchmarks/claims/e3/{independent,heads,classifier,shared}.yaml ;;
+    all) for p in digits digits-until acgan grid25 ring8 cogan e1 e2 e3; do "$0" "$p" "${seeds[@]}"; done ;;
     *) echo "unknown part $part" >&2; exit 2 ;;
 esac
