@@ -26,8 +26,12 @@ def check_arch(arch: Any) -> str:
     """A valid `model.arch` value: a built-in name or `module:callable`; a callable (the Python
     API) becomes its import path, checked to import back to the same object."""
     if callable(arch):
-        path = f"{arch.__module__}:{arch.__qualname__}"
-        if "<" in path or arch.__module__ == "__main__" or _imported(path) is not arch:
+        path = f"{getattr(arch, '__module__', '?')}:{getattr(arch, '__qualname__', '?')}"
+        try:
+            found = _imported(path)
+        except Exception:  # a module that does not import back: the same answer
+            found = None
+        if "<" in path or path.startswith("__main__:") or found is not arch:
             raise ValueError(
                 f"the factory {path} cannot be imported by that path, so a run could not "
                 "rebuild its networks (resume, sample, eval); define it at the top level of an "
