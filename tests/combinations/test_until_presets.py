@@ -11,7 +11,7 @@ from matrix import PRESETS, tiny
 
 from mtgan import api, cli
 from mtgan.config import load_config
-from mtgan.metrics.registry import METRICS
+from mtgan.metrics.registry import METRICS, default_metrics
 from mtgan.training.until import CONVERGED
 
 # The tiny runs' references are far smaller than any feature width: the warning is expected.
@@ -25,7 +25,7 @@ EVAL = ["eval.n=40", "eval.kid_subsets=4", "eval.kid_subset_size=20", "eval.k=3"
 
 def tracked(preset: str) -> tuple[str, str]:
     """(metric, value key): the first default metric with a directed value."""
-    for name in api.default_metrics(load_config(preset)):
+    for name in default_metrics(load_config(preset)):
         for key, direction in METRICS[name].directions.items():
             if direction is not None:
                 return name, key
