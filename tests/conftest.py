@@ -30,6 +30,9 @@ TINY = [
     "train.progress=false",
     "train.device=cpu",
     "train.precision=fp32",  # bit-exact comparisons; bf16 has its own tests
+    # No race of throw-away trainers before a run (tuner.py, tested in test_tuner.py): on a
+    # busy machine its verdicts are not cached, and its steps would run a test's stateful terms
+    "train.keep_heap=false",
 ]
 
 

@@ -28,6 +28,7 @@ COMMON = [
     "train.progress=false",
     "train.device=cpu",
     "train.precision=fp32",  # bit-exact comparisons
+    "train.keep_heap=false",  # no tuner races before each run (conftest.TINY says why)
     "train.threads=1",
     "eval.metrics=[]",
 ]

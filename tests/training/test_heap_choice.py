@@ -54,7 +54,8 @@ def test_the_run_directory_says_what_auto_chose_and_why(tmp_path, tiny):
     from mtgan.training import RunDir
 
     try:
-        run = api.train("pertask", [*tiny, "train.steps=2"], out=tmp_path / "run", quiet=True)
+        auto = [*tiny, "train.keep_heap=auto", "train.steps=2"]
+        run = api.train("pertask", auto, out=tmp_path / "run", quiet=True)
         heap = RunDir(run.path).read_tuning()["keep_heap"]
         assert heap["asked"] == "auto" and isinstance(heap["chosen"], bool)
         assert "as fast as glibc's defaults" in heap["reason"]
