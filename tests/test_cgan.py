@@ -9,6 +9,7 @@ import math
 
 import pytest
 import torch
+from matrix import COMMON
 
 from mtgan import api
 from mtgan.config import load_config
@@ -78,22 +79,8 @@ def test_describe_counts_the_per_task_gamma_beta_as_task_own(cgan):
 
 @pytest.mark.slow
 def test_training_cgan_through_the_api_gives_finite_losses(tmp_path):
-    overrides = [
-        *SMALL,
-        "data.limit=20",
-        "train.steps=4",
-        "train.batch_size=8",
-        "train.log_every=1",
-        "train.sample_every=1000",
-        "train.checkpoint_every=1000",
-        "train.samples_per_task=4",
-        "train.loggers=[jsonl]",
-        "train.progress=false",
-        "train.device=cpu",
-        "train.precision=fp32",
-        "train.threads=1",
-        "eval.metrics=[]",
-    ]
+    # the combination matrix's common overrides, at a batch of 8 (later overrides win)
+    overrides = [*SMALL, *COMMON, "data.limit=20", "train.steps=4", "train.batch_size=8"]
     run = api.train("cgan", overrides, out=tmp_path / "cgan", quiet=True)
     assert run.step == 4 and run.task_names == [f"digit {c}" for c in range(10)]
     losses = [
