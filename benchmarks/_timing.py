@@ -98,15 +98,18 @@ def onednn_kernels(
 
 
 def matmul_sequence(
-    shapes: list[tuple[int, int, int, int]], device: torch.device
+    shapes: list[tuple[int, int, int, int]],
+    device: torch.device,
+    dtype: torch.dtype = torch.float32,
 ) -> Callable[[], None]:
-    """A step's own matrix products, float32, back to back (torch.mm, or torch.bmm for a batch
-    of several): every product at its own shape's rate, with nothing else of the step around."""
+    """A step's own matrix products, in `dtype`, back to back (torch.mm, or torch.bmm for a
+    batch of several): every product at its own shape's rate, with nothing else of the step."""
     ops = []
     for batch, m, k, n in shapes:
         dims = (batch,) if batch > 1 else ()
-        a, b = torch.randn(*dims, m, k, device=device), torch.randn(*dims, k, n, device=device)
-        ops.append((torch.bmm if dims else torch.mm, a, b, torch.empty(*dims, m, n, device=device)))
+        a, b = (torch.randn(*dims, *s, device=device, dtype=dtype) for s in ((m, k), (k, n)))
+        out = torch.empty(*dims, m, n, device=device, dtype=dtype)
+        ops.append((torch.bmm if dims else torch.mm, a, b, out))
 
     def run() -> None:
         for op, a, b, c in ops:

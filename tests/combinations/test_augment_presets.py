@@ -8,14 +8,14 @@ from __future__ import annotations
 import math
 
 import pytest
-import torch
 from augment_worker import SETUPS, STEPS, augment_config
 from matrix import AUGMENT, PRESETS, on_images, tiny
+from resume import assert_resume_bit_exact
 from two_processes import assert_two_equal_one, max_diff, trained
 
 from mtgan.config import load_config
 from mtgan.errors import ConfigError
-from mtgan.training import RunDir, Trainer
+from mtgan.training import Trainer
 
 TOLERANCE = 1e-5
 RESUME_STEPS = 4  # lazy R1 every 2nd step: once before the checkpoint, once after
@@ -41,15 +41,7 @@ def test_every_image_preset_trains_and_resumes_bit_exact_with_augment(tmp_path, 
     last = _run(straight, RESUME_STEPS)
     assert straight.skipped == 0 and all(math.isfinite(v) for v in last.values())
     assert any(p.name == "d_reg" for p in straight.phases)
-    first = Trainer(config)
-    _run(first, RESUME_STEPS // 2)
-    first.save(RunDir(tmp_path))
-    resumed = Trainer(config)
-    assert resumed.restore(RunDir(tmp_path)) and resumed.step == RESUME_STEPS // 2
-    _run(resumed, RESUME_STEPS - RESUME_STEPS // 2)
-    a, b = straight.weights().state_dict(), resumed.weights().state_dict()
-    for key in a:
-        assert torch.equal(a[key], b[key]), key
+    assert_resume_bit_exact(straight, config, RESUME_STEPS, tmp_path)
 
 
 def test_augment_changes_what_training_does():

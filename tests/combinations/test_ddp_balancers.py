@@ -10,16 +10,12 @@ import pytest
 import torch
 from ddp_worker import STEPS
 from matrix import BALANCER_NAMES, DDP_SETUPS, ddp_config
-from two_processes import launch, max_diff, trained
+from two_processes import launched_once, max_diff, trained
 
 pytestmark = pytest.mark.slow
 
 
-@pytest.fixture(scope="module")
-def two_process_weights(tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("ddp")
-    launch("ddp_worker.py", out)
-    return out
+two_process_weights = launched_once("ddp_worker.py")  # one launch for every test below
 
 
 @pytest.mark.parametrize("balancer", BALANCER_NAMES)

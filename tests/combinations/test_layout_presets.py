@@ -14,11 +14,12 @@ import math
 import pytest
 import torch
 from matrix import PRESETS, tiny
+from resume import assert_resume_bit_exact
 from torch import nn
 
 from mtgan.config import load_config
 from mtgan.errors import ConfigError
-from mtgan.training import RunDir, Trainer
+from mtgan.training import Trainer
 
 STEPS = 4
 DCGAN = ["model.arch=dcgan", "model.g_hidden=[16,8]", "model.d_hidden=[8,16]"]
@@ -71,11 +72,4 @@ def test_either_layout_trains_to_the_same_weights(tmp_path, preset, arch):
     for key in a:
         torch.testing.assert_close(b[key], a[key], rtol=1e-3, atol=2 * lr * STEPS, msg=key)
     # resume in channels-last: bit for bit
-    first, _ = _trained(nhwc, STEPS // 2)
-    first.save(RunDir(tmp_path))
-    resumed = Trainer(nhwc)
-    assert resumed.restore(RunDir(tmp_path)) and resumed.step == STEPS // 2
-    _trained(nhwc, STEPS - STEPS // 2, resumed)
-    c = resumed.weights().state_dict()
-    for key in b:
-        assert torch.equal(b[key], c[key]), key
+    assert_resume_bit_exact(last, nhwc, STEPS, tmp_path)

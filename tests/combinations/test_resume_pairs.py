@@ -9,11 +9,11 @@ from __future__ import annotations
 import math
 
 import pytest
-import torch
 from matrix import PENALTIES, PRESETS, SCHEDULES, STATEFUL, tiny
+from resume import assert_resume_bit_exact
 
 from mtgan.config import load_config
-from mtgan.training import RunDir, Trainer, loss_scale
+from mtgan.training import Trainer, loss_scale
 
 STEPS = 4  # lazy R1 runs every 2nd step: once before the checkpoint, once after
 
@@ -56,16 +56,7 @@ def _resume_equal(tmp_path, preset: str, penalty: str, overrides: list[str]) -> 
     assert straight.skipped == 0 and all(math.isfinite(v) for v in values)
     if penalty == "r1":
         assert any(p.name == "d_reg" for p in straight.phases)
-    first = Trainer(config)
-    _run(first, STEPS // 2)
-    first.save(RunDir(tmp_path))
-    resumed = Trainer(config)
-    assert resumed.restore(RunDir(tmp_path)) and resumed.step == STEPS // 2
-    again = _run(resumed, STEPS - STEPS // 2)
-    a, b = straight.weights().state_dict(), resumed.weights().state_dict()
-    assert a.keys() == b.keys()
-    for key in a:
-        assert torch.equal(a[key], b[key]), key
+    again = assert_resume_bit_exact(straight, config, STEPS, tmp_path)
     weights = [k for k in last if "/weight/" in k]
     assert weights and {k: last[k] for k in weights} == {k: again[k] for k in weights}
     scales = [k for k in last if k.endswith(("/loss_scale", "/overflow"))]  # fp16 only

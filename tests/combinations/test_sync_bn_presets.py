@@ -6,14 +6,12 @@ processes cannot split says so before training, naming --nproc."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 import torch
 from matrix import PRESETS, sync_bn_config
 from sync_bn_worker import STEPS
 from two_processes import (
-    launch,
+    launched_once,
     max_diff,
     trained,
     without_bias_before_norm,
@@ -23,11 +21,7 @@ from two_processes import (
 pytestmark = pytest.mark.slow
 
 
-@pytest.fixture(scope="module")
-def two_process_weights(tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("sync-bn")
-    launch("sync_bn_worker.py", out)
-    return out
+two_process_weights = launched_once("sync_bn_worker.py")  # one launch for every test below
 
 
 @pytest.mark.parametrize("preset", PRESETS)

@@ -7,7 +7,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +28,19 @@ def launch(worker: str, out: Path) -> None:
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": path}
     result = subprocess.run(cmd, capture_output=True, text=True, timeout=600, env=env)
     assert result.returncode == 0, result.stderr[-4000:]
+
+
+def launched_once(worker: str) -> Callable[..., Path]:
+    """A module-scoped fixture: the folder where `worker` saved its results, launched once."""
+    import pytest  # here, not at the top: the workers import this module and need no pytest
+
+    @pytest.fixture(scope="module")
+    def fixture(tmp_path_factory: pytest.TempPathFactory) -> Path:
+        out = tmp_path_factory.mktemp(Path(worker).stem)
+        launch(worker, out)
+        return out
+
+    return fixture
 
 
 def train_and_save(runs: Iterable[tuple[str, Any]], steps: int, out: Path) -> None:

@@ -1,0 +1,56 @@
+"""E2's table from its benches' runs.csv: KID per method and number of images, per held-out
+digit and over all of them, and how each run stopped.
+
+    python benchmarks/claims/e2_table.py [benchmarks/claims]
+
+Reads <root>/e2-<digit>-<method>/runs.csv as `run.sh e2` copies them; prints Markdown.
+"""
+
+from __future__ import annotations
+
+import csv
+import statistics
+import sys
+from collections import Counter, defaultdict
+from pathlib import Path
+
+METHODS = ("fresh", "finetuned", "frozen")  # run.sh e2's benches, in its order
+
+
+def mean_std(values: list[float]) -> str:
+    if not values:
+        return "—"
+    std = statistics.stdev(values) if len(values) > 1 else 0.0
+    return f"{statistics.fmean(values):.1f} ± {std:.1f}"
+
+
+def main() -> None:
+    root = Path(sys.argv[1] if len(sys.argv) > 1 else "benchmarks/claims")
+    kid: dict[tuple[str, str, str], list[float]] = defaultdict(list)  # (k, method, digit)
+    stops: dict[str, Counter] = defaultdict(Counter)
+    digits: list[str] = []
+    for path in sorted(root.glob("e2-*-*/runs.csv")):
+        _, digit, method = path.parent.name.split("-")
+        if digit not in digits:
+            digits.append(digit)
+        for row in csv.DictReader(path.open()):
+            kid[(row["data.per_task"], method, digit)].append(float(row["kid"]))
+            stops[method][row["stopped"]] += 1
+    ks = sorted({k for k, _, _ in kid}, key=int)
+    head = " | ".join(f"digit {d}" for d in digits)
+    print(f"| images | method | {head} | all digits | fresh / method |")
+    print("|---|---|" + "---|" * len(digits) + "---|---|")
+    for k in ks:
+        pooled = {m: [v for d in digits for v in kid[(k, m, d)]] for m in METHODS}
+        fresh = statistics.fmean(pooled["fresh"]) if pooled["fresh"] else None
+        for m in METHODS:
+            cells = " | ".join(mean_std(kid[(k, m, d)]) for d in digits)
+            ratio = f"{fresh / statistics.fmean(pooled[m]):.2f}×" if fresh and pooled[m] else "—"
+            print(f"| {k} | {m} | {cells} | {mean_std(pooled[m])} | {ratio} |")
+    print()
+    for m in METHODS:
+        print(f"- {m}: stopped " + ", ".join(f"{n} × {why}" for why, n in stops[m].items()))
+
+
+if __name__ == "__main__":
+    main()
