@@ -1,0 +1,65 @@
+"""E1's map from its two benches' runs.csv: per-task KID of every contender, without and with
+DiffAugment, at each number of images per task, against `independent` with augmentation
+(the issue's bar: the best sharing configuration ≥ 30 % better, seed bands apart).
+
+    python benchmarks/claims/e1_table.py [benchmarks/claims]
+
+Reads <root>/e1-plain/runs.csv and <root>/e1-augment/runs.csv as `run.sh e1` copies them;
+prints Markdown. Δ % = (KID of the bar − KID) / KID of the bar, the bar being
+independent+augment, so positive is better than it; "apart" when the two mean ± std bands do
+not overlap.
+"""
+
+from __future__ import annotations
+
+import csv
+import statistics
+import sys
+from collections import Counter, defaultdict
+from pathlib import Path
+
+BENCHES = {"plain": "e1-plain", "augment": "e1-augment"}
+BAR = ("independent", "augment")
+
+
+def main() -> None:
+    root = Path(sys.argv[1] if len(sys.argv) > 1 else "benchmarks/claims")
+    kid: dict[tuple[str, str, str], list[float]] = defaultdict(list)  # (N, preset, variant)
+    stops: dict[tuple[str, str, str], Counter] = defaultdict(Counter)
+    presets: list[str] = []
+    for variant, bench in BENCHES.items():
+        path = root / bench / "runs.csv"
+        if not path.exists():
+            continue
+        for row in csv.DictReader(path.open()):
+            key = (row["data.per_task"], row["preset"], variant)
+            kid[key].append(float(row["kid"]))
+            stops[key][row["stopped"]] += 1
+            if row["preset"] not in presets:
+                presets.append(row["preset"])
+    print("| images per task | contender | seeds | per-task KID | stopped | Δ vs the bar |")
+    print("|---|---|---|---|---|---|")
+    for n in sorted({k[0] for k in kid}, key=int):
+        bar = kid.get((n, *BAR), [])
+        for preset in presets:
+            for variant in BENCHES:
+                values = kid.get((n, preset, variant))
+                if not values:
+                    continue
+                mean = statistics.fmean(values)
+                std = statistics.stdev(values) if len(values) > 1 else 0.0
+                stopped = ", ".join(f"{c} {why}" for why, c in stops[(n, preset, variant)].items())
+                delta = "—"
+                if bar and (preset, variant) != BAR:
+                    ref = statistics.fmean(bar)
+                    ref_std = statistics.stdev(bar) if len(bar) > 1 else 0.0
+                    apart = mean + std < ref - ref_std or mean - std > ref + ref_std
+                    delta = f"{(ref - mean) / ref:+.0%}" + (", apart" if apart else "")
+                print(
+                    f"| {n} | {preset}{' + augment' if variant == 'augment' else ''} | "
+                    f"{len(values)} | {mean:.1f} ± {std:.1f} | {stopped} | {delta} |"
+                )
+
+
+if __name__ == "__main__":
+    main()
