@@ -17,7 +17,8 @@ Memory floor of a kind: the bytes its ops must move / the machine's copy bandwid
 counted exactly in one step by a dispatch mode (tensor arguments read, outputs and mutated
 arguments written, at their real dtypes); the bandwidth is a large tensor copy's (bytes read +
 written per second) at the same thread count. A kind near its memory floor has nothing left to
-close but the traffic itself.
+close but the traffic itself. Under bf16 it also counts the casts of one step: parameters to
+bf16, gradients back to float32, and activations.
 The last line is one JSON object with every figure.
 """
 
@@ -94,6 +95,34 @@ def kind_of(name: str) -> str:
     return "elementwise"
 
 
+class Casts(TorchDispatchMode):
+    """Dtype casts (`_to_copy` to another dtype) in the dispatched calls while active, by what
+    was cast: a parameter to the low precision (matched by shape), a gradient back to float32
+    (a low-precision tensor of a parameter's shape), or an activation."""
+
+    def __init__(self, parameter_shapes: set[tuple[int, ...]]) -> None:
+        super().__init__()
+        self.shapes = parameter_shapes
+        self.count: dict[str, int] = defaultdict(int)
+        self.elements: dict[str, int] = defaultdict(int)
+
+    def __torch_dispatch__(self, func: Any, types: Any, args: tuple = (), kwargs: Any = None):
+        kwargs = kwargs or {}
+        out = func(*args, **kwargs)
+        dtype = kwargs.get("dtype")
+        if func.overloadpacket.__name__ == "_to_copy" and dtype not in (None, args[0].dtype):
+            src = args[0]
+            if tuple(src.shape) not in self.shapes:
+                what = "activations"
+            elif src.dtype == torch.float32:
+                what = "weights to low precision"
+            else:
+                what = "gradients to float32"
+            self.count[what] += 1
+            self.elements[what] += src.numel()
+        return out
+
+
 class BytesMoved(TorchDispatchMode):
     """Bytes each kind of op reads and writes in the dispatched calls while active."""
 
@@ -158,6 +187,9 @@ def profile_precision(args: argparse.Namespace, precision: str, bandwidth: float
     median = step_ms(trainer, args.steps)
     with BytesMoved() as moved:
         trainer.train_step()
+    params = [p for p in trainer.model.parameters() if p.requires_grad]
+    with Casts({tuple(p.shape) for p in params}) as casts:
+        trainer.train_step()
     shapes = count_step(trainer.train_step).matmuls
     dtype = torch.bfloat16 if precision == "bf16" else torch.float32
     sequence = matmul_sequence(shapes, trainer.device, dtype)
@@ -185,7 +217,17 @@ def profile_precision(args: argparse.Namespace, precision: str, bandwidth: float
             "floor_ms": floor if kind == "matmul" or moved_bytes else None,  # no bytes: no floor
             "top": [k for k, _ in sorted(top[kind], key=lambda kv: -kv[1])[:3]],
         }
-    return {"step_ms": median, "profiled_ms": total, "kinds": rows}
+    cast = {
+        what: {"per_step": casts.count[what], "melements": casts.elements[what] / 1e6}
+        for what in casts.count
+    }
+    return {
+        "step_ms": median,
+        "profiled_ms": total,
+        "kinds": rows,
+        "parameter_tensors": len(params),
+        "casts": cast,
+    }
 
 
 def main() -> None:
@@ -226,6 +268,10 @@ def main() -> None:
                 f"  {kind:13s} {row['ms']:7.2f} {row['share']:6.1%} {row['mbytes']:7.1f} "
                 f"{floor_text} {ratio}  {', '.join(row['top'])}"
             )
+        for what, c in r["casts"].items():
+            print(f"  casts, {what}: {c['per_step']} a step, {c['melements']:.2f} M elements")
+        if r["casts"]:
+            print(f"  ({r['parameter_tensors']} parameter tensors)")
     if "fp32" in result and "bf16" in result:
         ratio = result["bf16"]["step_ms"] / result["fp32"]["step_ms"]
         result["bf16_vs_fp32"] = ratio
