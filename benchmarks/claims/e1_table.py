@@ -2,19 +2,20 @@
 DiffAugment, at each number of images per task, against `independent` with augmentation
 (the issue's bar: the best sharing configuration ≥ 30 % better, seed bands apart).
 
-    python benchmarks/claims/e1_table.py [benchmarks/claims]
+    python benchmarks/claims/e1_table.py [benchmarks/claims] [--figure FILE.png]
 
 Reads <root>/e1-plain/runs.csv and <root>/e1-augment/runs.csv as `run.sh e1` copies them;
-prints Markdown. Δ % = (KID of the bar − KID) / KID of the bar, the bar being
-independent+augment, so positive is better than it; "apart" when the two mean ± std bands do
-not overlap.
+prints Markdown; with --figure also draws KID against the images per task, one line per
+contender (mean ± std band, a dot per seed: mtgan's sweep chart).
+Δ % = (KID of the bar − KID) / KID of the bar, the bar being independent+augment, so positive
+is better than it; "apart" when the two mean ± std bands do not overlap.
 """
 
 from __future__ import annotations
 
+import argparse
 import csv
 import statistics
-import sys
 from collections import Counter, defaultdict
 from pathlib import Path
 
@@ -22,8 +23,27 @@ BENCHES = {"plain": "e1-plain", "augment": "e1-augment"}
 BAR = ("independent", "augment")
 
 
+def figure(kid: dict[tuple[str, str, str], list[float]], presets: list[str], path: Path) -> None:
+    from mtgan.report.curves import plot_sweep
+
+    ns = sorted({k[0] for k in kid}, key=int)
+    lines = {
+        f"{preset}{' + augment' if variant == 'augment' else ''}": [
+            kid.get((n, preset, variant), []) for n in ns
+        ]
+        for preset in presets
+        for variant in BENCHES
+    }
+    fig = plot_sweep("kid", "data.per_task", ns, [float(n) for n in ns], lines, log_x=True)
+    fig.savefig(path)
+
+
 def main() -> None:
-    root = Path(sys.argv[1] if len(sys.argv) > 1 else "benchmarks/claims")
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("root", nargs="?", default="benchmarks/claims", type=Path)
+    parser.add_argument("--figure", type=Path)
+    args = parser.parse_args()
+    root = args.root
     kid: dict[tuple[str, str, str], list[float]] = defaultdict(list)  # (N, preset, variant)
     stops: dict[tuple[str, str, str], Counter] = defaultdict(Counter)
     presets: list[str] = []
@@ -59,6 +79,8 @@ def main() -> None:
                     f"| {n} | {preset}{' + augment' if variant == 'augment' else ''} | "
                     f"{len(values)} | {mean:.1f} ± {std:.1f} | {stopped} | {delta} |"
                 )
+    if args.figure is not None:
+        figure(kid, presets, args.figure)
 
 
 if __name__ == "__main__":
