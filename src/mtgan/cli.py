@@ -107,7 +107,7 @@ def cmd_eval(ns: argparse.Namespace) -> int:
 
     run = api.Run(ns.run, checkpoint=ns.checkpoint)
     metrics = [m.strip() for m in ns.metrics.split(",") if m.strip()] if ns.metrics else None
-    result = run.evaluate(metrics, features=ns.features, n=ns.n)
+    result = run.evaluate(metrics, features=ns.features, n=ns.n, live=ns.live)
     print(json.dumps({k: v for k, v in result.items() if "/task" not in k}, indent=1))
     print(f"wrote {run.eval_written} (per-task values included)", file=sys.stderr)
     return 0
@@ -245,6 +245,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--features", choices=FEATURE_CHOICES)
     p.add_argument("--n", type=int, help="generated samples per task (default: eval.n)")
     p.add_argument("--checkpoint", help=CHECKPOINT_HELP)
+    p.add_argument(
+        "--live",
+        action="store_true",
+        help="the generators as trained, not their EMA (→ eval-live.json; eval.json is kept)",
+    )
     p.set_defaults(func=cmd_eval)
 
     p = sub.add_parser("bench", help="train presets × seeds alike; table and HTML report")

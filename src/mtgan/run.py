@@ -4,6 +4,7 @@ samples and evaluation (`mtgan.open_run`, `mtgan.train`'s result)."""
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -243,6 +244,7 @@ class Run:
         n: int | None = None,
         write: bool = True,
         extractor: Any = None,
+        live: bool = False,
     ) -> dict[str, Any]:
         """Evaluate the loaded checkpoint (the EMA generators when the run has them) and, with
         `write`, save the result in the run directory: eval.json for the latest checkpoint (the
@@ -250,7 +252,8 @@ class Run:
         (the real set is `eval.reference`'s split of it; the result's `protocol` says which).
 
         `extractor`: your own features for FID/KID/PRDC, e.g.
-        `mtgan.metrics.ModuleFeatures(my_module, "my-features")`."""
+        `mtgan.metrics.ModuleFeatures(my_module, "my-features")`. `live`: the generators as
+        trained, not their EMA (written to eval-live.json: eval.json stays the EMA's)."""
         from mtgan.metrics.evaluate import EvalContext, evaluate, mixture_name
 
         overrides = {}
@@ -271,7 +274,7 @@ class Run:
         ctx = EvalContext(
             data,
             cfg,
-            self.generate,
+            partial(self.generate, use_ema=not live),
             self._model.z_dim,
             self._model.generator_tasks,
             mixture=mixture_name(self.config),
@@ -283,12 +286,12 @@ class Run:
         result = {
             "step": self.step,
             "checkpoint": self.checkpoint_path().name,
-            "ema": self._ema is not None,
+            "ema": self._ema is not None and not live,
             "features": ctx.features_name,
             "n": cfg.n,
             **evaluate(ctx, names),
         }
         result = {**result, "protocol": ctx.protocol()}  # after the metrics: what they used
         if write:
-            self.eval_written = self.dir.write_eval(result, checkpoint=self.checkpoint)
+            self.eval_written = self.dir.write_eval(result, checkpoint=self.checkpoint, live=live)
         return result

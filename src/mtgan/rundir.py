@@ -141,11 +141,17 @@ class RunDir:
                 continue
         return records
 
-    def write_eval(self, result: dict[str, Any], checkpoint: str | int | None = None) -> Path:
+    def write_eval(
+        self, result: dict[str, Any], checkpoint: str | int | None = None, live: bool = False
+    ) -> Path:
         """eval.json: the last evaluation of this run (written whole, then renamed), keeping
         the stop record training left for that step; another checkpoint's evaluation (`best`,
-        a step) goes to eval-<checkpoint>.json beside it. Returns the file written."""
-        if checkpoint not in (None, "latest"):
+        a step) goes to eval-<checkpoint>.json beside it, and one of the live generators
+        instead of their EMA to eval-live[-<checkpoint>].json. Returns the file written."""
+        latest = checkpoint in (None, "latest")
+        if live:
+            path = self.path / ("eval-live.json" if latest else f"eval-live-{checkpoint}.json")
+        elif not latest:
             path = self.path / f"eval-{checkpoint}.json"
         else:
             path, earlier = self.eval_path, self.read_eval()

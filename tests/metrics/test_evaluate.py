@@ -107,6 +107,20 @@ def test_cli_eval_writes_eval_json(tmp_path, tiny, capsys):
     assert "step-0000003" in capsys.readouterr().err
 
 
+def test_cli_eval_live_scores_the_trained_generators_and_keeps_eval_json(tmp_path, tiny, capsys):
+    out = tmp_path / "run"
+    main(["train", "pertask", *tiny, *RAW, "train.ema=0.9", "--out", str(out), "--quiet"])
+    assert main(["eval", str(out), "--metrics", "fid", "--n", "50"]) == 0
+    ema = (out / "eval.json").read_text()
+    assert main(["eval", str(out), "--metrics", "fid", "--n", "50", "--live"]) == 0
+    live = json.loads((out / "eval-live.json").read_text())
+    assert (out / "eval.json").read_text() == ema  # the EMA's evaluation is kept
+    assert live["ema"] is False and json.loads(ema)["ema"] is True
+    assert live["fid"] != json.loads(ema)["fid"]  # other generators, other samples
+    assert main(["eval", str(out), "--checkpoint", "3", "--metrics", "fid", "--live"]) == 0
+    assert json.loads((out / "eval-live-3.json").read_text())["checkpoint"] == "step-0000003"
+
+
 @pytest.mark.slow
 def test_class_accuracy_with_the_digit_classifier(tmp_path, tiny):
     """Trains the real digit classifier once (about 15 s): accuracy per class task."""
