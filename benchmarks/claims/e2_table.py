@@ -2,16 +2,20 @@
 digit (mean ± std over seeds), the geometric mean over digits of fresh KID / the method's KID
 (above 1: the method beats a fresh GAN), and how each run stopped.
 
-    python benchmarks/claims/e2_table.py [benchmarks/claims]
+    python benchmarks/claims/e2_table.py [benchmarks/claims] [--live]
 
 Reads <root>/e2-<digit>-<method>/runs.csv as `run.sh e2` copies them; prints Markdown.
+--live: each run's KID from its eval-live.json (`mtgan eval RUN --metrics kid --live`, the
+generators as trained rather than their EMA), for the runs that have one; the run directories
+are the runs.csv `path`s, relative to the repository root.
 """
 
 from __future__ import annotations
 
+import argparse
 import csv
+import json
 import statistics
-import sys
 from collections import Counter, defaultdict
 from pathlib import Path
 
@@ -26,7 +30,11 @@ def mean_std(values: list[float]) -> str:
 
 
 def main() -> None:
-    root = Path(sys.argv[1] if len(sys.argv) > 1 else "benchmarks/claims")
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("root", nargs="?", default="benchmarks/claims", type=Path)
+    parser.add_argument("--live", action="store_true")
+    args = parser.parse_args()
+    root = args.root
     kid: dict[tuple[str, str, str], list[float]] = defaultdict(list)  # (k, method, digit)
     stops: dict[str, Counter] = defaultdict(Counter)
     digits: list[str] = []
@@ -35,7 +43,13 @@ def main() -> None:
         if digit not in digits:
             digits.append(digit)
         for row in csv.DictReader(path.open()):
-            kid[(row["data.per_task"], method, digit)].append(float(row["kid"]))
+            value = float(row["kid"])
+            if args.live:
+                live = Path(row["path"]) / "eval-live.json"
+                if not live.exists():
+                    continue
+                value = json.loads(live.read_text())["kid"]
+            kid[(row["data.per_task"], method, digit)].append(value)
             stops[method][row["stopped"]] += 1
     ks = sorted({k for k, _, _ in kid}, key=int)
     head = " | ".join(f"digit {d}" for d in digits)
