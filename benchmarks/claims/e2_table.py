@@ -19,7 +19,7 @@ import statistics
 from collections import Counter, defaultdict
 from pathlib import Path
 
-METHODS = ("fresh", "finetuned", "frozen")  # run.sh e2's benches, in its order
+METHODS = ("fresh", "finetuned", "finetuned-augment", "frozen")  # run.sh e2's benches
 
 
 def mean_std(values: list[float]) -> str:
@@ -39,7 +39,7 @@ def main() -> None:
     stops: dict[str, Counter] = defaultdict(Counter)
     digits: list[str] = []
     for path in sorted(root.glob("e2-*-*/runs.csv")):
-        _, digit, method = path.parent.name.split("-")
+        _, digit, method = path.parent.name.split("-", 2)
         if digit not in digits:
             digits.append(digit)
         for row in csv.DictReader(path.open()):

@@ -62,16 +62,20 @@ case $part in
     # has not improved for 3 evaluations (900 steps), at most 3,000 steps; every run in float32
     # (`auto` may pick bf16 for some presets and not others on one machine: not comparable)
     e1)
-        local_args=(independent pertask cgan --sweep data.per_task=10,25,100 train.steps=3000
-            train.precision=fp32
-            data.heldout=0.2 eval.reference=heldout train.until.metric=kid
-            train.until.patience=3 --metrics kid,fid --baseline independent)
-        bench e1-plain "${local_args[@]}"
-        bench e1-augment "${local_args[@]}" "loss.augment=[translation,cutout,color]" ;;
+        # one value at a time, plain then augmented, so the smallest N is complete first (the
+        # bench adds each value to the same directories: the same runs as one sweep)
+        for n in 10 25 100; do
+            local_args=(independent pertask cgan --sweep data.per_task=$n train.steps=3000
+                train.precision=fp32
+                data.heldout=0.2 eval.reference=heldout train.until.metric=kid
+                train.until.patience=3 --metrics kid,fid --baseline independent)
+            bench e1-plain "${local_args[@]}"
+            bench e1-augment "${local_args[@]}" "loss.augment=[translation,cutout,color]"
+        done ;;
     # E2, a new task from trained ones: pertask pretrained on nine digits (3,000 steps), then
-    # the held-out tenth from 5 or 25 images, for three held-out digits: its trunks fine-tuned,
-    # its trunks frozen (both start the new digit's own layers as copies of source task 0's),
-    # and a fresh GAN with DiffAugment; per-digit KID against the tenth's held-out fifth, each
+    # the held-out tenth from 5 or 25 images, for three held-out digits: its trunks fine-tuned
+    # (without and with DiffAugment), its trunks frozen (all start the new digit's own layers
+    # as copies of source task 0's), and a fresh GAN with DiffAugment; per-digit KID against the tenth's held-out fifth, each
     # run stopped once KID has not improved for 3 evaluations, at most 2,000 steps; float32
     e2)
         for d in 9 4 7; do
@@ -89,6 +93,8 @@ case $part in
             transfer=("train.init_from=$pre" train.init_task=0)
             bench "e2-$d-fresh" pertask "${new[@]}" "loss.augment=[translation,cutout,color]"
             bench "e2-$d-finetuned" pertask "${new[@]}" "${transfer[@]}"
+            bench "e2-$d-finetuned-augment" pertask "${new[@]}" "${transfer[@]}" \
+                "loss.augment=[translation,cutout,color]"
             bench "e2-$d-frozen" pertask "${new[@]}" "${transfer[@]}" \
                 "model.freeze=[generator.blocks.1,discriminator.blocks.1]"
         done ;;
