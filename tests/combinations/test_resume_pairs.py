@@ -61,3 +61,13 @@ def _resume_equal(tmp_path, preset: str, penalty: str, overrides: list[str]) -> 
     assert weights and {k: last[k] for k in weights} == {k: again[k] for k in weights}
     scales = [k for k in last if k.endswith(("/loss_scale", "/overflow"))]  # fp16 only
     assert {k: last[k] for k in scales} == {k: again[k] for k in scales}
+
+
+@pytest.mark.parametrize("preset", PRESETS)
+def test_ema_rampup_resume_equals_the_uninterrupted_run(tmp_path, preset):
+    # the rampup's decay reads the step: a resumed run must take the same decays
+    config = load_config(preset, tiny(preset, "train.ema=0.999", "train.ema_rampup=0.05"))
+    straight = Trainer(config)
+    _run(straight, STEPS)
+    assert straight.ema is not None and straight.ema.rampup == 0.05
+    assert_resume_bit_exact(straight, config, STEPS, tmp_path)

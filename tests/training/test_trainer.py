@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 
 from mtgan import api
@@ -177,6 +178,34 @@ def test_ema_tracks_the_generator(tiny):
     expected = 0.5 * ema_w.detach() + 0.5 * g_w.detach()
     trainer.ema.update(trainer.model.generator)
     torch.testing.assert_close(ema_w, expected)
+
+
+def test_ema_rampup_shortens_the_half_life_early_and_reaches_the_decay():
+    from mtgan.training.ema import EMA
+
+    ema = EMA(torch.nn.Linear(2, 2), 0.999, rampup=0.05)
+    assert ema.decay_at(0) < 1e-5  # half-life 0.05 steps: the first update copies the net
+    assert abs(ema.decay_at(1999) - 0.5 ** (1 / 100)) < 1e-12  # half-life 5 % of 2,000 steps
+    assert ema.decay_at(100_000) == 0.999  # capped at train.ema's own half-life (693 steps)
+    assert EMA(torch.nn.Linear(2, 2), 0.999).decay_at(0) == 0.999
+
+
+def test_ema_rampup_follows_the_generator_in_a_short_run(tiny):
+    """After 3 steps a 0.999 average is still almost its start; with the rampup it is
+    almost the generator (and a resumed run would agree: the decay reads only the step)."""
+    gaps = {}
+    for rampup in ([], ["train.ema_rampup=0.05"]):
+        trainer = _train(load_config("pertask", [*tiny, "train.ema=0.999", *rampup]), 3)
+        g_w = trainer.model.generator.blocks[0].affine.weight
+        gaps[bool(rampup)] = (trainer.ema.net.blocks[0].affine.weight - g_w).abs().max().item()
+    assert gaps[True] < 0.05 * gaps[False], gaps
+
+
+def test_ema_rampup_needs_an_ema(tiny):
+    from mtgan.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="train.ema"):
+        load_config("pertask", [*tiny, "train.ema=0", "train.ema_rampup=0.05"])
 
 
 def test_each_loss_trains_without_nonfinite_values(tiny):

@@ -67,6 +67,13 @@ class TrainConfig(Strict):
     n_critic: int = Field(default=1, ge=1, description="D updates per G update")
     schedule: Literal["alternating", "simultaneous"] = "alternating"
     ema: float | None = Field(default=None, ge=0.0, lt=1.0, description="EMA decay of G")
+    ema_rampup: float | None = Field(
+        default=None,
+        gt=0.0,
+        le=1.0,
+        description="the EMA's half-life at most this fraction of the steps so far (StyleGAN2-"
+        "ADA's ema_rampup, e.g. 0.05): a short run's average forgets its start",
+    )
     device: Literal["auto", "cpu", "cuda"] = "auto"
     threads: int | None = Field(default=None, ge=1)
     log_every: int = Field(default=50, ge=1)
@@ -168,6 +175,15 @@ class TrainConfig(Strict):
             hint = f" (did you mean {close[0]!r}?)" if close else ""
             raise ValueError(f"{name!r} is not a schedule{hint}; one of {', '.join(SCHEDULES)}")
         return name
+
+    @model_validator(mode="after")
+    def _rampup_needs_ema(self) -> TrainConfig:
+        if self.ema_rampup is not None and not self.ema:
+            raise ValueError(
+                f"ema_rampup={self.ema_rampup} ramps up an EMA, but train.ema is off; set "
+                "train.ema (e.g. 0.999) or drop ema_rampup"
+            )
+        return self
 
     @model_validator(mode="after")
     def _warmup_ends(self) -> TrainConfig:

@@ -84,7 +84,7 @@ class Trainer:
         ).to(self.device)
         self.terms = build_terms(config)
         # EMA first: the phases hook shared layers for gradient balancers; the copy needs none
-        self.ema = EMA(self.model.generator, train.ema) if train.ema else None
+        self.ema = EMA(self.model.generator, train.ema, train.ema_rampup) if train.ema else None
         if train.sync_bn and dist.active:  # after the EMA copy: rank 0 alone runs its norms
             for norm in self.model.modules():
                 if isinstance(norm, TaskBatchNorm):
@@ -162,7 +162,7 @@ class Trainer:
             step.apply(phase, step.gradients(phase))
         ok = step.finish()  # on the device: no host sync on an unlogged step
         if self.ema is not None:
-            self.ema.update(self.model.generator, where=ok)
+            self.ema.update(self.model.generator, where=ok, step=self.step)
         self._skipped += ~ok
         self._bad_streak = (self._bad_streak + 1) * ~ok
         self.step += 1
