@@ -1,6 +1,7 @@
 """E2's table from its benches' runs.csv: KID per method and number of images, per held-out
 digit (mean ± std over seeds), the geometric mean over digits of fresh KID / the method's KID
-(above 1: the method beats a fresh GAN), and how each run stopped.
+(above 1: the method beats a fresh GAN), the (digit, seed) pairs where the method's run beat
+the fresh GAN's (a seed draws the same images for both), and how each run stopped.
 
     python benchmarks/claims/e2_table.py [benchmarks/claims] [--live]
 
@@ -36,6 +37,7 @@ def main() -> None:
     args = parser.parse_args()
     root = args.root
     kid: dict[tuple[str, str, str], list[float]] = defaultdict(list)  # (k, method, digit)
+    by_seed: dict[tuple[str, str, str, str], float] = {}  # (k, method, digit, seed)
     stops: dict[str, Counter] = defaultdict(Counter)
     digits: list[str] = []
     for path in sorted(root.glob("e2-*-*/runs.csv")):
@@ -50,11 +52,12 @@ def main() -> None:
                     continue
                 value = json.loads(live.read_text())["kid"]
             kid[(row["data.per_task"], method, digit)].append(value)
+            by_seed[(row["data.per_task"], method, digit, row["seed"])] = value
             stops[method][row["stopped"]] += 1
     ks = sorted({k for k, _, _ in kid}, key=int)
     head = " | ".join(f"digit {d}" for d in digits)
-    print(f"| images | method | {head} | fresh / method |")
-    print("|---|---|" + "---|" * len(digits) + "---|")
+    print(f"| images | method | {head} | fresh / method | pairs won |")
+    print("|---|---|" + "---|" * len(digits) + "---|---|")
     for k in ks:
         for m in METHODS:
             cells = " | ".join(mean_std(kid[(k, m, d)]) for d in digits)
@@ -65,7 +68,14 @@ def main() -> None:
                 if kid[(k, "fresh", d)] and kid[(k, m, d)]
             ]
             ratio = f"{statistics.geometric_mean(ratios):.2f}×" if ratios else "—"
-            print(f"| {k} | {m} | {cells} | {ratio} |")
+            # a seed draws the same images for every method: compare run against run
+            pairs = [
+                (value, by_seed[(k, "fresh", d, seed)])
+                for (k_, m_, d, seed), value in by_seed.items()
+                if (k_, m_) == (k, m) and (k, "fresh", d, seed) in by_seed
+            ]
+            won = "—" if m == "fresh" else f"{sum(a < b for a, b in pairs)}/{len(pairs)}"
+            print(f"| {k} | {m} | {cells} | {ratio} | {won} |")
     print()
     for m in METHODS:
         print(f"- {m}: stopped " + ", ".join(f"{n} × {why}" for why, n in stops[m].items()))
