@@ -4,6 +4,7 @@ RUN/config.yaml          the resolved config (what --resume continues)
 RUN/tasks.json           task names, kinds and training rows, for sampling without the data
 RUN/metrics.jsonl        one record per logged step, evaluation and event
 RUN/eval.json            the last final evaluation (eval-best.json: `mtgan eval --checkpoint best`)
+RUN/eval-live.json       the same of the generators as trained, not their EMA (`mtgan eval --live`)
 RUN/tuning.json          what train.precision, channels_last and keep_heap resolved to, and why
 RUN/init.json            what train.init_from loaded, copied or left fresh; what model.freeze fixed
 RUN/samples/step-0001000-task03.png, step-0001000-all.png
