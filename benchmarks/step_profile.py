@@ -82,7 +82,7 @@ def kind_of(name: str) -> str:
     op = name.split("::")[-1].split(".")[-1] if "::" in name else name.split(".")[1]
     if op in MATMUL or op.startswith(MATMUL_PREFIX):
         return "matmul"
-    if op.startswith(("_fused_adam", "_foreach_", "_fused_adamw")):
+    if op.startswith(("_fused_adam", "_foreach_")):  # _fused_adam also covers _fused_adamw
         return "optimizer"
     if "batch_norm" in op:
         return "batch norm"
@@ -149,8 +149,9 @@ class BytesMoved(TorchDispatchMode):
         return out
 
 
-def copy_bandwidth(threads: int) -> float:
-    """Bytes read + written per second by a 256 MiB float32 copy (least of 5)."""
+def copy_bandwidth() -> float:
+    """Bytes read + written per second by a 256 MiB float32 copy (least of 5), at the threads
+    torch is set to."""
     src = torch.randn(64 * 2**20)
     dst = torch.empty_like(src)
     dst.copy_(src)
@@ -213,7 +214,7 @@ def profile_precision(args: argparse.Namespace, precision: str, bandwidth: float
         rows[kind] = {
             "ms": self_ms.get(kind, 0.0),
             "share": self_ms.get(kind, 0.0) / total if total else 0.0,
-            "mbytes": moved.bytes.get(kind, 0) / 1e6,
+            "mbytes": moved_bytes / 1e6,
             "floor_ms": floor if kind == "matmul" or moved_bytes else None,  # no bytes: no floor
             "top": [k for k, _ in sorted(top[kind], key=lambda kv: -kv[1])[:3]],
         }
@@ -240,7 +241,7 @@ def main() -> None:
     parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    bandwidth = copy_bandwidth(args.threads)
+    bandwidth = copy_bandwidth()
     cpuinfo = Path("/proc/cpuinfo")
     words = cpuinfo.read_text().split() if cpuinfo.exists() else []
     flags = sorted({f for f in words if "bf16" in f})

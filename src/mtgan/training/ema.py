@@ -26,7 +26,7 @@ class EMA(nn.Module):
         if self.rampup is None:
             return self.decay
         half_life = min(math.log(0.5) / math.log(self.decay), self.rampup * (step + 1))
-        return 0.5 ** (1.0 / half_life) if half_life > 0 else 0.0
+        return 0.5 ** (1.0 / half_life)  # rampup > 0 (validated): half_life > 0
 
     @torch.no_grad()
     def update(self, net: nn.Module, where: Tensor | None = None, step: int = 0) -> None:
