@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 import subprocess
 import sys
 import time
@@ -88,8 +89,8 @@ def test_a_dead_rank_stops_the_others_with_a_clear_error(tmp_path):
     )
     assert time.monotonic() - start < 60
     assert result.returncode != 0
-    # Said by the launcher, which always learns which rank died first (the survivors are
-    # stopped by torchrun, sometimes before they can say so themselves).
+    # Said by the launcher, which learns which rank died (the survivors are stopped by
+    # torchrun, sometimes before they can say so themselves).
     assert "training process rank 1 of 2 ended with exit code 3" in result.stderr
     assert f"--resume {out}" in result.stderr
     assert "Traceback" not in result.stderr
@@ -97,6 +98,40 @@ def test_a_dead_rank_stops_the_others_with_a_clear_error(tmp_path):
     assert (out / "checkpoints" / "latest").read_text().strip() == "step-0000010"
     run = api.train(resume=out, overrides=["train.steps=15"], quiet=True)
     assert run.step == 15
+
+
+def _failure(rank: int, exitcode: int, timestamp: int):
+    from torch.distributed.elastic.multiprocessing.errors import ProcessFailure
+
+    failure = ProcessFailure(local_rank=rank, pid=1000 + rank, exitcode=exitcode, error_file="")
+    failure.timestamp = timestamp
+    return failure
+
+
+@pytest.mark.parametrize("survivor_first", [True, False])
+def test_the_launcher_blames_the_rank_that_died_not_the_one_that_lost_it(survivor_first):
+    # Whole-second timestamps: the dead rank and the survivor that reported it often tie.
+    from mtgan.training.distributed import USER_ERROR_EXIT, root_failure
+
+    dead_at, survivor_at = (100, 100) if survivor_first else (99, 100)
+    for survivor in (USER_ERROR_EXIT, -signal.SIGTERM):  # said it lost rank 1; torchrun stopped it
+        failures = {0: _failure(0, survivor, survivor_at), 1: _failure(1, 3, dead_at)}
+        rank, failure = root_failure(failures)
+        assert (rank, failure.exitcode) == (1, 3)
+
+
+def test_a_rank_that_explained_its_error_is_not_blamed_on_the_one_torchrun_stopped():
+    from mtgan.training.distributed import USER_ERROR_EXIT, root_failure
+
+    failures = {0: _failure(0, -signal.SIGTERM, 100), 1: _failure(1, USER_ERROR_EXIT, 100)}
+    assert root_failure(failures)[0] == 1
+
+
+def test_the_launcher_passes_on_an_error_every_rank_explained():
+    from mtgan.training.distributed import USER_ERROR_EXIT, root_failure
+
+    failures = {1: _failure(1, USER_ERROR_EXIT, 100), 0: _failure(0, USER_ERROR_EXIT, 101)}
+    assert root_failure(failures)[0] == 1
 
 
 def test_global_batch_must_divide_over_processes():

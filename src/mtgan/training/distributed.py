@@ -11,6 +11,7 @@ its own parameters with `torch.autograd.grad`, and DDP's hooks never fire for th
 from __future__ import annotations
 
 import os
+import signal
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -210,7 +211,7 @@ def launch(nproc: int, args: list[str], run_dir: str | None = None) -> int:
     try:
         torchrun.run(torchrun.parse_args(torchrun_args(nproc, args)))
     except ChildFailedError as e:
-        rank, failure = e.get_first_failure()
+        rank, failure = root_failure(e.failures)
         if failure.exitcode == USER_ERROR_EXIT:
             return USER_ERROR_EXIT  # that rank's message is already on stderr
         if failure.exitcode < 0:
@@ -225,6 +226,24 @@ def launch(nproc: int, args: list[str], run_dir: str | None = None) -> int:
             f"--resume {run_dir or 'RUN_DIR'}"
         ) from None
     return 0
+
+
+def root_failure(failures: dict[int, Any]) -> tuple[int, Any]:
+    """The (rank, failure) that caused the others: the earliest abrupt death, else the
+    earliest rank that explained its own error, else the earliest of the rest.
+
+    Not torchrun's `get_first_failure`: it also lists the survivors it stopped (SIGTERM),
+    and without an error file a failure's timestamp is whole seconds, so the rank that died
+    and the survivors often tie, and a tie goes to the lowest rank.
+    """
+
+    def order(rank: int) -> tuple[int, float, int]:
+        code = failures[rank].exitcode
+        tier = 1 if code == USER_ERROR_EXIT else 2 if code == -signal.SIGTERM else 0
+        return tier, failures[rank].timestamp, rank
+
+    rank = min(failures, key=order)
+    return rank, failures[rank]
 
 
 USER_ERROR_EXIT = 2
