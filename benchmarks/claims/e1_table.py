@@ -21,6 +21,7 @@ from pathlib import Path
 
 BENCHES = {"plain": "e1-plain", "augment": "e1-augment"}
 BAR = ("independent", "augment")
+STOPS = {"steps": "at the cap", "converged": "converged", "diverged": "diverged"}  # stop_reason
 
 
 def figure(kid: dict[tuple[str, str, str], list[float]], presets: list[str], path: Path) -> None:
@@ -68,7 +69,10 @@ def main() -> None:
                     continue
                 mean = statistics.fmean(values)
                 std = statistics.stdev(values) if len(values) > 1 else 0.0
-                stopped = ", ".join(f"{c} {why}" for why, c in stops[(n, preset, variant)].items())
+                stopped = ", ".join(
+                    f"{STOPS.get(why, why)} {c}/{len(values)}"
+                    for why, c in stops[(n, preset, variant)].items()
+                )
                 delta = "—"
                 if bar and (preset, variant) != BAR:
                     ref = statistics.fmean(bar)
