@@ -2,9 +2,11 @@
 DiffAugment, at each number of images per task, against `independent` with augmentation
 (the issue's bar: the best sharing configuration ≥ 30 % better, seed bands apart).
 
-    python benchmarks/claims/e1_table.py [benchmarks/claims] [--figure FILE.png]
+    python benchmarks/claims/e1_table.py [benchmarks/claims] [--figure FILE.png] [--live]
 
 Reads <root>/e1-plain/runs.csv and <root>/e1-augment/runs.csv as `run.sh e1` copies them;
+with --live, each run's KID of its live generators instead of their EMA, from the live.csv
+beside them (`bash benchmarks/claims/live.sh e1-plain e1-augment`; runs without one are left out);
 prints Markdown; with --figure also draws KID against the images per task, one line per
 contender (mean ± std band, a dot per seed: mtgan's sweep chart).
 Δ % = (KID of the bar − KID) / KID of the bar, the bar being independent+augment, so positive
@@ -43,6 +45,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("root", nargs="?", default="benchmarks/claims", type=Path)
     parser.add_argument("--figure", type=Path)
+    parser.add_argument("--live", action="store_true", help="the live generators' KID")
     args = parser.parse_args()
     root = args.root
     kid: dict[tuple[str, str, str], list[float]] = defaultdict(list)  # (N, preset, variant)
@@ -52,9 +55,15 @@ def main() -> None:
         path = root / bench / "runs.csv"
         if not path.exists():
             continue
+        live = root / bench / "live.csv"
+        by_path = {}
+        if live.exists():
+            by_path = {r["path"]: r["kid"] for r in csv.DictReader(live.open())}
         for row in csv.DictReader(path.open()):
+            if args.live and row["path"] not in by_path:
+                continue
             key = (row["data.per_task"], row["preset"], variant)
-            kid[key].append(float(row["kid"]))
+            kid[key].append(float(by_path[row["path"]] if args.live else row["kid"]))
             stops[key][row["stopped"]] += 1
             if row["preset"] not in presets:
                 presets.append(row["preset"])
