@@ -18,6 +18,9 @@ bench() {  # name, then mtgan bench arguments
     shift
     local start=$SECONDS
     mtgan bench "$@" "${seeds[@]}" --jobs 2 --out "runs/claims/$name" --quiet
+    # the tables again over every run the directory holds: a bench writes only its own values
+    # (e1 adds one --sweep value at a time to the same directory)
+    mtgan report "runs/claims/$name" >/dev/null
     mkdir -p "benchmarks/claims/$name"
     cp "runs/claims/$name/"{summary.md,summary.csv,runs.csv} "benchmarks/claims/$name/"
     cp "runs/claims/$name/figures/"*.png "benchmarks/claims/$name/"
