@@ -26,7 +26,9 @@ BAR = ("independent", "augment")
 STOPS = {"steps": "at the cap", "converged": "converged", "diverged": "diverged"}  # stop_reason
 
 
-def figure(kid: dict[tuple[str, str, str], list[float]], presets: list[str], path: Path) -> None:
+def figure(
+    kid: dict[tuple[str, str, str], list[float]], presets: list[str], path: Path, live: bool
+) -> None:
     from mtgan.report.curves import plot_sweep
 
     ns = sorted({k[0] for k in kid}, key=int)
@@ -38,6 +40,8 @@ def figure(kid: dict[tuple[str, str, str], list[float]], presets: list[str], pat
         for variant in BENCHES
     }
     fig = plot_sweep("kid", "data.per_task", ns, [float(n) for n in ns], lines, log_x=True)
+    scored = "live generators" if live else "EMA generators"
+    fig.axes[0].set_title(f"per-task KID at 3,000 steps, {scored} (lower is better)", fontsize=9)
     fig.savefig(path)
 
 
@@ -93,7 +97,7 @@ def main() -> None:
                     f"{len(values)} | {mean:.1f} ± {std:.1f} | {stopped} | {delta} |"
                 )
     if args.figure is not None:
-        figure(kid, presets, args.figure)
+        figure(kid, presets, args.figure, args.live)
 
 
 if __name__ == "__main__":
