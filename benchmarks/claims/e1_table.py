@@ -6,7 +6,7 @@ DiffAugment, at each number of images per task, against `independent` with augme
 
 Reads <root>/e1-plain/runs.csv and <root>/e1-augment/runs.csv as `run.sh e1` copies them;
 with --live, each run's KID of its live generators instead of their EMA, from the live.csv
-beside them (`bash benchmarks/claims/live.sh e1-plain e1-augment`; runs without one are left out);
+beside them (`python benchmarks/claims/live.py e1-plain e1-augment`; runs without one are left out);
 prints Markdown; with --figure also draws KID against the images per task, one line per
 contender (mean ± std band, a dot per seed: mtgan's sweep chart).
 Δ % = (KID of the bar − KID) / KID of the bar, the bar being independent+augment, so positive
@@ -20,6 +20,8 @@ import csv
 import statistics
 from collections import Counter, defaultdict
 from pathlib import Path
+
+from live import live_kid
 
 BENCHES = {"plain": "e1-plain", "augment": "e1-augment"}
 BAR = ("independent", "augment")
@@ -59,10 +61,7 @@ def main() -> None:
         path = root / bench / "runs.csv"
         if not path.exists():
             continue
-        live = root / bench / "live.csv"
-        by_path = {}
-        if live.exists():
-            by_path = {r["path"]: r["kid"] for r in csv.DictReader(live.open())}
+        by_path = live_kid(root / bench)
         for row in csv.DictReader(path.open()):
             if args.live and row["path"] not in by_path:
                 continue

@@ -6,19 +6,19 @@ the fresh GAN's (a seed draws the same images for both), and how each run stoppe
     python benchmarks/claims/e2_table.py [benchmarks/claims] [--live]
 
 Reads <root>/e2-<digit>-<method>/runs.csv as `run.sh e2` copies them; prints Markdown.
---live: each run's KID from its eval-live.json (`mtgan eval RUN --metrics kid --live`, the
-generators as trained rather than their EMA), for the runs that have one; the run directories
-are the runs.csv `path`s, relative to the repository root.
+--live: each run's KID of its generators as trained rather than their EMA, from the live.csv
+beside its runs.csv (`python benchmarks/claims/live.py e2-9-fresh ...`), for the runs it lists.
 """
 
 from __future__ import annotations
 
 import argparse
 import csv
-import json
 import statistics
 from collections import Counter, defaultdict
 from pathlib import Path
+
+from live import live_kid
 
 METHODS = ("fresh", "finetuned", "finetuned-augment", "frozen")  # run.sh e2's benches
 
@@ -44,13 +44,11 @@ def main() -> None:
         _, digit, method = path.parent.name.split("-", 2)
         if digit not in digits:
             digits.append(digit)
+        live = live_kid(path.parent) if args.live else {}
         for row in csv.DictReader(path.open()):
-            value = float(row["kid"])
-            if args.live:
-                live = Path(row["path"]) / "eval-live.json"
-                if not live.exists():
-                    continue
-                value = json.loads(live.read_text())["kid"]
+            if args.live and row["path"] not in live:
+                continue
+            value = live[row["path"]] if args.live else float(row["kid"])
             kid[(row["data.per_task"], method, digit)].append(value)
             by_seed[(row["data.per_task"], method, digit, row["seed"])] = value
             stops[method][row["stopped"]] += 1

@@ -108,12 +108,12 @@ def _failure(rank: int, exitcode: int, timestamp: int):
     return failure
 
 
-@pytest.mark.parametrize("survivor_first", [True, False])
-def test_the_launcher_blames_the_rank_that_died_not_the_one_that_lost_it(survivor_first):
+@pytest.mark.parametrize("tie", [True, False])
+def test_the_launcher_blames_the_rank_that_died_not_the_one_that_lost_it(tie):
     # Whole-second timestamps: the dead rank and the survivor that reported it often tie.
     from mtgan.training.distributed import USER_ERROR_EXIT, root_failure
 
-    dead_at, survivor_at = (100, 100) if survivor_first else (99, 100)
+    dead_at, survivor_at = (100, 100) if tie else (99, 100)
     for survivor in (USER_ERROR_EXIT, -signal.SIGTERM):  # said it lost rank 1; torchrun stopped it
         failures = {0: _failure(0, survivor, survivor_at), 1: _failure(1, 3, dead_at)}
         rank, failure = root_failure(failures)
