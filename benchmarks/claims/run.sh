@@ -1,14 +1,14 @@
 #!/usr/bin/env bash
 # Our published answer to "does sharing help?", in parts that each fit a session:
 #
-#   bash benchmarks/claims/run.sh digits|digits-until|acgan|grid25|ring8|cogan|e1|e2|e3|all [--seeds N]
+#   bash benchmarks/claims/run.sh digits|digits-until|acgan|grid25|ring8|cogan|e1|e1-long|e2|e3|all [--seeds N]
 #
 # Each part is one `mtgan bench` (3 seeds, 2 runs side by side, cores/2 threads each) into
 # runs/claims/<part>; an interrupted part resumes where it stopped when run again. The table,
 # notes and curves are then copied into benchmarks/claims/<part>/ for the repository.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-part=${1:?"usage: run.sh digits|digits-until|acgan|grid25|ring8|cogan|e1|e2|e3|all [--seeds N]"}
+part=${1:?"usage: run.sh digits|digits-until|acgan|grid25|ring8|cogan|e1|e1-long|e2|e3|all [--seeds N]"}
 shift
 seeds=(--seeds 3)
 [[ $# -gt 0 ]] && seeds=("$@")
@@ -33,6 +33,21 @@ targets() {  # name, then --target METRIC=VALUE ...: the table again at these ta
     mtgan report "runs/claims/$name" "$@" >/dev/null
     cp "runs/claims/$name/summary.md" "benchmarks/claims/$name/summary-targets.md"
     mtgan report "runs/claims/$name" >/dev/null  # back to the default table and page
+}
+
+e1() {  # prefix, cap, then extra overrides
+    local prefix=$1 cap=$2
+    shift 2
+    # one value at a time, plain then augmented, so the smallest N is complete first (the
+    # bench adds each value to the same directories: the same runs as one sweep)
+    for n in 10 25 100; do
+        local args=(independent pertask cgan --sweep data.per_task=$n train.steps=$cap
+            train.precision=fp32 data.heldout=0.2 eval.reference=heldout
+            train.until.metric=kid train.until.patience=3 --metrics kid,fid
+            --baseline independent "$@")
+        bench "$prefix-plain" "${args[@]}"
+        bench "$prefix-augment" "${args[@]}" "loss.augment=[translation,cutout,color]"
+    done
 }
 
 case $part in
@@ -64,17 +79,11 @@ case $part in
     # held-out digits (a fifth set aside before the per-task draw), each run stopped once KID
     # has not improved for 3 evaluations (900 steps), at most 3,000 steps; every run in float32
     # (`auto` may pick bf16 for some presets and not others on one machine: not comparable)
-    e1)
-        # one value at a time, plain then augmented, so the smallest N is complete first (the
-        # bench adds each value to the same directories: the same runs as one sweep)
-        for n in 10 25 100; do
-            local_args=(independent pertask cgan --sweep data.per_task=$n train.steps=3000
-                train.precision=fp32
-                data.heldout=0.2 eval.reference=heldout train.until.metric=kid
-                train.until.patience=3 --metrics kid,fid --baseline independent)
-            bench e1-plain "${local_args[@]}"
-            bench e1-augment "${local_args[@]}" "loss.augment=[translation,cutout,color]"
-        done ;;
+    e1) e1 e1 3000 ;;
+    # E1 again run to convergence: a 10,000-step cap that KID's patience should stop before, and
+    # an EMA whose half-life grows with the run (train.ema_rampup, ADA's 0.05) so the averaged
+    # generator is not mostly its start (at 3,000 steps the 0.999 EMA lagged the live one)
+    e1-long) e1 e1-long 10000 train.ema_rampup=0.05 ;;
     # E2, a new task from trained ones: pertask pretrained on nine digits (3,000 steps), then
     # the held-out tenth from 5 or 25 images, for three held-out digits: its trunks fine-tuned
     # (without and with DiffAugment), its trunks frozen (all start the new digit's own layers
