@@ -82,8 +82,9 @@ case $part in
     e1) e1 e1 3000 ;;
     # E1 again run to convergence: a 10,000-step cap that KID's patience should stop before, and
     # an EMA whose half-life grows with the run (train.ema_rampup, ADA's 0.05) so the averaged
-    # generator is not mostly its start (at 3,000 steps the 0.999 EMA lagged the live one)
-    e1-long) e1 e1-long 10000 train.ema_rampup=0.05 ;;
+    # generator is not mostly its start (at 3,000 steps the 0.999 EMA lagged the live one); KID
+    # every 300 steps as in e1, so patience is the same 900 steps
+    e1-long) e1 e1-long 10000 --eval-every 300 train.ema_rampup=0.05 ;;
     # E2, a new task from trained ones: pertask pretrained on nine digits (3,000 steps), then
     # the held-out tenth from 5 or 25 images, for three held-out digits: its trunks fine-tuned
     # (without and with DiffAugment), its trunks frozen (all start the new digit's own layers
