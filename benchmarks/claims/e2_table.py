@@ -3,9 +3,10 @@ digit (mean ± std over seeds), the geometric mean over digits of fresh KID / th
 (above 1: the method beats a fresh GAN), the (digit, seed) pairs where the method's run beat
 the fresh GAN's (a seed draws the same images for both), and how each run stopped.
 
-    python benchmarks/claims/e2_table.py [benchmarks/claims] [--live]
+    python benchmarks/claims/e2_table.py [benchmarks/claims] [--bench e2|e2-long] [--live]
 
-Reads <root>/e2-<digit>-<method>/runs.csv as `run.sh e2` copies them; prints Markdown.
+Reads <root>/<bench>-<digit>-<method>/runs.csv as `run.sh <bench>` copies them (e2: a 2,000-step
+cap; e2-long: 6,000 steps and a ramped-up EMA); prints Markdown.
 --live: each run's KID of its generators as trained rather than their EMA, from the live.csv
 beside its runs.csv (`python benchmarks/claims/live.py e2-9-fresh ...`), for the runs it lists.
 """
@@ -33,6 +34,7 @@ def mean_std(values: list[float]) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("root", nargs="?", default="benchmarks/claims", type=Path)
+    parser.add_argument("--bench", default="e2", help="the benches' prefix: e2 or e2-long")
     parser.add_argument("--live", action="store_true")
     args = parser.parse_args()
     root = args.root
@@ -40,8 +42,8 @@ def main() -> None:
     by_seed: dict[tuple[str, str, str, str], float] = {}  # (k, method, digit, seed)
     stops: dict[str, Counter] = defaultdict(Counter)
     digits: list[str] = []
-    for path in sorted(root.glob("e2-*-*/runs.csv")):
-        _, digit, method = path.parent.name.split("-", 2)
+    for path in sorted(root.glob(f"{args.bench}-[0-9]-*/runs.csv")):
+        digit, method = path.parent.name.removeprefix(f"{args.bench}-").split("-", 1)
         if digit not in digits:
             digits.append(digit)
         live = live_kid(path.parent) if args.live else {}
