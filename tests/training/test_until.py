@@ -25,6 +25,23 @@ def test_lower_is_better_metric_converges_after_patience_without_gain():
     assert seen[-1][1] == CONVERGED and until.best == 8.0 and until.best_step == 20
 
 
+def test_a_relative_least_gain_scales_with_the_best_value():
+    # 1 % of the best: from 200, 199 and 198.5 are no gain (2 needed) and 197.9 is; from
+    # 197.9, 196.5 and 196.0 are none (1.979 needed)
+    until = Until(UntilConfig(metric="kid", patience=3, min_rel_delta=0.01))
+    seen = _observe(until, [200.0, 199.0, 198.5, 197.9, 196.5, 196.0, 196.0], "kid")
+    assert [best for best, _ in seen] == [True, False, False, True, False, False, False]
+    assert seen[-1][1] == CONVERGED and until.best == 197.9 and until.best_step == 40
+    assert "by more than 1.979 " in until.describe(CONVERGED, 70)
+    # the larger of the two wins: an absolute 5 beats 1 % of 200
+    both = Until(UntilConfig(metric="kid", patience=1, min_delta=5.0, min_rel_delta=0.01))
+    assert _observe(both, [200.0, 196.0], "kid")[-1] == (False, CONVERGED)
+    # higher is better: 1 % of 0.9 must be gained upwards
+    up = Until(UntilConfig(metric="accuracy", patience=1, min_rel_delta=0.01))
+    assert _observe(up, [0.9, 0.905], "accuracy")[-1] == (False, CONVERGED)
+    assert _observe(Until(up.config), [0.9, 0.91], "accuracy")[-1] == (True, None)
+
+
 def test_higher_is_better_metric_and_divergence_by_factor():
     until = Until(UntilConfig(metric="accuracy", patience=10, diverge=2.0))
     seen = _observe(until, [0.5, 0.9, 0.6, 0.44], "accuracy")  # 0.44 < 0.9 / 2
@@ -50,6 +67,7 @@ def test_state_round_trip_continues_the_count():
         (["train.until.metric=kid_std", "eval.metrics=[kid]", "eval.every=5"], "better side"),
         (["train.until.patience=2"], "train.until.metric: required"),
         (["train.until.metric=fid", "train.until.patience=0"], "train.until.patience"),
+        (["train.until.metric=fid", "train.until.min_rel_delta=1.5"], "min_rel_delta"),
     ],
 )
 def test_wrong_until_names_the_field(overrides, message):

@@ -34,7 +34,7 @@ class Until:
         value = float(result[cfg.metric])
         sign = 1.0 if self.lower else -1.0  # compare as "smaller is better"
         improved = math.isfinite(value) and (
-            self.best is None or sign * value < sign * self.best - cfg.min_delta
+            self.best is None or sign * value < sign * self.best - self._least_gain()
         )
         if improved:
             self.best, self.best_step, self.since_best = value, step, 0
@@ -45,6 +45,11 @@ class Until:
         if self.since_best >= cfg.patience:
             return False, CONVERGED
         return False, None
+
+    def _least_gain(self) -> float:
+        """How much better than the best a value must be to count as a gain."""
+        assert self.config is not None and self.best is not None
+        return max(self.config.min_delta, self.config.min_rel_delta * abs(self.best))
 
     def _worse(self, value: float, factor: float) -> bool:
         if not math.isfinite(value):
@@ -62,7 +67,7 @@ class Until:
         if reason == CONVERGED:
             return (
                 f"converged at step {step}: {cfg.metric} did not improve by more than "
-                f"{cfg.min_delta:g} for {cfg.patience} evaluations ({best})"
+                f"{self._least_gain():.4g} for {cfg.patience} evaluations ({best})"
             )
         return f"diverged at step {step}: {cfg.metric} fell {cfg.diverge:g}× behind its {best}"
 
