@@ -18,10 +18,10 @@ from mtgan.config.sections import Strict
 
 class UntilConfig(Strict):
     """Stop before `train.steps` once `metric` has stopped improving: `patience` evaluations
-    (eval.every) in a row without a gain larger than `min_delta` and `min_rel_delta` of the best
-    value (a smoothed curve, e.g. an EMA generator's, keeps creeping down by a hair long after it
-    has levelled off); or, with `diverge`, as soon as
-    it is that factor worse than its best. The best checkpoint is kept as `checkpoints/best`."""
+    (eval.every) in a row without a gain larger than both `min_delta` and `min_rel_delta` × the
+    best value (an EMA generator's curve creeps down by a hair long after it has levelled off);
+    or, with `diverge`, as soon as it is that factor worse than its best. The best checkpoint is
+    kept as `checkpoints/best`."""
 
     metric: str = Field(description="a reported value: fid, fid_pooled, fid/task3, modes, ...")
     patience: int = Field(default=5, ge=1, description="evaluations without improvement")
