@@ -27,22 +27,32 @@ def live_kid(bench: Path) -> dict[str, float]:
     return {row["path"]: float(row["kid"]) for row in csv.DictReader(path.open())}
 
 
+def bench_runs(name: str) -> list[dict[str, str]]:
+    """The rows of runs/claims/<name>/runs.csv (one per finished run); exits without one."""
+    runs = ROOT / "runs" / "claims" / name / "runs.csv"
+    if not runs.exists():
+        sys.exit(f"no {runs}")
+    return list(csv.DictReader(runs.open()))
+
+
+def write_table(name: str, file: str, header: tuple[str, ...], rows: list[tuple]) -> None:
+    """benchmarks/claims/<name>/<file>: the CSV the repository keeps beside the bench's tables."""
+    out = ROOT / "benchmarks" / "claims" / name / file
+    with out.open("w", newline="") as f:
+        csv.writer(f, lineterminator="\n").writerows([header, *rows])
+    print(f"{name}: {len(rows)} runs → {out.relative_to(ROOT)}")
+
+
 def main(names: list[str]) -> None:
     for name in names:
-        runs = ROOT / "runs" / "claims" / name / "runs.csv"
-        if not runs.exists():
-            sys.exit(f"no {runs}")
         rows = []
-        for row in csv.DictReader(runs.open()):
+        for row in bench_runs(name):
             result = ROOT / row["path"] / "eval-live.json"
             if not result.exists():
                 command = ["mtgan", "eval", row["path"], "--metrics", "kid", "--live"]
                 subprocess.run(command, cwd=ROOT, check=True, stdout=subprocess.DEVNULL)
             rows.append((row["path"], json.loads(result.read_text())["kid"]))
-        out = ROOT / "benchmarks" / "claims" / name / "live.csv"
-        with out.open("w", newline="") as f:
-            csv.writer(f, lineterminator="\n").writerows([("path", "kid"), *rows])
-        print(f"{name}: {len(rows)} runs → {out.relative_to(ROOT)}")
+        write_table(name, "live.csv", ("path", "kid"), rows)
 
 
 if __name__ == "__main__":

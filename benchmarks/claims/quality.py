@@ -13,7 +13,6 @@ About 100 s a run on one core.
 
 from __future__ import annotations
 
-import csv
 import json
 import shutil
 import statistics
@@ -22,7 +21,8 @@ import sys
 from collections import defaultdict
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
+from live import ROOT, bench_runs, write_table
+
 KEYS = ("kid", "memorisation", "memorisation_excess", "cas", "cas_real")
 METRICS = "memorisation,cas,kid"
 
@@ -41,19 +41,13 @@ def evaluated(run: Path) -> dict[str, float]:
 
 def main(names: list[str]) -> None:
     for name in names:
-        runs = ROOT / "runs" / "claims" / name / "runs.csv"
-        if not runs.exists():
-            sys.exit(f"no {runs}")
         rows = []
         contenders: dict[str, list[dict[str, float]]] = defaultdict(list)
-        for row in csv.DictReader(runs.open()):
+        for row in bench_runs(name):
             values = evaluated(ROOT / row["path"])
             rows.append((row["path"], *(values[k] for k in KEYS)))
             contenders[f"{row['preset']} {row.get('data.per_task', '')}"].append(values)
-        out = ROOT / "benchmarks" / "claims" / name / "quality.csv"
-        with out.open("w", newline="") as f:
-            csv.writer(f, lineterminator="\n").writerows([("path", *KEYS), *rows])
-        print(f"{name}: {len(rows)} runs → {out.relative_to(ROOT)}")
+        write_table(name, "quality.csv", ("path", *KEYS), rows)
         print("| contender | " + " | ".join(KEYS) + " |")
         print("|---|" + "---|" * len(KEYS))
         for contender, runs_of in contenders.items():
