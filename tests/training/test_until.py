@@ -50,6 +50,15 @@ def test_higher_is_better_metric_and_divergence_by_factor():
     assert _observe(nan, [5.0, math.nan], "fid")[-1] == (False, DIVERGED)
 
 
+def test_a_metric_never_finite_is_a_divergence_not_a_convergence():
+    until = Until(UntilConfig(metric="kid", patience=2))
+    seen = _observe(until, [math.nan, math.inf], "kid")
+    assert seen == [(False, None), (False, DIVERGED)] and until.best is None
+    assert until.describe(DIVERGED, 20) == (
+        "diverged at step 20: kid was not finite in any of its 2 evaluations"
+    )
+
+
 def test_state_round_trip_continues_the_count():
     until = Until(UntilConfig(metric="fid", patience=3))
     _observe(until, [3.0, 4.0], "fid")

@@ -43,7 +43,8 @@ class Until:
         if cfg.diverge is not None and self.best is not None and self._worse(value, cfg.diverge):
             return False, DIVERGED
         if self.since_best >= cfg.patience:
-            return False, CONVERGED
+            # a metric never finite in `patience` evaluations has not converged: the run broke
+            return False, CONVERGED if self.best is not None else DIVERGED
         return False, None
 
     def _least_gain(self) -> float:
@@ -63,6 +64,11 @@ class Until:
         cfg = self.config
         if reason == STEPS or cfg is None:
             return f"stopped at train.steps ({step})"
+        if self.best is None:
+            return (
+                f"diverged at step {step}: {cfg.metric} was not finite in any of its "
+                f"{self.since_best} evaluations"
+            )
         best = f"best {cfg.metric} {self.best:.4g} at step {self.best_step}"
         if reason == CONVERGED:
             return (
