@@ -67,10 +67,13 @@ def count_step(step: Callable[[], object]) -> StepCount:
 # ---------------------------------------------------------------- kernels for the matmul rate
 
 
-def mm_kernel(m: int, k: int, n: int, device: torch.device) -> Callable[[], object]:
-    """float32 torch.mm (M, K) @ (K, N) into a preallocated output."""
-    a, b = torch.randn(m, k, device=device), torch.randn(k, n, device=device)
-    c = torch.empty(m, n, device=device)
+def mm_kernel(
+    m: int, k: int, n: int, device: torch.device, dtype: torch.dtype = torch.float32
+) -> Callable[[], object]:
+    """torch.mm (M, K) @ (K, N) in `dtype` into a preallocated output."""
+    a = torch.randn(m, k, device=device, dtype=dtype)
+    b = torch.randn(k, n, device=device, dtype=dtype)
+    c = torch.empty(m, n, device=device, dtype=dtype)
     return lambda: torch.mm(a, b, out=c)
 
 
