@@ -46,7 +46,7 @@ def describe(config: ExperimentConfig | str | Path | dict | None = None, overrid
     phases = build_phases(config, model, build_terms(config))
     head = f"{data.num_tasks} task(s) of shape {'×'.join(map(str, data.shape))}: "
     names = ", ".join(data.names[:12]) + (" ..." if data.num_tasks > 12 else "")
-    start = describe_start(config, model, data.num_tasks, _init_source(config))
+    start = describe_start(config, model, data, _init_source(config))
     return head + names + "\n" + model.describe() + "\n" + describe_phases(phases) + start
 
 

@@ -199,7 +199,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--init-from",
         metavar="RUN",
         help="start from a finished run's weights (train.init_from): matching layers are "
-        "loaded, new tasks' own layers start fresh (train.init_task=T: as task T's)",
+        "loaded, new tasks' own layers start fresh (train.init_task=T: as task T's; nearest: "
+        "as the task whose images are nearest)",
     )
     p.add_argument("--quiet", action="store_true", help="no progress bar or messages")
     p.add_argument(

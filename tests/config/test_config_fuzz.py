@@ -230,6 +230,13 @@ SPECIAL: dict[Path_, st.SearchStrategy] = {
         st.lists(st.lists(_REF, min_size=1, max_size=1), min_size=1, max_size=2),  # lone layer
         st.lists(st.tuples(LETTERS, _REF).map(list), min_size=1, max_size=2),  # bad reference
     ),
+    ("train", "init_task"): st.one_of(  # a task number ≥ 0 or the word "nearest"
+        st.integers(max_value=-1),
+        NON_INTEGRAL,
+        LETTERS.filter(lambda s: s != "nearest"),
+        ANY_LIST,
+        ANY_DICT,
+    ),
     ("train", "betas"): st.one_of(
         NON_NUMERIC_TEXT,
         st.integers(),

@@ -12,7 +12,9 @@ import torch
 from mtgan import api
 from mtgan.cli import main
 from mtgan.config import load_config
+from mtgan.data.tasks import build_tasks
 from mtgan.errors import ConfigError, RunError
+from mtgan.metrics import get_extractor
 from mtgan.training import Trainer
 from mtgan.training.init_from import Networks, plan, split_size, start_from
 
@@ -109,6 +111,44 @@ def test_init_task_copies_that_tasks_slice_into_every_new_copy(nine):
     beyond = load_config("pertask", [*TENTH, f"train.init_from={nine}", "train.init_task=9"])
     with pytest.raises(ConfigError, match=r"train.init_task=9: .* has tasks 0..8"):
         start_from(Trainer(beyond), api.Run(nine))
+
+
+def test_nearest_copies_the_source_task_whose_images_are_nearest(nine, tmp_path):
+    # the new task is digit 4 from 5 images: of digits 0-8, the nearest mean digit feature is
+    # digit 4's own, and each distance is the one computed directly from the images
+    four = [*SMALL, "data.tasks=[[4]]", "data.per_task=5", f"train.init_from={nine}"]
+    config = load_config("pertask", [*four, "train.init_task=nearest"])
+    trainer = Trainer(config)
+    report = start_from(trainer, api.Run(nine))
+    assert report.task == 4 and report.copied and not report.fresh
+    extractor = get_extractor("digits")
+    new_data, old_data = (
+        build_tasks(config.data, config.seed),
+        build_tasks(api.Run(nine).config.data, api.Run(nine).config.seed),
+    )
+    target = extractor(new_data.to_display(new_data.x)).double().mean(0)
+    direct = [
+        float((extractor(old_data.to_display(old_data.task(k))).double().mean(0) - target)
+              .square().sum())
+        for k in range(9)
+    ]  # fmt: skip
+    assert report.distances == pytest.approx(direct, rel=1e-9)
+    assert min(direct) == direct[4] and sorted(direct)[1] > 1.05 * direct[4]
+    # the same weights as naming task 4
+    named = Trainer(load_config("pertask", [*four, "train.init_task=4"]))
+    start_from(named, api.Run(nine))
+    assert all(torch.equal(a, b) for a, b in zip(_state(trainer).values(), _state(named).values()))
+    assert (
+        main(["train", "pertask", *four, "train.init_task=nearest", "--out", str(tmp_path / "r")])
+        == 0
+    )
+    record = json.loads((tmp_path / "r" / "init.json").read_text())
+    assert record["init_task"] == 4 and record["nearest_distances"] == pytest.approx(direct)
+    assert main(["describe", "pertask", *four, "train.init_task=nearest"]) == 0
+    points = [*SMALL, "data.name=ring8", "data.tasks=[[0]]", f"train.init_from={nine}"]
+    ring = load_config("pertask", [*points, "train.init_task=nearest"])
+    with pytest.raises(ConfigError, match=r"source run's data are \(1, 28, 28\) and this run's"):
+        start_from(Trainer(ring), api.Run(nine))
 
 
 def test_copies_are_split_generically_by_shape_alone():

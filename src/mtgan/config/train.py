@@ -5,7 +5,7 @@ from __future__ import annotations
 import difflib
 import warnings
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     Field,
@@ -135,11 +135,12 @@ class TrainConfig(Strict):
         "match are loaded (model and EMA; not optimizers, step or RNG), the rest start fresh "
         "(RUN/init.json lists which). null: a fresh start",
     )
-    init_task: int | None = Field(
+    init_task: Annotated[int, Field(ge=0)] | Literal["nearest"] | None = Field(
         default=None,
-        ge=0,
         description="with init_from: task-own layers whose copy count differs from the "
-        "source's start as copies of this source task's layers instead of fresh",
+        "source's start as copies of this source task's layers instead of fresh; nearest: of "
+        "the source task whose training images' mean feature (eval.features) is nearest this "
+        "run's",
     )
 
     @model_validator(mode="before")

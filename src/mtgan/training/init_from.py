@@ -20,10 +20,12 @@ import torch
 from torch import Tensor, nn
 
 from mtgan.config import ExperimentConfig
+from mtgan.data import TaskSet
 from mtgan.errors import ConfigError, RunError
 from mtgan.rundir import INIT, RunDir
 from mtgan.training.checkpoint import WEIGHTS
 from mtgan.training.freeze import describe_frozen
+from mtgan.training.nearest_task import NEAREST, nearest_task
 
 if TYPE_CHECKING:
     from mtgan.run import Run
@@ -60,7 +62,8 @@ class InitReport:
 
     source: str | None = None  # the checkpoint directory
     step: int | None = None  # its training step
-    task: int | None = None  # train.init_task
+    task: int | None = None  # train.init_task, or the task `nearest` chose
+    distances: list[float] | None = None  # train.init_task=nearest: to each source task
     loaded: list[str] = field(default_factory=list)
     copied: list[str] = field(default_factory=list)
     fresh: dict[str, str] = field(default_factory=dict)
@@ -74,6 +77,7 @@ class InitReport:
             "source": self.source,
             "step": self.step,
             "init_task": self.task,
+            "nearest_distances": self.distances,
             "loaded": self.loaded,
             "copied": self.copied,
             "fresh": self.fresh,
@@ -83,7 +87,8 @@ class InitReport:
 
     def counts(self) -> str:
         """How many tensors were loaded, copied and left fresh, and whose weights are new."""
-        copied = f", {len(self.copied)} copied from task {self.task}" if self.copied else ""
+        how = " (nearest)" if self.distances is not None else ""
+        copied = f", {len(self.copied)} copied from task {self.task}{how}" if self.copied else ""
         new = [n for n in self.fresh if n not in self.buffers and not n.startswith("ema.")]
         fresh = f" (new weights: {', '.join(layers(new))})" if new else ""
         return f"{len(self.loaded)} tensor(s) loaded{copied}, {len(self.fresh)} fresh{fresh}"
@@ -225,6 +230,17 @@ def prepare_config(
     return config.model_copy(update={"train": train})
 
 
+def source_task(
+    config: ExperimentConfig, data: TaskSet, source: Run
+) -> tuple[int | None, list[float] | None]:
+    """train.init_task as a source task (checked), and with `nearest` the distance to each."""
+    task = config.train.init_task
+    if task == NEAREST:
+        return nearest_task(config, data, source)
+    _check_task(task, source)
+    return task, None
+
+
 def _check_task(task: int | None, source: Run) -> None:
     if task is not None and task >= len(source.task_names):
         raise ConfigError(
@@ -249,11 +265,11 @@ def start_from(trainer: Trainer, source: Run | None) -> InitReport:
         target["ema"] = trainer.ema
     report = InitReport()
     if source is not None:
-        _check_task(config.train.init_task, source)
+        task, distances = source_task(config, trainer.data, source)
         state, before, path, step = _source_state(source)
         after = Networks.of(trainer.model, trainer.data.num_tasks)
-        values, report = plan(target.state_dict(), state, before, after, config.train.init_task)
-        report.source, report.step = path, step
+        values, report = plan(target.state_dict(), state, before, after, task)
+        report.source, report.step, report.distances = path, step, distances
         report.buffers = {n for n, _ in target.named_buffers(remove_duplicate=False)}
         current = target.state_dict()
         with torch.no_grad():
@@ -267,18 +283,19 @@ def start_from(trainer: Trainer, source: Run | None) -> InitReport:
 
 
 def describe_start(
-    config: ExperimentConfig, model: nn.Module, tasks: int, source: Run | None
+    config: ExperimentConfig, model: nn.Module, data: TaskSet, source: Run | None
 ) -> str:
     """`mtgan describe`'s lines for model.freeze and train.init_from ("" when neither is set)."""
     lines = []
     if config.model.freeze:
         lines.append(describe_frozen(model, config.model.freeze))
     if source is not None:
-        _check_task(config.train.init_task, source)
+        task, distances = source_task(config, data, source)
         state, before, path, step = _source_state(source)
-        after = Networks.of(model, tasks)
+        after = Networks.of(model, data.num_tasks)
         target = nn.ModuleDict({"model": model})
-        _, report = plan(target.state_dict(), state, before, after, config.train.init_task)
+        _, report = plan(target.state_dict(), state, before, after, task)
+        report.distances = distances
         report.buffers = {n for n, _ in target.named_buffers(remove_duplicate=False)}
         lines.append(f"init from {path} (step {step}): {report.counts()}")
     return "".join("\n" + line for line in lines)
