@@ -50,9 +50,10 @@ e1() {  # prefix, cap, then extra overrides
     done
 }
 
-e2() {  # prefix, cap, then extra overrides; the pretrained runs are shared (runs/claims/e2)
-    local prefix=$1 cap=$2
-    shift 2
+e2() {  # prefix, cap, source task (train.init_task), then extra overrides; the pretrained
+    # runs are shared (runs/claims/e2)
+    local prefix=$1 cap=$2 source=$3
+    shift 3
     for d in 9 4 7; do
         nine=$(python -c "print([[i] for i in range(10) if i != $d])" | tr -d ' ')
         pre=runs/claims/e2/pretrain-$d
@@ -65,7 +66,7 @@ e2() {  # prefix, cap, then extra overrides; the pretrained runs are shared (run
         new=("data.tasks=[[$d]]" --sweep data.per_task=5,25 data.heldout=0.2
             eval.reference=heldout train.steps=$cap train.precision=fp32
             train.until.metric=kid train.until.patience=3 --metrics kid,fid "$@")
-        transfer=("train.init_from=$pre" train.init_task=0)
+        transfer=("train.init_from=$pre" "train.init_task=$source")
         bench "$prefix-$d-fresh" pertask "${new[@]}" "loss.augment=[translation,cutout,color]"
         bench "$prefix-$d-finetuned" pertask "${new[@]}" "${transfer[@]}"
         bench "$prefix-$d-finetuned-augment" pertask "${new[@]}" "${transfer[@]}" \
@@ -117,11 +118,13 @@ case $part in
     # (without and with DiffAugment), its trunks frozen (all start the new digit's own layers
     # as copies of source task 0's), and a fresh GAN with DiffAugment; per-digit KID against the tenth's held-out fifth, each
     # run stopped once KID has not improved for 3 evaluations, at most 2,000 steps; float32
-    e2) e2 e2 2000 ;;
+    e2) e2 e2 2000 0 ;;
     # E2 again run to convergence: a 6,000-step cap, KID every 200 steps as in e2 (the same
     # 600-step patience, gains of at least 1 % as in e1-long), and the ramped-up EMA (at 2,000
-    # steps the 0.999 EMA still held 14 % of its start: for a transfer, the source digit's G)
-    e2-long) e2 e2-long 6000 --eval-every 200 train.ema_rampup=0.05 \
+    # steps the 0.999 EMA still held 14 % of its start: for a transfer, the source digit's G);
+    # the transfers copy the source task nearest the new digit's images (init_task=nearest)
+    # where e2 copied digit 0's into every held-out digit. Run it with --seeds 5, as e2.
+    e2-long) e2 e2-long 6000 nearest --eval-every 200 train.ema_rampup=0.05 \
         train.until.min_rel_delta=0.01 ;;
     # E3, where sharing should hurt: ring8 split into two tasks whose modes half coincide,
     # [0,1,2,3] and [2,3,4,5], gan-2d's networks and 40,000 steps (PacGAN protocol): two
