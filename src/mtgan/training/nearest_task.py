@@ -1,14 +1,15 @@
 """`train.init_task=nearest`: which of a source run's tasks a new task's own layers copy.
 
-A user adding a task to a trained run rarely knows which old task is the best start; the one
-whose data looks most like the new task's is (Transferring GANs, Wang et al. 2018, pick their
-source the same way). "Looks like" is measured where the run's KID and FID are: in the
+A user adding a task to a trained run rarely knows which old task is the best start; the
+natural guess is the one whose data looks most like the new task's (whether it is the best
+start is E2-long's question). "Looks like" is measured where the run's KID and FID are: in the
 evaluation's feature space (`eval.features`), as the squared distance between the mean feature
 of the new run's training images (every new task pooled) and the mean feature of each source
 task's training images: FID's first term, the part that a handful of images (k = 5) estimates
 without the rank-deficient covariance. Both sides are the training rows only (`data.heldout`
 and `data.per_task` applied as each run drew them), so the reference KID is scored against plays
-no part in the choice. The choice and every distance go to RUN/init.json.
+no part in the choice; at most `eval.n` rows a side. The choice and every distance go to
+RUN/init.json.
 """
 
 from __future__ import annotations
@@ -49,7 +50,11 @@ def _extractor(config: ExperimentConfig, data: TaskSet) -> FeatureExtractor:
     return get_extractor(name, **options)
 
 
-def _mean_feature(extractor: FeatureExtractor, data: TaskSet, x: Tensor) -> Tensor:
+def _mean_feature(extractor: FeatureExtractor, data: TaskSet, x: Tensor, n: int) -> Tensor:
+    """The mean feature of rows x, of at most n of them (a seeded subset: a large source's
+    tasks cost what the evaluation's reference does)."""
+    if len(x) > n:
+        x = x[torch.randperm(len(x), generator=torch.Generator().manual_seed(0))[:n]]
     return extractor(data.to_display(x)).double().mean(0)
 
 
@@ -68,9 +73,10 @@ def nearest_task(config: ExperimentConfig, data: TaskSet, source: Run) -> tuple[
     # labelled tasks, where a new task alone may hold one class)
     with torch.random.fork_rng(devices=[]):
         extractor = _extractor(config, old)
-    target = _mean_feature(extractor, new, new.x)
+    n = config.eval.n
+    target = _mean_feature(extractor, new, new.x, n)
     distances = [
-        float((_mean_feature(extractor, old, old.task(k)) - target).square().sum())
+        float((_mean_feature(extractor, old, old.task(k), n) - target).square().sum())
         for k in range(old.num_tasks)
     ]
     return min(range(len(distances)), key=distances.__getitem__), distances
