@@ -1,7 +1,9 @@
 """E2's table from its benches' runs.csv: KID per method and number of images, per held-out
 digit (mean ± std over seeds), the geometric mean over digits of fresh KID / the method's KID
 (above 1: the method beats a fresh GAN), the (digit, seed) pairs where the method's run beat
-the fresh GAN's (a seed draws the same images for both), and how each run stopped.
+the fresh GAN's (a seed draws the same images for both), how each run stopped, and which
+source task each transfer's own layers were copied from (its init.json: train.init_task, or the
+task `nearest` chose).
 
     python benchmarks/claims/e2_table.py [benchmarks/claims] [--bench e2|e2-long] [--live]
 
@@ -15,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import json
 import statistics
 from collections import Counter, defaultdict
 from pathlib import Path
@@ -31,6 +34,20 @@ def mean_std(values: list[float]) -> str:
     return f"{statistics.fmean(values):.1f} ± {std:.1f}"
 
 
+def source_task(run: Path) -> str | None:
+    """The source task a transfer run copied (its name in the source run), None for a fresh
+    run (no init.json, or no task copied)."""
+    init = run / "init.json"
+    if not init.exists():
+        return None
+    record = json.loads(init.read_text())
+    if record.get("init_task") is None:
+        return None
+    source_run = Path(record["source"]).parent.parent  # RUN/checkpoints/step-N
+    names = json.loads((source_run / "tasks.json").read_text())["names"]
+    return names[record["init_task"]]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("root", nargs="?", default="benchmarks/claims", type=Path)
@@ -41,6 +58,7 @@ def main() -> None:
     kid: dict[tuple[str, str, str], list[float]] = defaultdict(list)  # (k, method, digit)
     by_seed: dict[tuple[str, str, str, str], float] = {}  # (k, method, digit, seed)
     stops: dict[str, Counter] = defaultdict(Counter)
+    sources: dict[tuple[str, str, str], Counter] = defaultdict(Counter)  # (digit, k, method)
     digits: list[str] = []
     for path in sorted(root.glob(f"{args.bench}-[0-9]-*/runs.csv")):
         digit, method = path.parent.name.removeprefix(f"{args.bench}-").split("-", 1)
@@ -54,6 +72,9 @@ def main() -> None:
             kid[(row["data.per_task"], method, digit)].append(value)
             by_seed[(row["data.per_task"], method, digit, row["seed"])] = value
             stops[method][row["stopped"]] += 1
+            task = source_task(Path(row["path"]))
+            if task is not None:
+                sources[(digit, row["data.per_task"], method)][task] += 1
     ks = sorted({k for k, _, _ in kid}, key=int)
     head = " | ".join(f"digit {d}" for d in digits)
     print(f"| images | method | {head} | fresh / method | pairs won |")
@@ -79,6 +100,17 @@ def main() -> None:
     print()
     for m in METHODS:
         print(f"- {m}: stopped " + ", ".join(f"{n} × {why}" for why, n in stops[m].items()))
+    # one line per digit and k where every transfer method copied the same (a seed draws the
+    # same images for each, so `nearest` chooses alike), else one per method
+    for digit, k in sorted({(d, k) for d, k, _ in sources}, key=lambda dk: (dk[0], int(dk[1]))):
+        per_method = {m: c for (d, k_, m), c in sources.items() if (d, k_) == (digit, k)}
+        alike = len({tuple(sorted(c.items())) for c in per_method.values()}) == 1
+        for m, counts in per_method.items():
+            copied = ", ".join(f"{name} × {n}" for name, n in counts.most_common())
+            who = "the transfers" if alike else m
+            print(f"- digit {digit}, {k} images, {who}: own layers copied from {copied}")
+            if alike:
+                break
 
 
 if __name__ == "__main__":
