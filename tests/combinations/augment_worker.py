@@ -24,6 +24,12 @@ SETUPS = {
     "gman": ("gman", FIXED, 1),
     # rotations of augmented reals (D) and fakes (G)
     "ssgan": ("ssgan", ["loss.rotation_g=0.2"], 1),
+    # ADA's p from every part's D(real) signs, summed over processes and micro-batches
+    "pertask-ada": (
+        "pertask",
+        ["loss.augment_target=0.6", "loss.augment_p=0.5", "loss.augment_ramp=40"],
+        2,
+    ),
     # 2 processes × 2 micro-batches: 4 parts of one global draw
     "pertask-accumulate": ("pertask", ["loss.gp=1", "loss.r1=1", "loss.r1_every=2"], 2),
 }

@@ -1,7 +1,8 @@
 """`loss.augment` (DiffAugment) is an axis of the combination matrix: every preset on images
 trains with every transform, and a run stopped, checkpointed and resumed ends bit for bit as the
-uninterrupted one; a preset on 2D points refuses it at config time. The draws follow the global
-batch: train.accumulate=2 gives the unsplit step, and 2 processes give 1 process's (slow)."""
+uninterrupted one (ADA's p with it); a preset on 2D points refuses it at config time. The draws
+follow the global batch: train.accumulate=2 gives the unsplit step, and 2 processes give 1
+process's (slow), ADA's p included."""
 
 from __future__ import annotations
 
@@ -42,6 +43,14 @@ def test_every_image_preset_trains_and_resumes_bit_exact_with_augment(tmp_path, 
     assert straight.skipped == 0 and all(math.isfinite(v) for v in last.values())
     assert any(p.name == "d_reg" for p in straight.phases)
     assert_resume_bit_exact(straight, config, RESUME_STEPS, tmp_path)
+
+
+def test_ada_resumes_bit_exact_with_its_p_and_signs(tmp_path):
+    config = augment_config("pertask-ada")
+    straight = Trainer(config)
+    _run(straight, STEPS)
+    assert straight.micro.augment is not None and straight.micro.augment.p.item() != 0.5
+    assert_resume_bit_exact(straight, config, STEPS, tmp_path)
 
 
 def test_augment_changes_what_training_does():

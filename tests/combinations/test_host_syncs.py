@@ -1,7 +1,7 @@
 """An unlogged training step never waits for the device: the finite check, the skip of a
 non-finite phase, the skip counters and fp16's loss scales stay on it (read at log steps).
 Counted as what `.item()` and `bool(tensor)` dispatch, over a few unlogged steps of every
-preset, in fp32 and fp16."""
+preset, in fp32 and fp16, and with ADA's augmentation strength."""
 
 from __future__ import annotations
 
@@ -37,3 +37,14 @@ def test_unlogged_steps_make_no_host_sync(preset, precision):
             assert trainer.train_step() is None
     assert reads.count == 0
     assert trainer.train_step(record=True)["skipped"] == 0
+
+
+def test_ada_adjusts_p_without_a_host_sync():
+    # 8 unlogged steps: two of ADA's adjustments of p, and the signs gathered at every step
+    ada = ["loss.augment=[translation,cutout]", "loss.augment_target=0.6", "loss.augment_p=0.5"]
+    trainer = Trainer(load_config("pertask", tiny("pertask", *ada, "loss.augment_ramp=40")))
+    trainer.train_step(record=True)
+    with HostReads() as reads:
+        for _ in range(8):
+            assert trainer.train_step() is None
+    assert reads.count == 0 and trainer.micro.augment.p.item() != 0.5

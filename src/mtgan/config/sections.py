@@ -264,12 +264,45 @@ class LossConfig(Strict):
         "(applied in that order); []: none",
     )
 
+    augment_p: float | None = Field(
+        default=None,
+        ge=0.0,
+        le=1.0,
+        description="probability that each transform of loss.augment applies to a sample "
+        "(ADA's p); with augment_target, the p a run starts from; null: 1, or 0 with "
+        "augment_target (where ADA starts)",
+    )
+    augment_target: float | None = Field(
+        default=None,
+        gt=0.0,
+        lt=1.0,
+        description="ADA: every 4 steps p moves up when r_t = E[sign(D(real))] over D's real "
+        "batches is above this value (D too sure of the reals: over-fitting), down when below "
+        "(StyleGAN2-ADA: 0.6); null: p stays augment_p",
+    )
+    augment_ramp: int = Field(
+        default=2000,
+        ge=1,
+        description="with augment_target: steps p takes to move by 1 at most (ADA's speed)",
+    )
+
     @field_validator("augment")
     @classmethod
     def _transforms(cls, names: list[str]) -> list[str]:
         from mtgan.objectives.augment import check_names  # the objectives read this module
 
         return check_names(names)
+
+    @model_validator(mode="after")
+    def _strength_needs_transforms(self) -> LossConfig:
+        asked = [f"augment_p={self.augment_p:g}"] if self.augment_p is not None else []
+        asked += [f"augment_target={self.augment_target:g}"] if self.augment_target else []
+        if asked and not self.augment:
+            raise ValueError(
+                f"{' and '.join(asked)} set how often loss.augment's transforms apply, but "
+                "loss.augment is []; name the transforms (e.g. loss.augment=[translation,cutout])"
+            )
+        return self
 
 
 class BalanceConfig(Strict):

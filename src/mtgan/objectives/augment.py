@@ -109,14 +109,34 @@ def check_names(names: list[str]) -> list[str]:
     return [name for name in TRANSFORMS if name in names]
 
 
+ADA_INTERVAL = 4  # steps between adjustments of p (StyleGAN2-ADA's)
+
+
 class Augment:
     """The chosen transforms as one function of images (ND, n, C, H, W) and their draws
-    (ND, n, draws): vectorised over every sample of every discriminator."""
+    (ND, n, draws): vectorised over every sample of every discriminator.
 
-    def __init__(self, names: list[str]):
+    With a strength p below 1, or a `target` for ADA's heuristic, each transform applies to a
+    sample only where one more draw of its own is below p (ADA's gating, StyleGAN2-ADA:
+    Karras et al. 2020); p is a tensor on the device, adjusted there without a host sync:
+    `observe` adds up sign(D(real)) over D's real batches, and every ADA_INTERVAL steps
+    `adjust` moves p by ADA_INTERVAL / ramp towards r_t = E[sign(D(real))] = target."""
+
+    def __init__(
+        self, names: list[str], p: float = 1.0, target: float | None = None, ramp: int = 2000
+    ):
         self.names = check_names(names)
         self.transforms = [TRANSFORMS[name] for name in self.names]
-        self.draws = sum(t.draws for t in self.transforms)
+        self.target, self.ramp = target, ramp
+        self.gated = target is not None or p < 1.0  # p = 1 draws as ever: old runs stay exact
+        self.draws = sum(t.draws + self.gated for t in self.transforms)
+        self.p = torch.tensor(float(p))
+        self.signs = torch.zeros(2)  # Σ sign(D(real)), count, since the last adjustment
+        self.rt = torch.zeros(())  # r_t at the last adjustment (logged)
+
+    def to(self, device: torch.device | str) -> Augment:
+        self.p, self.signs, self.rt = (t.to(device) for t in (self.p, self.signs, self.rt))
+        return self
 
     def __call__(self, x: Tensor, u: Tensor) -> Tensor:
         if u.shape != (*x.shape[:2], self.draws):
@@ -124,14 +144,55 @@ class Augment:
         images, rows = x.reshape(-1, *x.shape[2:]), u.reshape(-1, self.draws)
         start = 0
         for transform in self.transforms:
-            images = transform.apply(images, rows[:, start : start + transform.draws])
+            moved = transform.apply(images, rows[:, start : start + transform.draws])
             start += transform.draws
+            if self.gated:  # the transform where the sample's own draw is below p
+                hit = (rows[:, start] < self.p).view(-1, *[1] * (images.dim() - 1))
+                moved = torch.where(hit, moved, images)
+                start += 1
+            images = moved
         return images.reshape(x.shape)
 
+    @property
+    def adaptive(self) -> bool:
+        return self.target is not None
 
-def build_augment(names: list[str], data_shape: tuple[int, ...]) -> Augment | None:
-    """`loss.augment` for data of `data_shape`: None when empty; a ConfigError unless the data
-    are images (C, H, W)."""
+    def observe(self, real_logits: Tensor) -> None:
+        """D's adversarial logits on a batch of (augmented) real images, as D is trained."""
+        if self.adaptive:
+            signs = real_logits.detach().float().sign()
+            self.signs += torch.stack([signs.sum(), signs.new_tensor(signs.numel())])
+
+    def adjust(self, step: int, sum_over_ranks: Callable[[Tensor], Tensor]) -> None:
+        """After step `step` (counted from 0): every ADA_INTERVAL steps, p one notch towards
+        r_t = target, in [0, 1]; the signs of all ranks first (exact: they are integers)."""
+        if not self.adaptive or (step + 1) % ADA_INTERVAL:
+            return
+        assert self.target is not None
+        total, count = sum_over_ranks(self.signs).unbind()
+        # sign(Σ − target·count), not of a ratio: the same on any split of the batch
+        direction = torch.sign(total - self.target * count)
+        self.p = (self.p + direction * (ADA_INTERVAL / self.ramp)).clamp(0.0, 1.0)
+        self.rt = total / count.clamp(min=1.0)
+        self.signs = torch.zeros_like(self.signs)
+
+    def state_dict(self) -> dict[str, Tensor]:
+        return {"p": self.p.cpu(), "signs": self.signs.cpu(), "rt": self.rt.cpu()}
+
+    def load_state_dict(self, state: dict[str, Tensor]) -> None:
+        device = self.p.device
+        self.p, self.signs, self.rt = (state[k].to(device) for k in ("p", "signs", "rt"))
+
+
+def build_augment(
+    names: list[str],
+    data_shape: tuple[int, ...],
+    p: float = 1.0,
+    target: float | None = None,
+    ramp: int = 2000,
+) -> Augment | None:
+    """`loss.augment` (with its strength: augment_p, augment_target, augment_ramp) for data of
+    `data_shape`: None when empty; a ConfigError unless the data are images (C, H, W)."""
     if not names:
         return None
     if len(data_shape) != 3:
@@ -139,4 +200,4 @@ def build_augment(names: list[str], data_shape: tuple[int, ...]) -> Augment | No
             f"loss.augment={names} transforms images, but the data are samples of shape "
             f"{tuple(data_shape)} (2D points?); use loss.augment=[]"
         )
-    return Augment(names)
+    return Augment(names, p, target, ramp)

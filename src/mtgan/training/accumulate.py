@@ -40,7 +40,7 @@ from mtgan.nets import MultiGAN
 from mtgan.objectives.augment import build_augment
 from mtgan.objectives.terms import Term
 from mtgan.training.context import StepContext
-from mtgan.training.distributed import Dist, shards
+from mtgan.training.distributed import Dist, all_reduce_sum_autograd, shards
 from mtgan.training.phases import Phase
 
 
@@ -154,13 +154,30 @@ class MicroBatches:
         n, schedule = config.train.accumulate, config.train.schedule
         check_balancers(phases, n)
         self.n, self.dist, self.model = n, dist, model
-        self.augment = build_augment(config.loss.augment, model.data_shape)  # images only
+        loss = config.loss
+        self.augment = build_augment(  # images only
+            loss.augment,
+            model.data_shape,
+            loss.augment_p if loss.augment_p is not None else float(loss.augment_target is None),
+            loss.augment_target,
+            loss.augment_ramp,
+        )
+        if self.augment is not None:
+            self.augment.to(next(model.parameters()).device)
         self.replay = Replay(noise, model)
         # Fakes generated again in a later phase equal the first ones unless an earlier phase
         # of the step has stepped generator weights (a G–D shared layer, alternating)
         g = {id(p) for p in model.generator.parameters()}
         stepped = {id(p) for ph in phases if ph.family != "g" for p in ph.params}
         self.regenerate = schedule == "simultaneous" or not g & stepped
+
+    def end_step(self, step: int) -> None:
+        """After step `step`: ADA's p adjusted from every rank's D(real) signs (augment.py)."""
+        if self.augment is not None:
+            dist = self.dist
+            self.augment.adjust(
+                step, lambda t: all_reduce_sum_autograd(dist, t) if dist.active else t
+            )
 
     def contexts(
         self,

@@ -183,6 +183,7 @@ def upgrade_state(state: dict[str, Any], phases: list[Phase]) -> dict[str, Any]:
     state.setdefault("train_seconds", 0.0)
     state.setdefault("until", None)
     state.setdefault("stopped", None)
+    state.setdefault("augment", None)  # before ADA's p: p as configured
     balancers = dict(state["balancers"])
     for phase in phases:
         saved = balancers.get(phase.name)

@@ -45,6 +45,7 @@ class StepContext:
         self.rank, self.world, self.augment = rank, world, augment
         self._fake: Tensor | None = None
         self._cache: dict[str, dict[str, Tensor]] = {}
+        self._observed = False  # D(real) handed to loss.augment's strength this step
         tasks = list(range(real.shape[0]))
         self.real_d = to_discriminators(real, tasks, model.discriminator_tasks)
         self.real_labels_d = (
@@ -137,6 +138,9 @@ class StepContext:
         real, fake = self.augmented(self.real_d), self.augmented(self.fake_d.detach(), fakes=True)
         both = self.model.discriminate_all(torch.cat([real, fake], dim=1))
         self._cache["real"] = {k: v[:, :b] for k, v in both.items()}
+        if self.augment is not None and not self._observed:  # ADA's signal: once a step
+            self.augment.observe(self._cache["real"]["adv"])
+            self._observed = True
         self._cache["fake_detached"] = {k: v[:, b:] for k, v in both.items()}
 
     def outputs(self, which: str) -> dict[str, Tensor]:

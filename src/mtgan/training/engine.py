@@ -184,12 +184,16 @@ class Step:
             phase.end_step()
         for phase, g in self.pending:
             phase.apply(g.grads, skip=self.skip(g))
+        self.engine.micro.end_step(self.contexts[0].step)
         return self.ok
 
     def values(self) -> dict[str, float]:
         """What a log step records, averaged over ranks in one collective: one device sync."""
         engine, logged, reference = self.engine, self.logged, self.loss
         assert reference is not None, "a step that ran no phase records nothing"
+        augment = engine.micro.augment
+        if augment is not None and augment.adaptive:
+            logged["augment/p"], logged["augment/rt"] = augment.p, augment.rt
         for phase in engine.phases:
             logged[f"{phase.name}/nonfinite"] = phase.nonfinite.to(reference.dtype)
             if phase.name in engine.scales:

@@ -273,6 +273,7 @@ class Trainer:
             "train_seconds": self.train_seconds,
             "until": self.until.state_dict(),
             "stopped": self.stopped,
+            "augment": None if self.micro.augment is None else self.micro.augment.state_dict(),
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -294,6 +295,8 @@ class Trainer:
         self.train_seconds = float(state["train_seconds"])
         self.until.load_state_dict(state["until"])
         self.stopped = state["stopped"]
+        if self.micro.augment is not None and state["augment"] is not None:
+            self.micro.augment.load_state_dict(state["augment"])
 
     def save(self, run: RunDir) -> Path:
         return save_checkpoint(
