@@ -179,7 +179,8 @@ class Step:
             ctx.invalidate()
 
     def finish(self) -> Tensor:
-        """The held-back updates applied; returns whether every phase was finite (device)."""
+        """The held-back updates applied and ADA's p adjusted (every 4 steps); returns whether
+        every phase was finite (device)."""
         for phase in self.engine.phases:
             phase.end_step()
         for phase, g in self.pending:
