@@ -17,14 +17,18 @@ bench() {  # name, then mtgan bench arguments
     local name=$1
     shift
     local start=$SECONDS
+    mkdir -p "benchmarks/claims/$name"
+    # the start on record first: an invocation cut off (a session's end) leaves its start, and
+    # its runs' last metrics.jsonl lines say when it stopped
+    echo "$name: started $(date -u +%FT%TZ)" >>"benchmarks/claims/$name/wall.txt"
     mtgan bench "$@" "${seeds[@]}" --jobs 2 --out "runs/claims/$name" --quiet
     # the tables again over every run the directory holds: a bench writes only its own values
     # (e1 adds one --sweep value at a time to the same directory)
     mtgan report "runs/claims/$name" >/dev/null
-    mkdir -p "benchmarks/claims/$name"
     cp "runs/claims/$name/"{summary.md,summary.csv,runs.csv} "benchmarks/claims/$name/"
     cp "runs/claims/$name/figures/"*.png "benchmarks/claims/$name/"
-    echo "$name: $((SECONDS - start)) s wall (this invocation)" | tee -a "benchmarks/claims/$name/wall.txt"
+    echo "$name: $((SECONDS - start)) s wall (this invocation), finished $(date -u +%FT%TZ)" |
+        tee -a "benchmarks/claims/$name/wall.txt"
 }
 
 targets() {  # name, then --target METRIC=VALUE ...: the table again at these targets
