@@ -106,7 +106,7 @@ def test_a_short_real_run_has_data_in_every_chart_and_says_what_it_compared(tmp_
 
     charts = curve_charts({"run": [result]}, metric_keys([result]))
     assert [c.name for c in charts if c.figure is not None] == ["metrics", "losses", "grad_norms"]
-    for chart in charts:
+    for chart in (c for c in charts if c.figure is not None):
         for ax, counts in zip(chart.figure.axes, drawn_points(chart.figure)):
             assert counts and min(counts) >= 3, (chart.name, ax.get_title())
             assert all(line.get_marker() == "o" for line in ax.lines)
@@ -118,3 +118,21 @@ def test_a_short_real_run_has_data_in_every_chart_and_says_what_it_compared(tmp_
     assert "The same throughout every run, not drawn: d/nonfinite = 0, g/nonfinite = 0" in page
     protocol = "200 generated against 200 real from the train split; features raw"
     assert page.count(f"Evaluation protocol: {protocol}") == 2  # final table and metric curves
+
+
+def test_adas_strength_gets_a_chart_of_its_own_as_logged():
+    # p moves by whole notches: drawn as logged (no running mean), never among the losses
+    p = [0.0, 0.002, 0.004, 0.006, 0.004, 0.006, 0.008, 0.01, 0.012, 0.014, 0.016, 0.018, 0.02,
+         0.022, 0.024, 0.026]  # fmt: skip
+    train = [
+        {"step": 4 * (i + 1), "d/loss": 1.0 + i, "augment/p": v, "augment/rt": 0.7}
+        for i, v in enumerate(p)
+    ]
+    result = RunResult("a", 0, Path("/nowhere"), {}, curves={}, train=train, seconds_at={})
+    charts = {c.name: c for c in curve_charts({"a": [result]}, [])}
+    augment = charts["augment"]
+    assert [ax.get_title() for ax in augment.figure.axes] == ["augment/p"]
+    assert augment.zero == ["augment/rt = 0.7"]
+    (line,) = augment.figure.axes[0].lines
+    assert list(line.get_ydata()) == p
+    assert "augment/p" not in [ax.get_title() for ax in charts["losses"].figure.axes]

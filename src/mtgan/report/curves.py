@@ -24,6 +24,7 @@ Series = Callable[[RunResult], list[tuple[int, float]]]
 Panel = tuple[str, Series]  # (title, series); titles are the logged keys
 LOSS_KEYS = ("d/loss", "g/loss")
 GRAD_KEYS = ("d/grad_norm", "g/grad_norm")
+AUGMENT_KEYS = ("augment/p", "augment/rt")  # loss.augment_target: ADA's p and its signal
 SMOOTH = 5  # logged records per running mean
 SMOOTH_MIN = 3  # smooth only curves of at least SMOOTH_MIN × SMOOTH records: shorter ones vanish
 FEW_POINTS = 15  # curves with fewer points get a marker at each: one point draws no line

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 from mtgan.atomic import write_atomic
 from mtgan.report import html
 from mtgan.report.curves import (
+    AUGMENT_KEYS,
     GRAD_KEYS,
     LOSS_KEYS,
     SMOOTH,
@@ -64,11 +65,19 @@ def curve_charts(groups: dict[str, list[RunResult]], keys: Sequence[str]) -> lis
     """Metric curves (a log axis where `log_axis` says so), losses and gradient norms (log)."""
     results = [r for rs in groups.values() for r in rs]
     terms = sorted({k for r in results for rec in r.train for k in rec if _TERM.match(k)})
-    loss_keys = [*LOSS_KEYS, *(k for k in terms if k not in (*LOSS_KEYS, *GRAD_KEYS))]
+    drawn_apart = (*LOSS_KEYS, *GRAD_KEYS, *AUGMENT_KEYS)
+    loss_keys = [*LOSS_KEYS, *(k for k in terms if k not in drawn_apart)]
     specs: list[tuple[str, str, list[Panel], bool | None]] = [
         ("metrics", "Metrics over training", [(k, eval_series(k)) for k in keys], None),
         ("losses", "Losses", [(k, train_series(k)) for k in loss_keys], False),
         ("grad_norms", "Gradient norms", [(k, train_series(k)) for k in GRAD_KEYS], True),
+        # as logged: p moves by steps of its own, a running mean would blur them
+        (
+            "augment",
+            "Augmentation strength (ADA)",
+            [(k, train_series(k, 1)) for k in AUGMENT_KEYS],
+            False,
+        ),
     ]
     charts = []
     for name, title, panels, log_scale in specs:
