@@ -190,10 +190,9 @@ class Loop:
         # resumed after such a failure finds the stop record and only writes eval.json.
         self.save()  # the stop record travels with the last checkpoint
         self.final_eval(stop)
-        if reason != STEPS and t.until.best is not None:
-            self.say(f"{message}; the best checkpoint is {run.checkpoints / 'best'}")
-        elif reason != STEPS:
-            self.say(message)
+        if reason != STEPS:  # a run whose metric was never finite has no best checkpoint
+            best = f"; the best checkpoint is {run.checkpoints / 'best'}"
+            self.say(message + (best if t.until.best is not None else ""))
 
     def final_eval(self, stop: dict[str, Any] | None) -> None:
         """eval.json at the step the run stopped, unless it is there already (rank 0). Called
