@@ -49,7 +49,11 @@ def figure(
     }
     fig = plot_sweep("kid", "data.per_task", ns, [float(n) for n in ns], lines, log_x=True)
     scored = "live generators" if live else "EMA generators"
-    title = f"per-task KID, KID's patience or a {cap:,}-step cap, {scored} (lower is better)"
+    # two lines: one does not fit the figure's width
+    title = (
+        f"per-task KID of the {scored} (lower is better)\n"
+        f"stopped by KID's patience or a {cap:,}-step cap"
+    )
     fig.axes[0].set_title(title, fontsize=9)
     fig.savefig(path)
 
