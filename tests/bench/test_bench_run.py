@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import csv
 import json
+import sys
 
 import pytest
 
 from mtgan.bench import report_bench_dir, run_bench
 from mtgan.bench.plan import resolve_protocol
+from mtgan.bench.runner import call_timed
 from mtgan.cli import main
 from mtgan.errors import ConfigError, RunError
 
@@ -116,3 +118,14 @@ def test_cli_bench_refuses_a_baseline_it_does_not_bench(tmp_path, capsys):
                  "--quiet"])  # fmt: skip
     assert code == 2 and not out.exists()
     assert "--baseline baseline is not one of the presets benched" in capsys.readouterr().err
+
+
+def test_a_running_training_has_its_wall_seconds_written_down(tmp_path):
+    # What a bench killed mid-run leaves behind: the seconds up to the last periodic record.
+    seen: list[float] = []
+    script = "import time; time.sleep(1.0); print('done')"
+    with (tmp_path / "log").open("w") as log:
+        code, seconds = call_timed([sys.executable, "-c", script], log, seen.append, every=0.1)
+    assert code == 0 and "done" in (tmp_path / "log").read_text()
+    assert len(seen) >= 4 and seen == sorted(seen)  # several records while it ran
+    assert seen[-1] == seconds >= 1.0 and seen[-2] < seconds

@@ -14,9 +14,11 @@ import shutil
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
 
 from tqdm import tqdm
 
@@ -25,6 +27,9 @@ from mtgan.bench.plan import BenchRun, Protocol, run_overrides
 from mtgan.errors import MtganError
 from mtgan.rundir import BenchDir, RunDir
 from mtgan.training.checkpoint import has_checkpoint as has_pointer
+
+# How often a running training's wall seconds are written down.
+WALL_EVERY_S = 30.0
 
 
 @dataclass
@@ -81,16 +86,40 @@ def _execute(run: BenchRun, protocol: Protocol, threads: int | None, logs: Path)
     log = logs / f"{run.name}-seed{run.seed}.log"
     log.parent.mkdir(parents=True, exist_ok=True)
     before = wall_seconds(run)
-    t0 = time.perf_counter()
+
+    def record(seconds: float) -> None:
+        if run.path.exists():  # the training makes it; before that there is nothing to keep
+            write_text_atomic(RunDir(run.path).bench_wall, json.dumps({"wall_s": before + seconds}))
+
     with log.open("a") as f:
         f.write(f"$ {' '.join(cmd)}\n")
         f.flush()
-        code = subprocess.call(cmd, stdout=f, stderr=subprocess.STDOUT)
-    wall = before + time.perf_counter() - t0
-    if run.path.exists():
-        write_text_atomic(RunDir(run.path).bench_wall, json.dumps({"wall_s": wall}))
+        code, seconds = call_timed(cmd, f, record)
     ok = code == 0 and finished(run)
-    return Outcome(run, "done" if ok else "failed", wall, log)
+    return Outcome(run, "done" if ok else "failed", before + seconds, log)
+
+
+def call_timed(
+    cmd: list[str], log: IO[str], record: Callable[[float], None], every: float = WALL_EVERY_S
+) -> tuple[int, float]:
+    """Run `cmd` with its output to `log`; `record(seconds so far)` every `every` seconds and at
+    the end. Returns the exit code and the seconds it ran. The periodic record is what a bench
+    that is itself killed (a session's end) leaves behind: its runs' time up to the last write."""
+    t0 = time.perf_counter()
+    with subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT) as proc:
+        try:
+            while True:
+                try:
+                    code = proc.wait(timeout=every)
+                    break
+                except subprocess.TimeoutExpired:
+                    record(time.perf_counter() - t0)
+        except BaseException:  # Ctrl-C or an error here: the training must not outlive us
+            proc.kill()
+            raise
+    seconds = time.perf_counter() - t0
+    record(seconds)
+    return code, seconds
 
 
 def default_threads(jobs: int) -> int:
