@@ -3,7 +3,8 @@ digit (mean ± std over seeds), the geometric mean over digits of fresh KID / th
 (above 1: the method beats a fresh GAN), the (digit, seed) pairs where the method's run beat
 the fresh GAN's (a seed draws the same images for both), how each run stopped, and which
 source task each transfer's own layers were copied from (its init.json: train.init_task, or the
-task `nearest` chose).
+task `nearest` chose), and how much of each digit's KID variance lies between seeds (the images
+a seed draws) and between methods.
 
     python benchmarks/claims/e2_table.py [benchmarks/claims] [--bench e2|e2-long] [--live]
 
@@ -46,6 +47,32 @@ def source_task(run: Path) -> str | None:
     source_run = Path(record["source"]).parent.parent  # RUN/checkpoints/step-N
     names = json.loads((source_run / "tasks.json").read_text())["names"]
     return names[record["init_task"]]
+
+
+def variance_split(
+    by_seed: dict[tuple[str, str, str, str], float], k: str, digit: str
+) -> tuple[float, float] | None:
+    """The shares of one digit's KID variance (at k images, over its seeds × methods table)
+    between seeds' means and between methods' means: a two-way split without interaction, as
+    an analysis of variance sums its squares. A seed fixes the k images every method trains
+    on, so a large first share says the draw matters more than the start. None unless every
+    method ran every seed."""
+    table = {(m, seed): v for (k_, m, d, seed), v in by_seed.items() if (k_, d) == (k, digit)}
+    methods = sorted({m for m, _ in table})
+    seeds = sorted({seed for _, seed in table})
+    if len(table) != len(methods) * len(seeds) or len(methods) < 2 or len(seeds) < 2:
+        return None
+    grand = statistics.fmean(table.values())
+    total = sum((v - grand) ** 2 for v in table.values())
+    if total == 0:
+        return None
+    between_seeds = len(methods) * sum(
+        (statistics.fmean(table[(m, s)] for m in methods) - grand) ** 2 for s in seeds
+    )
+    between_methods = len(seeds) * sum(
+        (statistics.fmean(table[(m, s)] for s in seeds) - grand) ** 2 for m in methods
+    )
+    return between_seeds / total, between_methods / total
 
 
 def main() -> None:
@@ -111,6 +138,14 @@ def main() -> None:
             print(f"- digit {digit}, {k} images, {who}: own layers copied from {copied}")
             if alike:
                 break
+    for k in ks:
+        for digit in digits:
+            split = variance_split(by_seed, k, digit)
+            if split is not None:
+                print(
+                    f"- digit {digit}, {k} images, KID's variance over seeds × methods: "
+                    f"{split[0]:.0%} between seeds, {split[1]:.0%} between methods"
+                )
 
 
 if __name__ == "__main__":
