@@ -8,6 +8,7 @@ checkpoint continues with `--resume`; a run directory without one starts over.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -113,7 +114,8 @@ def call_timed(
                     code = proc.wait(timeout=every)
                     break
                 except subprocess.TimeoutExpired:
-                    record(time.perf_counter() - t0)
+                    with contextlib.suppress(OSError):  # bookkeeping: never stops a training
+                        record(time.perf_counter() - t0)
         except BaseException:  # Ctrl-C or an error here: the training must not outlive us
             proc.kill()
             raise
