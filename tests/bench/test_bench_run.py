@@ -129,3 +129,19 @@ def test_a_running_training_has_its_wall_seconds_written_down(tmp_path):
     assert code == 0 and "done" in (tmp_path / "log").read_text()
     assert len(seen) >= 4 and seen == sorted(seen)  # several records while it ran
     assert seen[-1] == seconds >= 1.0 and seen[-2] < seconds
+
+
+def test_a_failed_periodic_record_never_stops_the_training(tmp_path):
+    # A full disk or a vanished directory while it runs: the training still ends on its own.
+    calls: list[float] = []
+
+    def record(seconds: float) -> None:
+        calls.append(seconds)
+        if len(calls) in (2, 3):  # periodic ones: the run lasts 5 periods, and the last succeeds
+            raise OSError("No space left on device")
+
+    script = "import time; time.sleep(0.5); print('done')"
+    with (tmp_path / "log").open("w") as log:
+        code, seconds = call_timed([sys.executable, "-c", script], log, record, every=0.1)
+    assert code == 0 and "done" in (tmp_path / "log").read_text()
+    assert seconds >= 0.5 and len(calls) >= 4 and calls[-1] == seconds
